@@ -1,0 +1,74 @@
+"""The Python API: `cascade.load(path)` -> `Spec`, a checked cascade with its shapes.
+
+`Spec` is an immutable handle over the IR and its `Semantics`; methods run the later stages
+(`run` now; `passes`, `map`, `estimate` as those stages land) without re-parsing anything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from . import ir
+from .check import check
+from .parse import parse, parse_file
+from .semantics import Semantics
+from .shapes import resolve_shapes
+
+if TYPE_CHECKING:
+    import numpy as np
+
+
+@dataclass(frozen=True)
+class Spec:
+    cascade: ir.Cascade
+    semantics: Semantics = field(repr=False)
+    shapes: dict[str, int] = field(repr=False)
+    overrides: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.cascade.name
+
+    def with_shapes(self, **overrides: int) -> "Spec":
+        """The same cascade at other shapes, e.g. `spec.with_shapes(M=4096)`."""
+        merged = {**self.overrides, **overrides}
+        return Spec(self.cascade, self.semantics, resolve_shapes(self.semantics, merged), merged)
+
+    def show(self) -> str:
+        from .show import show
+
+        return show(self.cascade)
+
+    def random_inputs(self, seed: int = 0, dtype: Any = None) -> dict[str, "np.ndarray"]:
+        import numpy as np
+
+        from .reference import random_inputs
+
+        return random_inputs(self.semantics, self.shapes, seed, dtype or np.float64)
+
+    def run(self, inputs: Mapping[str, "np.ndarray"] | None = None, seed: int = 0) -> dict[str, "np.ndarray"]:
+        """Evaluate with the reference evaluator; missing inputs are seeded random."""
+        from .reference import evaluate
+
+        given = dict(inputs or {})
+        full = {**{k: v for k, v in self.random_inputs(seed).items() if k not in given}, **given}
+        return evaluate(self.semantics, full, self.shapes)
+
+
+def load(path: str | Path, shapes: Mapping[str, int] | None = None) -> Spec:
+    """Parse and check a `.einsum` file; raises `SpecError` with every problem found."""
+    return _spec(parse_file(path), shapes)
+
+
+def loads(text: str, shapes: Mapping[str, int] | None = None, file: str = "<string>") -> Spec:
+    """Like `load`, from text."""
+    return _spec(parse(text, file=file), shapes)
+
+
+def _spec(cascade: ir.Cascade, shapes: Mapping[str, int] | None) -> Spec:
+    sem = check(cascade)
+    overrides = dict(shapes or {})
+    return Spec(cascade, sem, resolve_shapes(sem, overrides), overrides)

@@ -1,0 +1,325 @@
+"""The cascade IR: frozen, slotted dataclasses that carry source spans.
+
+A `Cascade` is what a `.einsum` file says, nothing more: declarations (shapes, splits, inputs,
+outputs) and statements (`Init` and `Einsum`) in source order. Spans never take part in
+equality, so `parse(show(c)) == c`. Anything derived (tensor ranks, iteration spaces, order of
+evaluation) lives in `cascade.check.Semantics`, not here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Union
+
+from .errors import Span
+
+
+def _span() -> Span | None:
+    return field(default=None, compare=False, repr=False)  # type: ignore[return-value]
+
+
+# ---------------------------------------------------------------- index expressions (accesses)
+
+
+@dataclass(frozen=True, slots=True)
+class VarIndex:
+    """`m` (offset 0) or `m+1` (offset 1): a rank variable plus an integer offset."""
+
+    var: str
+    offset: int = 0
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class ConstIndex:
+    """A fixed integer coordinate, e.g. the `0` of `init RM[0, p]`."""
+
+    value: int
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class LastIndex:
+    """A rank name used as an index: the last element of that rank (`RNV[M1, f, p]`)."""
+
+    rank: str
+    span: Span | None = _span()
+
+
+Index = Union[VarIndex, ConstIndex, LastIndex]
+
+
+@dataclass(frozen=True, slots=True)
+class Access:
+    """A tensor read or written at a list of index expressions: `K[e, m1, m0]`."""
+
+    tensor: str
+    indices: tuple[Index, ...]
+    span: Span | None = _span()
+
+    @property
+    def variables(self) -> tuple[str, ...]:
+        return tuple(i.var for i in self.indices if isinstance(i, VarIndex))
+
+
+# ---------------------------------------------------------------- affine expressions (filters)
+
+
+@dataclass(frozen=True, slots=True)
+class AffVar:
+    var: str
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class AffConst:
+    value: int
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class AffShape:
+    """A rank's shape used as an integer (`M0` in `m1*M0 + m0`)."""
+
+    rank: str
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class AffBin:
+    op: str  # '+', '-', '*'
+    left: "Affine"
+    right: "Affine"
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class AffNeg:
+    operand: "Affine"
+    span: Span | None = _span()
+
+
+Affine = Union[AffVar, AffConst, AffShape, AffBin, AffNeg]
+
+
+@dataclass(frozen=True, slots=True)
+class Compare:
+    """One conjunct of a `where` filter: `m1*M0 + m0 < p + 4`."""
+
+    op: str  # '<', '<=', '==', '!=', '>=', '>'
+    left: Affine
+    right: Affine
+    span: Span | None = _span()
+
+
+# ---------------------------------------------------------------- value expressions
+
+
+@dataclass(frozen=True, slots=True)
+class Num:
+    """A numeric constant, including `inf` and `-inf`."""
+
+    value: float
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class ShapeScalar:
+    """A rank's shape used as a value: the `E` of `/ sqrt(E)`."""
+
+    rank: str
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Read:
+    access: Access
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Neg:
+    operand: "Expr"
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class BinOp:
+    """`+ - * /` between two expressions."""
+
+    op: str
+    left: "Expr"
+    right: "Expr"
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """A named map operator: `exp(x)`, `max(a, b)`; names are checked against `cascade.ops`."""
+
+    fn: str
+    args: tuple["Expr", ...]
+    span: Span | None = _span()
+
+
+Expr = Union[Num, ShapeScalar, Read, Neg, BinOp, Call]
+
+
+# ---------------------------------------------------------------- statements and declarations
+
+
+@dataclass(frozen=True, slots=True)
+class Reduction:
+    """`:: max(m0)`: the reduce operator and the variables it reduces."""
+
+    op: str
+    variables: tuple[str, ...]
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Einsum:
+    """`LHS = expr [:: op(vars)] [where cond and ...]`; named after the tensor it writes."""
+
+    lhs: Access
+    expr: Expr
+    reduction: Reduction | None = None
+    filters: tuple[Compare, ...] = ()
+    span: Span | None = _span()
+
+    @property
+    def name(self) -> str:
+        return self.lhs.tensor
+
+
+@dataclass(frozen=True, slots=True)
+class Init:
+    """`init RM[0, p] = -inf`: the initial element of a recurrence's iterative rank."""
+
+    lhs: Access
+    expr: Expr
+    span: Span | None = _span()
+
+    @property
+    def name(self) -> str:
+        return self.lhs.tensor
+
+
+Statement = Union[Einsum, Init]
+
+
+@dataclass(frozen=True, slots=True)
+class TensorDecl:
+    """`K[E, M]` in an `input` or `output` line: a tensor and its storage rank order."""
+
+    name: str
+    ranks: tuple[str, ...]
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class ShapeDecl:
+    rank: str
+    size: int
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Split:
+    """`split M = M1 * M0`: M viewed as (M1, M0); M1 = ceil(M / M0)."""
+
+    rank: str
+    parts: tuple[str, ...]
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Cascade:
+    name: str
+    shapes: tuple[ShapeDecl, ...] = ()
+    splits: tuple[Split, ...] = ()
+    inputs: tuple[TensorDecl, ...] = ()
+    outputs: tuple[TensorDecl, ...] = ()
+    statements: tuple[Statement, ...] = ()
+    source: str = field(default="", compare=False, repr=False)
+    file: str = field(default="<spec>", compare=False, repr=False)
+
+    @property
+    def einsums(self) -> tuple[Einsum, ...]:
+        return tuple(s for s in self.statements if isinstance(s, Einsum))
+
+    @property
+    def inits(self) -> tuple[Init, ...]:
+        return tuple(s for s in self.statements if isinstance(s, Init))
+
+    def shape_dict(self) -> dict[str, int]:
+        return {s.rank: s.size for s in self.shapes}
+
+    def einsum(self, name: str) -> Einsum:
+        for e in self.einsums:
+            if e.name == name:
+                return e
+        raise KeyError(name)
+
+
+# ---------------------------------------------------------------- walkers
+
+
+def expr_reads(expr: Expr) -> list[Access]:
+    """Every tensor access in an expression, left to right."""
+    match expr:
+        case Read(access=a):
+            return [a]
+        case Neg(operand=o):
+            return expr_reads(o)
+        case BinOp(left=l, right=r):
+            return expr_reads(l) + expr_reads(r)
+        case Call(args=args):
+            return [a for arg in args for a in expr_reads(arg)]
+    return []
+
+
+def affine_vars(aff: Affine) -> list[AffVar]:
+    match aff:
+        case AffVar():
+            return [aff]
+        case AffBin(left=l, right=r):
+            return affine_vars(l) + affine_vars(r)
+        case AffNeg(operand=o):
+            return affine_vars(o)
+    return []
+
+
+def affine_shapes(aff: Affine) -> list[AffShape]:
+    match aff:
+        case AffShape():
+            return [aff]
+        case AffBin(left=l, right=r):
+            return affine_shapes(l) + affine_shapes(r)
+        case AffNeg(operand=o):
+            return affine_shapes(o)
+    return []
+
+
+def expr_shapes(expr: Expr) -> list[ShapeScalar]:
+    match expr:
+        case ShapeScalar():
+            return [expr]
+        case Neg(operand=o):
+            return expr_shapes(o)
+        case BinOp(left=l, right=r):
+            return expr_shapes(l) + expr_shapes(r)
+        case Call(args=args):
+            return [s for arg in args for s in expr_shapes(arg)]
+    return []
+
+
+def expr_calls(expr: Expr) -> list[Call]:
+    match expr:
+        case Call(args=args):
+            return [expr] + [c for arg in args for c in expr_calls(arg)]
+        case Neg(operand=o):
+            return expr_calls(o)
+        case BinOp(left=l, right=r):
+            return expr_calls(l) + expr_calls(r)
+    return []

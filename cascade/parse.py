@@ -1,0 +1,310 @@
+"""Text -> `Cascade`: the only place that knows the grammar or Lark.
+
+The grammar (`grammar/cascade.lark`) is loaded by `grammar_text()`, from the source checkout or
+from the installed package data. Each line is parsed on its own (one statement a line), so every
+syntax error of a file is reported at once, each as a `Diagnostic` with file:line:col and what
+was expected. One Transformer turns Lark trees into frozen IR; trees never leave this module.
+"""
+
+from __future__ import annotations
+
+import functools
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from . import ir
+from .errors import Diagnostic, Span, SpecError
+
+_TERMINAL_WORDS = {
+    "NAME": "a name",
+    "INT": "an integer",
+    "NUMBER": "a number",
+    "COMPARE": "a comparison (<, <=, ==, !=, >=, >)",
+    "$END": "end of line",
+}
+
+
+def grammar_text() -> str:
+    """The text of `cascade.lark`, from a source checkout or from the installed wheel."""
+    checkout = Path(__file__).resolve().parent.parent / "grammar" / "cascade.lark"
+    if checkout.is_file():
+        return checkout.read_text()
+    return resources.files("cascade").joinpath("grammar", "cascade.lark").read_text()
+
+
+@functools.cache
+def _parser() -> Any:
+    import lark
+
+    return lark.Lark(
+        grammar_text(),
+        start="statement",
+        parser="lalr",
+        propagate_positions=True,
+        maybe_placeholders=False,
+    )
+
+
+def parse_file(path: str | Path) -> ir.Cascade:
+    """Parse a `.einsum` file; raises `SpecError` listing every syntax error."""
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except OSError as exc:
+        raise SpecError([Diagnostic(None, f"{path}: cannot read spec: {exc.strerror}")]) from None
+    return parse(text, file=str(path), default_name=p.stem)
+
+
+def parse(text: str, file: str = "<spec>", default_name: str = "cascade") -> ir.Cascade:
+    """Parse `.einsum` text into a `Cascade`; raises `SpecError` listing every syntax error."""
+    import lark
+
+    lines = text.splitlines()
+    diagnostics: list[Diagnostic] = []
+    parts: list[tuple[str, Any, Span]] = []
+    for lineno, line in enumerate(lines, start=1):
+        if not line.split("#", 1)[0].strip():
+            continue
+        builder = _Builder(file, lineno, line)
+        try:
+            tree = _parser().parse(line)
+            kind, value = builder.transform(tree)
+        except lark.exceptions.UnexpectedInput as exc:
+            diagnostics.append(_syntax_diagnostic(exc, file, lineno, line))
+            continue
+        except lark.exceptions.VisitError as exc:  # pragma: no cover - builder records, never raises
+            raise exc.orig_exc from None
+        diagnostics.extend(builder.errors)
+        parts.append((kind, value, Span(file, lineno, 1, lineno, len(line) + 1)))
+    cascade = _assemble(parts, file, default_name, text, lines, diagnostics)
+    if diagnostics:
+        raise SpecError(diagnostics)
+    return cascade
+
+
+def _assemble(parts, file, default_name, text, lines, diagnostics) -> ir.Cascade:
+    name, name_span = default_name, None
+    shapes: list[ir.ShapeDecl] = []
+    splits: list[ir.Split] = []
+    inputs: list[ir.TensorDecl] = []
+    outputs: list[ir.TensorDecl] = []
+    statements: list[ir.Statement] = []
+    for kind, value, span in parts:
+        if kind == "cascade":
+            if name_span is not None:
+                diagnostics.append(
+                    Diagnostic(span, f"second 'cascade' line (the first, at line {name_span.line}, "
+                               "already names it): keep one", lines[span.line - 1])
+                )
+            name, name_span = value, span
+        elif kind == "shape":
+            shapes.extend(value)
+        elif kind == "split":
+            splits.append(value)
+        elif kind == "input":
+            inputs.extend(value)
+        elif kind == "output":
+            outputs.extend(value)
+        else:
+            statements.append(value)
+    return ir.Cascade(
+        name=name,
+        shapes=tuple(shapes),
+        splits=tuple(splits),
+        inputs=tuple(inputs),
+        outputs=tuple(outputs),
+        statements=tuple(statements),
+        source=text,
+        file=file,
+    )
+
+
+def _describe_terminal(name: str) -> str:
+    if name in _TERMINAL_WORDS:
+        return _TERMINAL_WORDS[name]
+    try:
+        pattern = _parser().get_terminal(name).pattern
+    except KeyError:
+        return name.lower()
+    if pattern.type == "str":
+        return f"'{pattern.value}'"
+    return name.lower()
+
+
+def _syntax_diagnostic(exc: Any, file: str, lineno: int, line: str) -> Diagnostic:
+    import lark
+
+    col = getattr(exc, "column", None)
+    if not isinstance(col, int) or col < 1:
+        col = len(line.rstrip()) + 1
+    expected: set[str] = set()
+    if isinstance(exc, lark.exceptions.UnexpectedToken):
+        expected = set(exc.expected)
+        token = exc.token
+        found = "end of line" if token.type == "$END" else f"'{token}'"
+        if token.type == "$END":
+            col = len(line.split("#", 1)[0].rstrip()) + 1
+    elif isinstance(exc, lark.exceptions.UnexpectedCharacters):
+        expected = set(exc.allowed or ())
+        found = f"character '{line[col - 1]}'" if col - 1 < len(line) else "end of line"
+    else:
+        found = "end of line"
+        expected = set(getattr(exc, "expected", ()) or ())
+    words = sorted({_describe_terminal(t) for t in expected})
+    message = f"syntax error: unexpected {found}"
+    if words:
+        message += ", expected " + (words[0] if len(words) == 1 else "one of " + ", ".join(words))
+    return Diagnostic(Span(file, lineno, col, lineno, col + 1), message, line)
+
+
+def _lark_transformer_base() -> Any:
+    import lark
+
+    return lark.Transformer
+
+
+class _Builder:
+    """Turns the Lark tree of one line into (kind, IR value); records errors, never raises."""
+
+    def __init__(self, file: str, lineno: int, line: str):
+        self.file, self.lineno, self.line = file, lineno, line
+        self.errors: list[Diagnostic] = []
+
+    # -- plumbing
+    def transform(self, tree: Any) -> tuple[str, Any]:
+        return self._node(tree)
+
+    def span_of(self, node: Any) -> Span:
+        meta = getattr(node, "meta", node)
+        line = getattr(meta, "line", 1) or 1
+        col = getattr(meta, "column", 1) or 1
+        end_col = getattr(meta, "end_column", col + 1) or col + 1
+        end_line = getattr(meta, "end_line", line) or line
+        if end_line != line:
+            end_col = len(self.line) + 1
+        return Span(self.file, self.lineno, col, self.lineno, end_col)
+
+    def error(self, node: Any, message: str) -> None:
+        self.errors.append(Diagnostic(self.span_of(node), message, self.line))
+
+    def _node(self, node: Any) -> Any:
+        handler = getattr(self, "t_" + node.data)
+        return handler(node, node.children)
+
+    # -- statements
+    def t_cascade_decl(self, node, ch):
+        return "cascade", str(ch[0])
+
+    def t_shape_decl(self, node, ch):
+        return "shape", [ir.ShapeDecl(str(i.children[0]), int(i.children[1]), self.span_of(i.children[0]))
+                         for i in ch]
+
+    def t_split_decl(self, node, ch):
+        return "split", ir.Split(str(ch[0]), tuple(str(c) for c in ch[1:]), self.span_of(ch[0]))
+
+    def t_input_decl(self, node, ch):
+        return "input", [self._tensor_decl(c) for c in ch]
+
+    def t_output_decl(self, node, ch):
+        return "output", [self._tensor_decl(c) for c in ch]
+
+    def _tensor_decl(self, node) -> ir.TensorDecl:
+        name, *rest = node.children
+        ranks = tuple(str(t) for t in rest[0].children) if rest else ()
+        return ir.TensorDecl(str(name), ranks, self.span_of(name))
+
+    def t_init_stmt(self, node, ch):
+        return "init", ir.Init(self._access(ch[0]), self._expr(ch[1]), self.span_of(node))
+
+    def t_einsum_stmt(self, node, ch):
+        lhs, expr, *clauses = ch
+        reduction, filters = None, ()
+        for clause in clauses:
+            if clause.data == "reduction":
+                op, names = clause.children
+                reduction = ir.Reduction(str(op), tuple(str(n) for n in names.children), self.span_of(op))
+            else:
+                filters = tuple(self._compare(c) for c in clause.children)
+        return "einsum", ir.Einsum(self._access(lhs), self._expr(expr), reduction, filters, self.span_of(node))
+
+    # -- accesses and indices
+    def _access(self, node) -> ir.Access:
+        name, *rest = node.children
+        indices = tuple(self._index(a) for a in rest[0].children) if rest else ()
+        return ir.Access(str(name), indices, self.span_of(node))
+
+    def _index(self, node) -> ir.Index:
+        aff = self._affine(node)
+        span = self.span_of(node)
+        match aff:
+            case ir.AffVar(var=v):
+                return ir.VarIndex(v, 0, span)
+            case ir.AffConst(value=c):
+                return ir.ConstIndex(c, span)
+            case ir.AffShape(rank=r):
+                return ir.LastIndex(r, span)
+            case ir.AffBin(op="+", left=ir.AffVar(var=v), right=ir.AffConst(value=c)) | ir.AffBin(
+                op="+", left=ir.AffConst(value=c), right=ir.AffVar(var=v)
+            ):
+                return ir.VarIndex(v, c, span)
+            case ir.AffBin(op="-", left=ir.AffVar(var=v), right=ir.AffConst(value=c)):
+                return ir.VarIndex(v, -c, span)
+        self.error(node, "an index must be a rank variable (m), a variable plus an integer (m+1), "
+                         "an integer (0) or a rank name for the last element (M1)")
+        return ir.ConstIndex(0, span)
+
+    # -- affine expressions
+    def _affine(self, node) -> ir.Affine:
+        span = self.span_of(node)
+        if not hasattr(node, "data"):  # a bare token can only come from '(' affine ')' collapsing
+            return self._aff_token(node)
+        kind = node.data
+        if kind == "aff_int":
+            return ir.AffConst(int(node.children[0]), span)
+        if kind == "aff_name":
+            return self._aff_token(node.children[0])
+        if kind == "aff_neg":
+            inner = self._affine(node.children[0])
+            if isinstance(inner, ir.AffConst):
+                return ir.AffConst(-inner.value, span)
+            return ir.AffNeg(inner, span)
+        op = {"aff_add": "+", "aff_sub": "-", "aff_mul": "*"}[kind]
+        return ir.AffBin(op, self._affine(node.children[0]), self._affine(node.children[1]), span)
+
+    def _aff_token(self, tok) -> ir.Affine:
+        text, span = str(tok), self.span_of(tok)
+        if text[0].isupper():
+            return ir.AffShape(text, span)
+        return ir.AffVar(text, span)
+
+    def _compare(self, node) -> ir.Compare:
+        left, op, right = node.children
+        return ir.Compare(str(op), self._affine(left), self._affine(right), self.span_of(node))
+
+    # -- value expressions
+    def _expr(self, node) -> ir.Expr:
+        span = self.span_of(node)
+        kind = node.data
+        ch = node.children
+        if kind == "number":
+            return ir.Num(float(ch[0]), span)
+        if kind == "inf":
+            return ir.Num(float("inf"), span)
+        if kind == "access":
+            return ir.Read(self._access(node), span)
+        if kind == "scalar_name":
+            text = str(ch[0])
+            if not text[0].isupper():
+                self.error(node, f"'{text}' is not a value: use a tensor access ({text.upper()}[...]), "
+                                 "a shape name (E) or a number")
+            return ir.ShapeScalar(text, span)
+        if kind == "neg":
+            inner = self._expr(ch[0])
+            if isinstance(inner, ir.Num):
+                return ir.Num(-inner.value, span)
+            return ir.Neg(inner, span)
+        if kind == "call":
+            return ir.Call(str(ch[0]), tuple(self._expr(c) for c in ch[1:]), span)
+        op = {"add": "+", "sub": "-", "mul": "*", "div": "/"}[kind]
+        return ir.BinOp(op, self._expr(ch[0]), self._expr(ch[1]), span)

@@ -1,0 +1,332 @@
+"""The reference evaluator: the oracle every executor and model is tested against.
+
+It evaluates a checked cascade over its full iteration space with NumPy broadcasting, favouring
+the obviously correct over the fast. Semantics (DESIGN.md section 2):
+- an Einsum iterates every variable it mentions; variables absent from the left side are
+  reduced (with `+` unless `:: op(...)` says otherwise);
+- points outside a `where` filter, and points of a split rank beyond its shape (the ragged last
+  tile), are *absent*; a map that reads an absent point is absent; a reduction skips absent
+  points, and one over no present point holds the operator's identity;
+- a recurrence group advances its iterative variable one coordinate at a time;
+- absent points of an output read as 0.
+Large reductions are evaluated in chunks of the first reduced variable to bound memory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import ir
+from .errors import InputError
+from .ops import MAP_OPS, REDUCE_OPS
+from .semantics import AccessInfo, AxisCoord, Semantics, StatementInfo
+from .shapes import resolve_shapes, tensor_shape
+
+CHUNK_ELEMENTS = 1 << 22
+
+
+@dataclass
+class _Stored:
+    data: np.ndarray
+    present: np.ndarray | None  # None: every point present
+
+
+def random_inputs(sem: Semantics, shapes: Mapping[str, int], seed: int = 0,
+                  dtype: type = np.float64) -> dict[str, np.ndarray]:
+    """Seeded standard-normal inputs, one array per input tensor in its declared rank order."""
+    rng = np.random.default_rng(seed)
+    return {d.name: rng.standard_normal(tensor_shape(sem, d.name, shapes)).astype(dtype)
+            for d in sem.cascade.inputs}
+
+
+def evaluate(sem: Semantics, inputs: Mapping[str, np.ndarray], shapes: Mapping[str, int] | None = None,
+             keep_intermediates: bool = False) -> dict[str, np.ndarray]:
+    """Evaluate the cascade; returns its outputs (and intermediates if asked) by name."""
+    shapes = dict(shapes) if shapes is not None else resolve_shapes(sem)
+    store = _load_inputs(sem, inputs, shapes)
+    dtype = np.result_type(*[s.data.dtype for s in store.values()]) if store else np.float64
+    if not np.issubdtype(dtype, np.floating):
+        dtype = np.float64
+    for name, info in sem.tensors.items():
+        if info.kind != "input":
+            shape = tensor_shape(sem, name, shapes)
+            store[name] = _Stored(np.zeros(shape, dtype), np.zeros(shape, bool))
+    with np.errstate(all="ignore"):
+        for step in sem.steps:
+            if step.variable is None:
+                for k in step.statements:
+                    _evaluate_statement(sem.statements[k], sem.splits, store, shapes, {})
+                continue
+            extent = shapes[step.variable.upper()]
+            for coord in range(extent):
+                for k in step.statements:
+                    _evaluate_statement(sem.statements[k], sem.splits, store, shapes,
+                                        {step.variable: np.array([coord])})
+    wanted = sem.tensors if keep_intermediates else {d.name: None for d in sem.cascade.outputs}
+    return {name: store[name].data for name in wanted if sem.tensors[name].kind != "input" or keep_intermediates}
+
+
+def _load_inputs(sem: Semantics, inputs: Mapping[str, np.ndarray], shapes: Mapping[str, int]) -> dict[str, _Stored]:
+    store: dict[str, _Stored] = {}
+    declared = [d.name for d in sem.cascade.inputs]
+    missing = [n for n in declared if n not in inputs]
+    extra = [n for n in inputs if n not in declared]
+    if missing or extra:
+        parts = []
+        if missing:
+            parts.append(f"missing input {', '.join(missing)}")
+        if extra:
+            parts.append(f"unknown input {', '.join(extra)} (the cascade's inputs: {', '.join(declared)})")
+        raise InputError("; ".join(parts))
+    for decl in sem.cascade.inputs:
+        arr = np.asarray(inputs[decl.name])
+        want = tensor_shape(sem, decl.name, shapes)
+        if arr.shape != want:
+            dims = ", ".join(f"{r}={n}" for r, n in zip(decl.ranks, want))
+            raise InputError(f"input {decl.name} has shape {arr.shape}, expected {want} ({dims})")
+        if not np.issubdtype(arr.dtype, np.floating):
+            arr = arr.astype(np.float64)
+        store[decl.name] = _Stored(arr, None)
+    return store
+
+
+class _Space:
+    """The iteration space of one statement: per variable, the coordinates taken and its axis."""
+
+    def __init__(self, variables: tuple[str, ...], coords: dict[str, np.ndarray]):
+        self.variables = variables
+        self.coords = coords
+        self.ndim = len(variables)
+
+    def along(self, var: str) -> np.ndarray:
+        shape = [1] * self.ndim
+        axis = self.variables.index(var)
+        shape[axis] = len(self.coords[var])
+        return self.coords[var].reshape(shape)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(len(self.coords[v]) for v in self.variables)
+
+
+def _axis_coordinate(axis: AxisCoord, space: _Space, shapes: Mapping[str, int], extent: int):
+    match axis.kind:
+        case "var":
+            return space.along(axis.var) + axis.offset
+        case "split":
+            return space.along(axis.var) * shapes[axis.tile_rank] + space.along(axis.inner)
+        case "outer":
+            return space.along(axis.var) // shapes[axis.tile_rank]
+        case "inner":
+            return space.along(axis.var) % shapes[axis.tile_rank]
+        case "const":
+            return np.array(axis.offset)
+        case "last":
+            return np.array(extent - 1)
+    raise AssertionError(axis.kind)
+
+
+def _coordinates(acc: AccessInfo, space: _Space, shapes: Mapping[str, int], stored_shape: tuple[int, ...]):
+    """Per tensor axis, the coordinates this access addresses, and where they are in bounds."""
+    coords, inside = [], None
+    for axis, extent in zip(acc.axes, stored_shape):
+        c = _axis_coordinate(axis, space, shapes, extent)
+        ok = (c >= 0) & (c < extent)
+        if not np.all(ok):
+            inside = ok if inside is None else inside & ok
+            c = np.clip(c, 0, extent - 1)
+        coords.append(c)
+    return coords, inside
+
+
+def _read(acc: AccessInfo, store: dict[str, _Stored], space: _Space, shapes: Mapping[str, int]):
+    stored = store[acc.access.tensor]
+    coords, inside = _coordinates(acc, space, shapes, stored.data.shape)
+    index = tuple(coords)
+    value = stored.data[index] if coords else stored.data
+    present = stored.present[index] if stored.present is not None and coords else stored.present
+    if inside is not None:
+        present = inside if present is None else present & inside
+    return _to_space(value, space), None if present is None else _to_space(present, space)
+
+
+def _to_space(arr: np.ndarray, space: _Space) -> np.ndarray:
+    """Gathered arrays carry the broadcast shape of their index arrays; pad to space rank."""
+    arr = np.asarray(arr)
+    if arr.ndim < space.ndim:
+        arr = arr.reshape((1,) * (space.ndim - arr.ndim) + arr.shape)
+    return arr
+
+
+def _and(a: np.ndarray | None, b: np.ndarray | None) -> np.ndarray | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return a & b
+
+
+def _eval_expr(expr: ir.Expr, reads: dict[int, tuple], shapes: Mapping[str, int]):
+    """(value, presence) of an expression; `reads` maps id(Access) to its gathered pair."""
+    match expr:
+        case ir.Num(value=v):
+            return np.float64(v), None
+        case ir.ShapeScalar(rank=r):
+            return np.float64(shapes[r]), None
+        case ir.Read(access=a):
+            return reads[id(a)]
+        case ir.Neg(operand=o):
+            val, pres = _eval_expr(o, reads, shapes)
+            return np.negative(val), pres
+        case ir.BinOp(op=op, left=l, right=r) | ir.Call(fn=op, args=(l, r)):
+            lv, lp = _eval_expr(l, reads, shapes)
+            rv, rp = _eval_expr(r, reads, shapes)
+            return getattr(np, MAP_OPS[op].numpy)(lv, rv), _and(lp, rp)
+        case ir.Call(fn=fn, args=(a,)):
+            val, pres = _eval_expr(a, reads, shapes)
+            return getattr(np, MAP_OPS[fn].numpy)(val), pres
+    raise AssertionError(expr)
+
+
+def _affine_value(aff: ir.Affine, space: _Space, shapes: Mapping[str, int]):
+    match aff:
+        case ir.AffVar(var=v):
+            return space.along(v)
+        case ir.AffConst(value=c):
+            return np.array(c)
+        case ir.AffShape(rank=r):
+            return np.array(shapes[r])
+        case ir.AffNeg(operand=o):
+            return -_affine_value(o, space, shapes)
+        case ir.AffBin(op=op, left=l, right=r):
+            lv, rv = _affine_value(l, space, shapes), _affine_value(r, space, shapes)
+            return lv + rv if op == "+" else lv - rv if op == "-" else lv * rv
+    raise AssertionError(aff)
+
+
+_COMPARE = {"<": np.less, "<=": np.less_equal, "==": np.equal, "!=": np.not_equal,
+            ">=": np.greater_equal, ">": np.greater}
+
+
+def _active(info: StatementInfo, splits: Mapping[str, tuple[str, str]], space: _Space, shapes: Mapping[str, int],
+            within: set[str]) -> np.ndarray | None:
+    """Filter conjuncts and ragged-tile bounds that mention only variables in `within`."""
+    mask = None
+    filters = info.statement.filters if isinstance(info.statement, ir.Einsum) else ()
+    for cmp in filters:
+        used = {v.var for v in ir.affine_vars(cmp.left) + ir.affine_vars(cmp.right)}
+        if used <= within:
+            ok = _COMPARE[cmp.op](_affine_value(cmp.left, space, shapes), _affine_value(cmp.right, space, shapes))
+            mask = _and(mask, ok)
+    for rank, (outer, inner) in splits.items():
+        o, i = outer.lower(), inner.lower()
+        ragged = shapes[rank] % shapes[inner] != 0
+        if ragged and o in within and i in within and o in space.variables and i in space.variables:
+            mask = _and(mask, space.along(o) * shapes[inner] + space.along(i) < shapes[rank])
+    return mask
+
+
+def _evaluate_statement(info: StatementInfo, splits: Mapping[str, tuple[str, str]], store: dict[str, _Stored],
+                        shapes: Mapping[str, int], restrict: dict[str, np.ndarray]) -> None:
+    sem_vars = info.variables
+    coords = {v: restrict[v] if v in restrict else np.arange(shapes[v.upper()]) for v in sem_vars}
+    n_kept = len(sem_vars) - len(info.reduced)
+    kept = sem_vars[:n_kept]
+    all_vars = set(sem_vars)
+    op = REDUCE_OPS[info.reduce_op]
+
+    def evaluate_chunk(chunk_coords: dict[str, np.ndarray]):
+        space = _Space(sem_vars, chunk_coords)
+        reads = {id(r.access): _read(r, store, space, shapes) for r in info.reads}
+        value, present = _eval_expr(info.statement.expr, reads, shapes)
+        present = _and(present, _active(info, splits, space, shapes, all_vars))
+        value = np.broadcast_to(value, space.shape)
+        return space, value, present
+
+    if not info.reduced:
+        space, value, present = evaluate_chunk(coords)
+        _write(info, store, space, shapes, value, present)
+        return
+    kept_space = _Space(kept, {v: coords[v] for v in kept})
+    lhs_active = _active(info, splits, kept_space, shapes, set(kept))
+    fast = _sum_of_products(info, splits, store, shapes, coords)
+    if fast is not None:
+        _write(info, store, kept_space, shapes, fast, lhs_active)
+        return
+    total = None
+    first = info.reduced[0]
+    per_coord = max(1, int(np.prod([len(coords[v]) for v in sem_vars if v != first])))
+    step = max(1, CHUNK_ELEMENTS // per_coord)
+    reduced_axes = tuple(range(n_kept, len(sem_vars)))
+    ufunc = getattr(np, op.numpy)
+    for start in range(0, len(coords[first]), step):
+        chunk = dict(coords)
+        chunk[first] = coords[first][start:start + step]
+        _, value, present = evaluate_chunk(chunk)
+        if present is not None:
+            value = np.where(present, value, op.identity)
+        part = ufunc.reduce(value, axis=reduced_axes)
+        total = part if total is None else ufunc(total, part)
+    _write(info, store, kept_space, shapes, np.broadcast_to(total, kept_space.shape), lhs_active)
+
+
+def _product_factors(expr: ir.Expr) -> list[ir.Expr] | None:
+    match expr:
+        case ir.BinOp(op="*", left=l, right=r):
+            left, right = _product_factors(l), _product_factors(r)
+            return None if left is None or right is None else left + right
+        case ir.Read() | ir.Num() | ir.ShapeScalar():
+            return [expr]
+    return None
+
+
+def _sum_of_products(info: StatementInfo, splits: Mapping[str, tuple[str, str]], store: dict[str, _Stored],
+                     shapes: Mapping[str, int], coords: dict[str, np.ndarray]) -> np.ndarray | None:
+    """A sum over products of fully present reads, with no filter: one `np.einsum` call.
+
+    Returns None (use the general path) whenever absent points could matter."""
+    factors = _product_factors(info.statement.expr)
+    if info.reduce_op != "sum" or factors is None or info.statement.filters:
+        return None
+    space = _Space(info.variables, coords)
+    if _active(info, splits, space, shapes, set(info.variables)) is not None:
+        return None
+    letters = {v: chr(ord("a") + k) for k, v in enumerate(info.variables)}
+    operands, subscripts, scale = [], [], 1.0
+    for factor in factors:
+        if isinstance(factor, ir.Read):
+            acc = next(r for r in info.reads if r.access is factor.access)
+            value, present = _read(acc, store, space, shapes)
+            if present is not None and not present.all():
+                return None
+            keep = [k for k, n in enumerate(value.shape) if n != 1 or space.shape[k] == 1]
+            operands.append(value.reshape([value.shape[k] for k in keep]))
+            subscripts.append("".join(letters[info.variables[k]] for k in keep))
+        else:
+            scale *= float(factor.value if isinstance(factor, ir.Num) else shapes[factor.rank])
+    kept = info.variables[: len(info.variables) - len(info.reduced)]
+    spec = ",".join(subscripts) + "->" + "".join(letters[v] for v in kept)
+    result = np.einsum(spec, *operands, optimize=True) if operands else None
+    if result is None:
+        return None
+    return np.broadcast_to(result * scale, tuple(len(coords[v]) for v in kept))
+
+
+def _write(info: StatementInfo, store: dict[str, _Stored], space: _Space, shapes: Mapping[str, int],
+           value: np.ndarray, present: np.ndarray | None) -> None:
+    stored = store[info.name]
+    coords, inside = _coordinates(info.write, space, shapes, stored.data.shape)
+    assert stored.present is not None
+    pres = np.broadcast_to(present if present is not None else True, space.shape)
+    if inside is None:  # every point of the space lands inside the tensor
+        index = tuple(coords)
+        stored.data[index] = np.where(pres, value, 0) if present is not None else value
+        stored.present[index] = pres
+        return
+    valid = np.broadcast_to(inside, space.shape)
+    flat = tuple(np.broadcast_to(c, space.shape)[valid] for c in coords)
+    stored.data[flat] = np.where(pres[valid], value[valid], 0)
+    stored.present[flat] = pres[valid]

@@ -1,0 +1,88 @@
+"""Rank shapes at run time: spec defaults, user overrides, and the outer ranks of splits.
+
+`resolve_shapes` is the one place that says what size every rank has; a rank left without a
+shape is a `SpecError` at its first mention, saying how to give it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from . import ir
+from .errors import Diagnostic, SpecError, Span
+from .semantics import Semantics
+
+
+def parse_shape_overrides(items: list[str] | None) -> dict[str, int]:
+    """`['M=4096', 'P=64']` -> `{'M': 4096, 'P': 64}`; raises SpecError on a malformed item."""
+    result: dict[str, int] = {}
+    for item in items or []:
+        name, sep, value = item.partition("=")
+        name, value = name.strip(), value.strip()
+        if not sep or not name or not value.isdigit() or int(value) < 1:
+            raise SpecError([Diagnostic(None, f"--shape {item!r}: write RANK=N with N a positive integer, e.g. M=1024")])
+        result[name] = int(value)
+    return result
+
+
+def resolve_shapes(sem: Semantics, overrides: Mapping[str, int] | None = None) -> dict[str, int]:
+    """Every rank's size: spec `shape` defaults, then overrides; split outer ranks derived."""
+    cascade = sem.cascade
+    shapes = cascade.shape_dict()
+    known = known_ranks(cascade)
+    derived = {outer: (rank, inner) for rank, (outer, inner) in sem.splits.items()}
+    problems: list[Diagnostic] = []
+    for name, size in (overrides or {}).items():
+        if name in derived:
+            rank, inner = derived[name]
+            problems.append(Diagnostic(None, f"--shape {name}={size}: {name} is derived as ceil({rank} / {inner}); "
+                                             f"set {inner} instead"))
+        elif name not in known:
+            problems.append(Diagnostic(None, f"--shape {name}={size}: the cascade has no rank {name} "
+                                             f"(its ranks: {', '.join(sorted(known))})"))
+        else:
+            shapes[name] = size
+    for rank in sorted(known, key=lambda r: first_mention(cascade, r)[0]):
+        if rank in shapes or rank in derived:
+            continue
+        span = first_mention(cascade, rank)[1]
+        line = cascade.source.splitlines()[span.line - 1] if span and cascade.source else ""
+        problems.append(Diagnostic(span, f"rank {rank} has no shape: add it to the 'shape' line "
+                                         f"or pass --shape {rank}=N", line))
+    if problems:
+        raise SpecError(problems)
+    for outer, (rank, inner) in derived.items():
+        shapes[outer] = -(-shapes[rank] // shapes[inner])
+    return shapes
+
+
+def known_ranks(cascade: ir.Cascade) -> set[str]:
+    ranks = {s.rank for s in cascade.shapes}
+    for split in cascade.splits:
+        ranks.add(split.rank)
+        ranks.update(split.parts)
+    for decl in cascade.inputs + cascade.outputs:
+        ranks.update(decl.ranks)
+    return ranks
+
+
+def first_mention(cascade: ir.Cascade, rank: str) -> tuple[int, Span | None]:
+    """(order key, span) of the first place a rank is named or iterated, for error messages."""
+    best: tuple[int, Span | None] = (1 << 30, None)
+    for decl in cascade.inputs + cascade.outputs:
+        if rank in decl.ranks and decl.span and decl.span.line < best[0]:
+            best = (decl.span.line, decl.span)
+    for split in cascade.splits:
+        if rank in (split.rank, *split.parts) and split.span and split.span.line < best[0]:
+            best = (split.span.line, split.span)
+    for stmt in cascade.statements:
+        for acc in (stmt.lhs, *ir.expr_reads(stmt.expr)):
+            for idx in acc.indices:
+                if isinstance(idx, ir.VarIndex) and idx.var.upper() == rank and idx.span and idx.span.line < best[0]:
+                    best = (idx.span.line, idx.span)
+    return best
+
+
+def tensor_shape(sem: Semantics, tensor: str, shapes: Mapping[str, int]) -> tuple[int, ...]:
+    info = sem.tensors[tensor]
+    return tuple(shapes[r] + (1 if r == info.iterative else 0) for r in info.ranks)
