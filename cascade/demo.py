@@ -27,7 +27,7 @@ def textbook_attention(q: np.ndarray, k: np.ndarray, v: np.ndarray) -> np.ndarra
 
 
 def run_demo(as_json: bool = False) -> int:
-    from .cli import bundled_path
+    from .commands.common import bundled_path
 
     rows = []
     for name in DEMO_SPECS:

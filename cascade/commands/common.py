@@ -1,0 +1,46 @@
+"""Helpers shared by the subcommands: loading a spec with `--shape`, JSON output, bundled files."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from ..errors import CascadeError
+
+
+def add_shape_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--shape", action="append", metavar="R=N", default=[],
+                   help="override a rank's shape (repeatable), e.g. --shape M=4096")
+
+
+def add_json_option(p: argparse.ArgumentParser, what: str = "the report") -> None:
+    p.add_argument("--json", action="store_true", help=f"print {what} as JSON")
+
+
+def load_spec(path: str, shape_items: list[str]):
+    from ..api import load
+    from ..shapes import parse_shape_overrides
+
+    return load(path, parse_shape_overrides(shape_items))
+
+
+def emit_json(obj: Any) -> None:
+    print(json.dumps(obj, indent=2, allow_nan=True))
+
+
+def diagnostic_json(d) -> dict[str, Any]:
+    if d.span is None:
+        return {"file": None, "line": None, "col": None, "message": d.message}
+    return {"file": d.span.file, "line": d.span.line, "col": d.span.col, "message": d.message}
+
+
+def bundled_path(*parts: str) -> Path:
+    """A file under the bundled `specs/` folder (source checkout or installed package)."""
+    here = Path(__file__).resolve().parent.parent
+    for root in (here.parent / "specs", here / "specs"):
+        candidate = root.joinpath(*parts)
+        if candidate.exists():
+            return candidate
+    raise CascadeError(f"bundled spec {'/'.join(parts)} not found (is the package installed with its data?)")
