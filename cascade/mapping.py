@@ -1,0 +1,210 @@
+"""Mapping files (YAML, TeAAL's vocabulary) -> a typed, validated `Mapping`.
+
+A mapping says in which order and where a cascade is computed, never what: `partitioning`
+(rank splits, `uniform_shape(n)` per level, outermost first), `loop-order` (per Einsum, with a
+`default`), `spacetime` (space / time ranks per Einsum, with a `default`), `fusion` (groups of
+Einsums sharing one outer loop nest), `binding` (compute unit per Einsum, with a `default`) and
+`rank-order` (storage order per tensor). Anything left out gets a stated default. This module
+only reads and checks the file's own structure; `cascade.schedule.bind_mapping` checks it
+against a cascade.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import MappingError
+
+KNOWN_KEYS = ("partitioning", "loop-order", "spacetime", "fusion", "binding", "rank-order")
+_UNIFORM = re.compile(r"\s*uniform_shape\(\s*(-?\d+)\s*\)\s*\Z")
+_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
+
+
+@dataclass(frozen=True, slots=True)
+class SpaceTime:
+    space: tuple[str, ...] = ()
+    time: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Mapping:
+    """A mapping file's content. Per-Einsum tables use the key 'default' for the rest."""
+
+    partitioning: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    loop_order: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    spacetime: dict[str, SpaceTime] = field(default_factory=dict)
+    fusion: tuple[tuple[str, ...], ...] = ()
+    binding: dict[str, str] = field(default_factory=dict)
+    rank_order: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    file: str = "<default mapping>"
+
+    def order_for(self, einsum: str) -> tuple[str, ...] | None:
+        return self.loop_order.get(einsum, self.loop_order.get("default"))
+
+    def spacetime_for(self, einsum: str) -> SpaceTime:
+        return self.spacetime.get(einsum, self.spacetime.get("default", SpaceTime()))
+
+    def unit_for(self, einsum: str) -> str | None:
+        return self.binding.get(einsum, self.binding.get("default"))
+
+
+def load_mapping(path: str | Path) -> Mapping:
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except OSError as exc:
+        raise MappingError(f"{path}: cannot read mapping: {exc.strerror}") from None
+    return parse_mapping(text, str(path))
+
+
+def parse_mapping(text: str, file: str = "<mapping>") -> Mapping:
+    import yaml
+
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{file}:{mark.line + 1}:{mark.column + 1}" if mark else file
+        raise MappingError(f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise MappingError(f"{file}: a mapping file is a YAML mapping with keys {', '.join(KNOWN_KEYS)}")
+    if "mapping" in data and isinstance(data["mapping"], dict) and not (set(data) & set(KNOWN_KEYS)):
+        data = data["mapping"]  # a TeAAL-style file with a top-level 'mapping:' section
+    problems: list[str] = []
+    for key in data:
+        if key not in KNOWN_KEYS:
+            problems.append(f"{file}: unknown key '{key}': the keys are {', '.join(KNOWN_KEYS)}")
+    reader = _Reader(file, problems)
+    mapping = Mapping(
+        partitioning=reader.partitioning(data.get("partitioning")),
+        loop_order=reader.name_lists("loop-order", data.get("loop-order")),
+        spacetime=reader.spacetime(data.get("spacetime")),
+        fusion=reader.fusion(data.get("fusion")),
+        binding=reader.binding(data.get("binding")),
+        rank_order=reader.name_lists("rank-order", data.get("rank-order")),
+        file=file,
+    )
+    if problems:
+        raise MappingError("\n".join(problems))
+    return mapping
+
+
+class _Reader:
+    def __init__(self, file: str, problems: list[str]):
+        self.file, self.problems = file, problems
+
+    def bad(self, key: str, message: str) -> None:
+        self.problems.append(f"{self.file}: {key}: {message}")
+
+    def table(self, key: str, value: Any) -> dict:
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            self.bad(key, "expected a table (name: value lines)")
+            return {}
+        return value
+
+    def names(self, key: str, value: Any) -> tuple[str, ...] | None:
+        if isinstance(value, str):
+            value = [v.strip() for v in value.strip("[]").split(",") if v.strip()]
+        if not isinstance(value, list) or not all(isinstance(v, str) and _NAME.match(v) for v in value):
+            self.bad(key, f"expected a list of names like [P1, M1, P0], got {value!r}")
+            return None
+        if len(set(value)) != len(value):
+            repeated = sorted({v for v in value if value.count(v) > 1})
+            self.bad(key, f"{', '.join(repeated)} repeated in [{', '.join(value)}]")
+            return None
+        return tuple(value)
+
+    def partitioning(self, value: Any) -> dict[str, tuple[int, ...]]:
+        out: dict[str, tuple[int, ...]] = {}
+        for rank, levels in self.table("partitioning", value).items():
+            key = f"partitioning.{rank}"
+            if isinstance(levels, dict):
+                self.bad(key, "per-Einsum partitioning is not supported: partition each rank once for the "
+                              "whole cascade, e.g. 'M: [uniform_shape(256)]'")
+                continue
+            if not isinstance(levels, list) or not levels:
+                self.bad(key, "expected a list of levels, outermost first, e.g. [uniform_shape(256)]")
+                continue
+            shapes = []
+            for level in levels:
+                match = _UNIFORM.match(str(level))
+                if match is None:
+                    self.bad(key, f"'{level}' is not supported: write uniform_shape(N) with N a tile shape")
+                    break
+                n = int(match.group(1))
+                if n < 1:
+                    self.bad(key, f"uniform_shape({n}): a tile shape must be at least 1")
+                    break
+                shapes.append(n)
+            else:
+                if any(a % b for a, b in zip(shapes, shapes[1:])) or shapes != sorted(shapes, reverse=True):
+                    self.bad(key, f"levels {shapes} must shrink outermost first and each divide the one above")
+                    continue
+                out[str(rank)] = tuple(shapes)
+        return out
+
+    def name_lists(self, key: str, value: Any) -> dict[str, tuple[str, ...]]:
+        out = {}
+        for name, ranks in self.table(key, value).items():
+            names = self.names(f"{key}.{name}", ranks)
+            if names is not None:
+                out[str(name)] = names
+        return out
+
+    def spacetime(self, value: Any) -> dict[str, SpaceTime]:
+        out = {}
+        for name, entry in self.table("spacetime", value).items():
+            key = f"spacetime.{name}"
+            if not isinstance(entry, dict) or set(entry) - {"space", "time"}:
+                self.bad(key, "expected {space: [...], time: [...]}")
+                continue
+            space = self.names(f"{key}.space", [_strip_qualifier(r) for r in entry.get("space") or []])
+            time = self.names(f"{key}.time", [_strip_qualifier(r) for r in entry.get("time") or []])
+            if space is not None and time is not None:
+                if set(space) & set(time):
+                    self.bad(key, f"{', '.join(sorted(set(space) & set(time)))} both space and time")
+                    continue
+                out[str(name)] = SpaceTime(space, time)
+        return out
+
+    def fusion(self, value: Any) -> tuple[tuple[str, ...], ...]:
+        if value is None:
+            return ()
+        if not isinstance(value, list):
+            self.bad("fusion", "expected a list of groups, e.g. [[QK, GM, SN]]")
+            return ()
+        groups = []
+        for k, group in enumerate(value):
+            names = self.names(f"fusion[{k}]", group)
+            if names is not None:
+                groups.append(names)
+        seen: dict[str, int] = {}
+        for k, group in enumerate(groups):
+            for name in group:
+                if name in seen:
+                    self.bad("fusion", f"{name} is in two groups ({seen[name]} and {k})")
+                seen[name] = k
+        return tuple(groups)
+
+    def binding(self, value: Any) -> dict[str, str]:
+        out = {}
+        for name, unit in self.table("binding", value).items():
+            if not isinstance(unit, str) or not _NAME.match(unit):
+                self.bad(f"binding.{name}", f"expected a compute unit name, got {unit!r}")
+                continue
+            out[str(name)] = unit
+        return out
+
+
+def _strip_qualifier(rank: Any) -> Any:
+    """TeAAL writes `K.pos` / `M.coord` in spacetime; the qualifier does not change the order."""
+    if isinstance(rank, str) and "." in rank:
+        return rank.split(".", 1)[0]
+    return rank
