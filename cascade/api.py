@@ -45,8 +45,11 @@ class Spec:
     def random_inputs(self, seed: int = 0, dtype: Any = None) -> dict[str, "np.ndarray"]:
         import numpy as np
 
+        from .errors import InputError
         from .reference import random_inputs
 
+        if not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise InputError(f"seed {seed!r}: a seed is a non-negative integer")
         return random_inputs(self.semantics, self.shapes, seed, dtype or np.float64)
 
     def run(self, inputs: Mapping[str, "np.ndarray"] | None = None, seed: int = 0) -> dict[str, "np.ndarray"]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Iterable
 
 from . import ir
 from .errors import Diagnostic, Span, SpecError
@@ -34,7 +35,11 @@ def _position(d: Diagnostic) -> tuple[int, int]:
     return (d.span.line, d.span.col) if d.span else (0, 0)
 
 
-def _suggest(name: str, options: set[str] | list[str]) -> str:
+def _line(span: Span | None) -> str:
+    return str(span.line) if span else "?"
+
+
+def _suggest(name: str, options: Iterable[str]) -> str:
     close = difflib.get_close_matches(name, sorted(options), n=1)
     return f" (did you mean {close[0]}?)" if close else ""
 
@@ -48,6 +53,7 @@ class _Checker:
         self.splits: dict[str, tuple[str, str]] = {}
         self.part_of: dict[str, str] = {}
         self.tensors: dict[str, TensorInfo] = {}
+        self.broken: set[str] = set()  # tensors whose writer's left side is already reported
 
     def error(self, span: Span | None, message: str) -> None:
         line = self.lines[span.line - 1] if span and 0 < span.line <= len(self.lines) else ""
@@ -77,15 +83,21 @@ class _Checker:
             if not RANK_RE.match(s.rank):
                 self.error(s.span, f"rank name '{s.rank}' must be upper case (letters, digits, _), e.g. M or M0")
             if s.rank in seen:
-                self.error(s.span, f"shape of {s.rank} given twice (first at line {seen[s.rank].span.line}): keep one")
+                self.error(s.span, f"shape of {s.rank} given twice (first at line {_line(seen[s.rank].span)}): keep one")
             if s.size < 1:
                 self.error(s.span, f"shape {s.rank} = {s.size}: a shape must be at least 1")
             seen[s.rank] = s
         declared = {s.rank for s in c.shapes} | {r for d in c.inputs + c.outputs for r in d.ranks}
         for split in c.splits:
+            if split.rank in self.part_of:
+                first = self.part_of[split.rank]
+                self.error(split.span, f"{split.rank} is already a part of 'split {first} = "
+                                       f"{' * '.join(self.splits[first])}': a split part cannot be split again "
+                                       "(deeper splits belong in a mapping's partitioning)")
+                continue
             if split.rank not in declared:
                 self.error(split.span, f"split of undeclared rank {split.rank}: give its shape "
-                                       f"('shape {split.rank} = N') or use it in an input or output")
+                                       f"('shape {split.rank} = <size>') or use it in an input or output")
             if len(split.parts) != 2:
                 self.error(split.span, f"split {split.rank} into {len(split.parts)} ranks: only two-level "
                                        f"splits ({split.rank} = {split.rank}1 * {split.rank}0) are supported; "
@@ -110,7 +122,7 @@ class _Checker:
         names: dict[str, ir.TensorDecl] = {}
         for decl in c.inputs + c.outputs:
             if decl.name in names:
-                self.error(decl.span, f"tensor {decl.name} declared twice (first at line {names[decl.name].span.line})")
+                self.error(decl.span, f"tensor {decl.name} declared twice (first at line {_line(names[decl.name].span)})")
             names[decl.name] = decl
             for r in decl.ranks:
                 if not RANK_RE.match(r):
@@ -135,31 +147,36 @@ class _Checker:
                 continue
             if isinstance(stmt, ir.Init):
                 if name in inits:
-                    self.error(stmt.lhs.span, f"{name} initialised twice (first at line {inits[name].span.line})")
+                    self.error(stmt.lhs.span, f"{name} initialised twice (first at line {_line(inits[name].span)})")
                 inits[name] = stmt
                 continue
             if name in writers:
-                self.error(stmt.lhs.span, f"tensor {name} written twice (first at line {writers[name].span.line}): "
+                self.error(stmt.lhs.span, f"tensor {name} written twice (first at line {_line(writers[name].span)}): "
                                           "each tensor has one Einsum; name this one differently")
                 continue
             writers[name] = stmt
+            before = len(self.diagnostics)
             iterative = self.lhs_iterative(stmt)
-            if name in self.tensors:  # an output: its declaration gives the ranks
-                if iterative is not None:
-                    self.error(stmt.lhs.span, f"output {name} cannot be a recurrence: write the recurrence to "
-                                              f"an intermediate and read its last element into {name}")
+            if name in self.tensors and iterative is not None:  # an output: its declaration gives the ranks
+                self.error(stmt.lhs.span, f"output {name} cannot be a recurrence: write the recurrence to "
+                                          f"an intermediate and read its last element into {name}")
+            if len(self.diagnostics) > before:
+                self.broken.add(name)
+            if name in self.tensors:
                 continue
             ranks = tuple(i.var.upper() if isinstance(i, ir.VarIndex) else "?" for i in stmt.lhs.indices)
             self.tensors[name] = TensorInfo(name, "intermediate", ranks, iterative)
         for name, init in inits.items():
             info = self.tensors.get(name)
+            if name in self.broken:
+                continue  # its recurrence's left side is already reported; its init follows that fix
             if info is None or info.iterative is None:
                 self.error(init.lhs.span, f"init of {name}, which no recurrence writes: 'init' gives the first "
                                           f"element of a recurrence like {name}[m+1, ...] = f({name}[m, ...])")
         for name, info in self.tensors.items():
             if info.iterative is not None and name not in inits:
                 stmt = writers[name]
-                idx = [str(i.var) for i in stmt.lhs.indices if isinstance(i, ir.VarIndex) and i.offset][0]
+                idx = next(str(i.var) for i in stmt.lhs.indices if isinstance(i, ir.VarIndex) and i.offset)
                 self.error(stmt.lhs.span, f"recurrence {name} has no 'init': add a line like "
                                           f"'init {name}[{self.init_example(stmt)}] = 0' giving its value at {idx} = 0")
             if info.kind == "output" and name not in writers:
@@ -174,16 +191,20 @@ class _Checker:
         """Check the left side's indices; return the iterative rank if it is a recurrence."""
         iterative = None
         for idx in stmt.lhs.indices:
-            if not isinstance(idx, ir.VarIndex):
-                self.error(idx.span, f"the left side of an Einsum takes rank variables only; a fixed "
-                                     f"coordinate belongs in an 'init' line")
-            elif idx.offset not in (0, 1):
-                self.error(idx.span, f"recurrence offset {idx.offset:+d} on {idx.var}: a recurrence writes "
-                                     f"{idx.var}+1 from {idx.var} (offset +1 only)")
-            elif idx.offset == 1:
+            if isinstance(idx, ir.LastIndex):
+                self.error(idx.span, f"'{idx.rank}' on the left side: a rank name reads the last element; "
+                                     f"an Einsum writes every element, so index it with a variable "
+                                     f"({idx.rank.lower()})")
+            elif not isinstance(idx, ir.VarIndex):
+                self.error(idx.span, "the left side of an Einsum takes rank variables only; a fixed "
+                                     "coordinate belongs in an 'init' line")
+            elif idx.offset != 0:
+                if idx.offset != 1:
+                    self.error(idx.span, f"recurrence offset {idx.offset:+d} on {idx.var}: a recurrence writes "
+                                         f"{idx.var}+1 from {idx.var} (offset +1 only)")
                 if iterative is not None:
                     self.error(idx.span, "a recurrence iterates one rank: only one index may be v+1")
-                iterative = idx.var.upper()
+                iterative = idx.var.upper()  # kept after an error so its 'init' is not reported too
         return iterative
 
     # ------------------------------------------------------------ statements
@@ -193,13 +214,14 @@ class _Checker:
         if lhs.tensor not in self.tensors:
             return None  # already reported (written input, duplicate)
         lhs_vars = lhs.variables
-        for idx in lhs.indices:
-            if isinstance(idx, ir.VarIndex):
-                self.check_var(idx.var, idx.span)
+        lhs_ok = self.check_vars(lhs)
         if len(set(lhs_vars)) != len(lhs_vars):
-            self.error(lhs.span, f"a variable appears twice on the left side of {ir_text(lhs)}")
-        write = self.check_access(lhs, writing=True, stmt=stmt)
-        reads = []
+            self.error(lhs.span, f"a variable appears twice on the left side of {ir_text(lhs)}: each variable "
+                                 "names one rank of the result")
+        write = None
+        if lhs_ok and not (isinstance(stmt, ir.Init) and lhs.tensor in self.broken):
+            write = self.check_access(lhs, writing=True, stmt=stmt)
+        reads: list[AccessInfo | None] = []
         for acc in ir.expr_reads(stmt.expr):
             if acc.tensor not in self.tensors:
                 known = set(self.tensors)
@@ -207,12 +229,11 @@ class _Checker:
                                      "declare it as an input or write it with an Einsum")
                 continue
             if acc.tensor == lhs.tensor and isinstance(stmt, ir.Init):
-                self.error(acc.span, f"init of {lhs.tensor} reads {lhs.tensor} itself")
+                self.error(acc.span, f"init of {lhs.tensor} reads {lhs.tensor} itself: an init gives the value "
+                                     "before the first step (a constant, or other tensors)")
                 continue
-            for idx in acc.indices:
-                if isinstance(idx, ir.VarIndex):
-                    self.check_var(idx.var, idx.span)
-            reads.append(self.check_access(acc, writing=False, stmt=stmt))
+            # an access with an unknown variable is not matched against its ranks: one error, not two
+            reads.append(self.check_access(acc, writing=False, stmt=stmt) if self.check_vars(acc) else None)
         self.check_expr(stmt.expr)
         read_vars: list[str] = []
         for acc in ir.expr_reads(stmt.expr):
@@ -232,13 +253,24 @@ class _Checker:
             return None
         return StatementInfo(stmt, variables, tuple(read_vars), reduce_op, write, tuple(reads))  # type: ignore[arg-type]
 
-    def check_var(self, var: str, span: Span | None) -> None:
+    def check_vars(self, acc: ir.Access) -> bool:
+        """Check every variable index of an access; False if any was reported."""
+        ok = True
+        for idx in acc.indices:
+            if isinstance(idx, ir.VarIndex):
+                ok = self.check_var(idx.var, idx.span) and ok
+        return ok
+
+    def check_var(self, var: str, span: Span | None) -> bool:
         if not VAR_RE.match(var):
             self.error(span, f"rank variable '{var}' must be lower case (it names rank {var.upper()})")
-        elif var.upper() not in self.ranks:
-            options = ", ".join(sorted(r.lower() for r in self.ranks))
+            return False
+        if var.upper() not in self.ranks:
+            options = ", ".join(sorted(r.lower() for r in self.ranks if RANK_RE.match(r))) or "none: no rank is declared"
             self.error(span, f"rank variable '{var}' has no rank: declare {var.upper()} in 'shape' "
                              f"or use one of {options}")
+            return False
+        return True
 
     def check_split_mixing(self, stmt: ir.Statement, variables: tuple[str, ...]) -> None:
         vs = set(variables)
@@ -255,7 +287,11 @@ class _Checker:
         if red.op not in REDUCE_OPS:
             self.error(red.span, f"unknown reduce operator '{red.op}'{_suggest(red.op, set(REDUCE_OPS))}: "
                                  f"use one of {', '.join(REDUCE_OPS)}")
-        for v in red.variables:
+        twice = sorted({v for v in red.variables if red.variables.count(v) > 1})
+        if twice:
+            self.error(red.span, f"':: {red.op}(...)' lists {', '.join(twice)} more than once: "
+                                 "list each reduced variable once")
+        for v in dict.fromkeys(red.variables):
             if v in lhs_vars:
                 self.error(red.span, f"':: {red.op}({v})' reduces {v}, but {ir_text(stmt.lhs)} keeps it: "
                                      f"drop {v} from the left side or from the reduction")
@@ -276,7 +312,9 @@ class _Checker:
                                        f"{', '.join(variables) or 'no variable'}")
             for s in ir.affine_shapes(side):
                 if s.rank not in self.ranks:
-                    self.error(s.span, f"unknown rank {s.rank} in filter{_suggest(s.rank, self.ranks)}")
+                    self.error(s.span, f"unknown rank {s.rank} in filter{_suggest(s.rank, self.ranks)}: a rank "
+                                       f"name in a filter is its shape; the ranks are "
+                                       f"{', '.join(sorted(self.ranks))}")
             if not _is_affine(side):
                 self.error(cmp.span, "a filter must be affine in the rank variables (no product of two variables)")
 
@@ -306,20 +344,23 @@ class _Checker:
         if axes is None:
             return None
         for axis, idx in zip_axes(axes, acc):
-            if isinstance(idx, ir.VarIndex) and idx.offset and not writing:
-                if axis.rank != info.iterative or idx.offset != 1:
-                    self.error(idx.span, f"{acc.tensor}[...{idx.var}{idx.offset:+d}...]: only a recurrence's "
-                                         f"iterative rank may be read at an offset, and only +1")
-                    return None
-            if isinstance(idx, ir.ConstIndex) and isinstance(stmt, ir.Init):
+            if (isinstance(idx, ir.VarIndex) and idx.offset and not writing
+                    and (axis.rank != info.iterative or idx.offset != 1)):
+                self.error(idx.span, f"{acc.tensor}[...{idx.var}{idx.offset:+d}...]: only a recurrence's "
+                                     "iterative rank may be read at an offset, and only +1")
+                return None
+            if isinstance(idx, ir.ConstIndex) and isinstance(stmt, ir.Init) and writing:
+                if info.iterative is None:
+                    return None  # reported once: an init of a tensor that no recurrence writes
                 if axis.rank != info.iterative or idx.value != 0:
                     self.error(idx.span, f"init {acc.tensor} sets element 0 of its iterative rank "
                                          f"{info.iterative}; the other indices are variables")
                     return None
             if isinstance(idx, ir.ConstIndex) and idx.value < 0:
-                self.error(idx.span, f"negative coordinate {idx.value}")
+                self.error(idx.span, f"negative coordinate {idx.value} in {ir_text(acc)}: coordinates count from 0")
                 return None
-        if isinstance(stmt, ir.Init) and writing and not any(isinstance(i, ir.ConstIndex) for i in acc.indices):
+        if (isinstance(stmt, ir.Init) and writing and info.iterative
+                and not any(isinstance(i, ir.ConstIndex) for i in acc.indices)):
             self.error(acc.span, f"init {acc.tensor} must give a 0 for its iterative rank {info.iterative}")
             return None
         return AccessInfo(acc, axes)

@@ -14,7 +14,7 @@ import traceback
 
 from .errors import CascadeError, SpecError
 
-COMMANDS = ("check", "show", "run", "demo")
+COMMANDS = ("check", "show", "run", "demo", "import-teaal")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,7 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name in COMMANDS:
-        importlib.import_module(f"cascade.commands.{name}").register(sub)
+        importlib.import_module(f"cascade.commands.{name.replace('-', '_')}").register(sub)
     return parser
 
 

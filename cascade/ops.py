@@ -23,6 +23,7 @@ class ReduceOp:
     name: str  # as written after '::'
     numpy: str  # numpy ufunc whose .reduce performs it
     identity: float  # the value of a reduction over no present point
+    array_fn: str  # the numpy function reducing an array along axes: 'sum', 'max'
 
 
 MAP_OPS: dict[str, MapOp] = {
@@ -47,10 +48,10 @@ CALLABLE_MAP_OPS: tuple[str, ...] = tuple(n for n, op in MAP_OPS.items() if not 
 REDUCE_OPS: dict[str, ReduceOp] = {
     op.name: op
     for op in (
-        ReduceOp("sum", "add", 0.0),
-        ReduceOp("max", "maximum", float("-inf")),
-        ReduceOp("min", "minimum", float("inf")),
-        ReduceOp("prod", "multiply", 1.0),
+        ReduceOp("sum", "add", 0.0, "sum"),
+        ReduceOp("max", "maximum", float("-inf"), "max"),
+        ReduceOp("min", "minimum", float("inf"), "min"),
+        ReduceOp("prod", "multiply", 1.0, "prod"),
     )
 }
 

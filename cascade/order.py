@@ -107,8 +107,8 @@ def evaluation_order(statements: tuple[StatementInfo, ...], tensors: dict[str, T
         if len(comp) > 1 or comp[0] in plain[comp[0]]:
             cycle = " -> ".join(names[k] for k in comp + comp[:1])
             first = statements[comp[0]].statement
-            problems.append((first.span, f"dependency cycle: {cycle}; a tensor cannot depend on itself "
-                                         "except through a recurrence (X[m+1] = f(X[m]))"))
+            problems.append((first.span, (f"dependency cycle: {cycle}; a tensor cannot depend on itself "
+                                          "except through a recurrence (X[m+1] = f(X[m]))")))
     if problems:
         return (), problems
 
@@ -133,9 +133,9 @@ def evaluation_order(statements: tuple[StatementInfo, ...], tensors: dict[str, T
             lhs_vars = statements[k].statement.lhs.variables
             if var not in lhs_vars:
                 problems.append((statements[k].statement.span,
-                                 f"{names[k]} is part of the recurrence over {var} but does not keep {var} "
-                                 f"on its left side: it would need the whole {var.upper()} fiber at every step "
-                                 "(dependency cycle)"))
+                                 (f"{names[k]} is part of the recurrence over {var} but does not keep {var} "
+                                  f"on its left side: it would need the whole {var.upper()} fiber at every step "
+                                  "(dependency cycle)")))
         inner = _topological(comp, [(a, b) for a, b, c in edges if not c], key=lambda v: v)
         steps_by_comp[ci] = Step(tuple(inner), var)
     if problems:

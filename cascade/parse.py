@@ -9,12 +9,15 @@ was expected. One Transformer turns Lark trees into frozen IR; trees never leave
 from __future__ import annotations
 
 import functools
+import re
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from . import ir
 from .errors import Diagnostic, Span, SpecError
+
+MAX_DEPTH = 200  # nesting depth of one statement's parse tree (see _too_deep)
 
 _TERMINAL_WORDS = {
     "NAME": "a name",
@@ -50,10 +53,20 @@ def parse_file(path: str | Path) -> ir.Cascade:
     """Parse a `.einsum` file; raises `SpecError` listing every syntax error."""
     p = Path(path)
     try:
-        text = p.read_text()
+        text = p.read_text(encoding="utf-8")
     except OSError as exc:
         raise SpecError([Diagnostic(None, f"{path}: cannot read spec: {exc.strerror}")]) from None
-    return parse(text, file=str(path), default_name=p.stem)
+    except UnicodeDecodeError as exc:
+        line = p.read_bytes()[: exc.start].count(b"\n") + 1
+        raise SpecError([Diagnostic(Span(str(path), line, 1), f"not UTF-8 text (byte 0x{exc.object[exc.start]:02x} "
+                                    "cannot be decoded): a spec is a plain-text .einsum file")]) from None
+    return parse(text, file=str(path), default_name=name_from_stem(p.stem))
+
+
+def name_from_stem(stem: str) -> str:
+    """A cascade name from a file name: `my-spec` -> `my_spec`, `2pass` -> `cascade_2pass`."""
+    name = re.sub(r"[^A-Za-z0-9_]", "_", stem)
+    return name if name[:1].isalpha() else "cascade_" + name
 
 
 def parse(text: str, file: str = "<spec>", default_name: str = "cascade") -> ir.Cascade:
@@ -69,12 +82,15 @@ def parse(text: str, file: str = "<spec>", default_name: str = "cascade") -> ir.
         builder = _Builder(file, lineno, line)
         try:
             tree = _parser().parse(line)
-            kind, value = builder.transform(tree)
         except lark.exceptions.UnexpectedInput as exc:
-            diagnostics.append(_syntax_diagnostic(exc, file, lineno, line))
+            diagnostics.append(_bracket_diagnostic(file, lineno, line) or _syntax_diagnostic(exc, file, lineno, line))
             continue
-        except lark.exceptions.VisitError as exc:  # pragma: no cover - builder records, never raises
-            raise exc.orig_exc from None
+        too_deep = _too_deep(tree)
+        if too_deep is not None:
+            diagnostics.append(Diagnostic(builder.span_of(too_deep), f"expression nested more than {MAX_DEPTH} "
+                                          "levels deep: split it into intermediate tensors", line))
+            continue
+        kind, value = builder.transform(tree)
         diagnostics.extend(builder.errors)
         parts.append((kind, value, Span(file, lineno, 1, lineno, len(line) + 1)))
     cascade = _assemble(parts, file, default_name, text, lines, diagnostics)
@@ -120,6 +136,49 @@ def _assemble(parts, file, default_name, text, lines, diagnostics) -> ir.Cascade
     )
 
 
+def _too_deep(tree: Any) -> Any:
+    """The part of a statement (its expression, filter, ...) nested deeper than MAX_DEPTH, or None.
+
+    Every later stage walks expressions recursively; bounding the depth here (without
+    recursion) keeps them all clear of Python's recursion limit on pathological input such as
+    a 3000-term sum on one line.
+    """
+    stack = [(c, 2, c) for c in tree.children if hasattr(c, "children")]
+    while stack:
+        node, depth, part = stack.pop()
+        if depth > MAX_DEPTH:
+            return part
+        stack.extend((c, depth + 1, part) for c in node.children if hasattr(c, "children"))
+    return None
+
+
+_CLOSER = {"(": ")", "[": "]"}
+
+
+def _bracket_diagnostic(file: str, lineno: int, line: str) -> Diagnostic | None:
+    """A clearer message than the parser's for a line whose brackets do not balance."""
+    code = line.split("#", 1)[0]
+    open_: list[tuple[str, int]] = []
+    for k, ch in enumerate(code, start=1):
+        if ch in _CLOSER:
+            open_.append((ch, k))
+        elif ch in ")]":
+            if not open_:
+                return Diagnostic(Span(file, lineno, k, lineno, k + 1),
+                                  f"syntax error: unbalanced bracket: '{ch}' closes nothing", line)
+            opener, col = open_.pop()
+            if _CLOSER[opener] != ch:
+                return Diagnostic(Span(file, lineno, k, lineno, k + 1),
+                                  f"syntax error: unbalanced bracket: '{ch}' closes the '{opener}' at column "
+                                  f"{col}; expected '{_CLOSER[opener]}'", line)
+    if open_:
+        opener, col = open_[-1]
+        return Diagnostic(Span(file, lineno, col, lineno, col + 1),
+                          f"syntax error: unbalanced bracket: '{opener}' is never closed; add "
+                          f"'{_CLOSER[opener]}'", line)
+    return None
+
+
 def _describe_terminal(name: str) -> str:
     if name in _TERMINAL_WORDS:
         return _TERMINAL_WORDS[name]
@@ -147,7 +206,9 @@ def _syntax_diagnostic(exc: Any, file: str, lineno: int, line: str) -> Diagnosti
             col = len(line.split("#", 1)[0].rstrip()) + 1
     elif isinstance(exc, lark.exceptions.UnexpectedCharacters):
         expected = set(exc.allowed or ())
-        found = f"character '{line[col - 1]}'" if col - 1 < len(line) else "end of line"
+        found = f"character {line[col - 1]!r}" if col - 1 < len(line) else "end of line"
+        if col - 1 < len(line) and line[col - 1] == "_":
+            found += " (a name starts with a letter)"
     else:
         found = "end of line"
         expected = set(getattr(exc, "expected", ()) or ())
@@ -197,8 +258,16 @@ class _Builder:
         return "cascade", str(ch[0])
 
     def t_shape_decl(self, node, ch):
-        return "shape", [ir.ShapeDecl(str(i.children[0]), int(i.children[1]), self.span_of(i.children[0]))
-                         for i in ch]
+        return "shape", [self._shape_item(i) for i in ch]
+
+    def _shape_item(self, item) -> ir.ShapeDecl:
+        name, value = (str(t) for t in item.children)
+        negative = item.data == "negative_shape_item"
+        if negative or not value.isdigit():
+            self.error(item.children[1], f"shape {name} = {'-' if negative else ''}{value}: a shape is a "
+                                         f"positive whole number, e.g. {name} = 1024")
+        size = int(value) if value.isdigit() and not negative else 1
+        return ir.ShapeDecl(name, size, self.span_of(item.children[0]))
 
     def t_split_decl(self, node, ch):
         return "split", ir.Split(str(ch[0]), tuple(str(c) for c in ch[1:]), self.span_of(ch[0]))

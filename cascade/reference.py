@@ -87,6 +87,9 @@ def _load_inputs(sem: Semantics, inputs: Mapping[str, np.ndarray], shapes: Mappi
         if arr.shape != want:
             dims = ", ".join(f"{r}={n}" for r, n in zip(decl.ranks, want))
             raise InputError(f"input {decl.name} has shape {arr.shape}, expected {want} ({dims})")
+        if arr.dtype.kind not in "biuf":
+            raise InputError(f"input {decl.name} has dtype {arr.dtype}: inputs must be real numbers "
+                             "(float, int or bool arrays)")
         if not np.issubdtype(arr.dtype, np.floating):
             arr = arr.astype(np.float64)
         store[decl.name] = _Stored(arr, None)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from . import ir
-from .errors import Diagnostic, SpecError, Span
+from .errors import Diagnostic, Span, SpecError
 from .semantics import Semantics
 
 
@@ -48,7 +48,7 @@ def resolve_shapes(sem: Semantics, overrides: Mapping[str, int] | None = None) -
         span = first_mention(cascade, rank)[1]
         line = cascade.source.splitlines()[span.line - 1] if span and cascade.source else ""
         problems.append(Diagnostic(span, f"rank {rank} has no shape: add it to the 'shape' line "
-                                         f"or pass --shape {rank}=N", line))
+                                         f"or pass --shape {rank}=<size>", line))
     if problems:
         raise SpecError(problems)
     for outer, (rank, inner) in derived.items():

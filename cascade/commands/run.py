@@ -7,6 +7,7 @@ any not given are seeded random (`--seed`).
 from __future__ import annotations
 
 import argparse
+import math
 import time
 from typing import Any
 
@@ -31,19 +32,36 @@ def read_inputs(path: str | None) -> dict[str, Any]:
     if not path:
         return {}
     try:
-        with np.load(path) as data:
+        loaded = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path}: cannot read inputs (expected an .npz archive of arrays by tensor name, "
+                         f"as written by numpy.savez): {exc}") from None
+    if not isinstance(loaded, np.lib.npyio.NpzFile):
+        raise InputError(f"{path}: a single array, not an .npz archive: save the inputs by tensor name "
+                         "with numpy.savez(path, Q=..., K=...)")
+    try:
+        with loaded as data:
             return {k: data[k] for k in data.files}
     except (OSError, ValueError) as exc:
         raise InputError(f"{path}: cannot read inputs: {exc}") from None
 
 
 def save_outputs(path: str, outputs: dict[str, Any]) -> None:
+    """An .npz archive (what numpy.savez writes) at exactly `path`, one member per output.
+
+    Written member by member rather than with `numpy.savez(path, **outputs)`, which appends
+    `.npz` to the path and mistakes tensors named `file` or `allow_pickle` for its own arguments."""
+    import zipfile
+
     import numpy as np
 
     try:
-        np.savez(path, **outputs)
+        with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
+            for name, arr in outputs.items():
+                with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
+                    np.lib.format.write_array(member, np.asanyarray(arr), allow_pickle=False)
     except OSError as exc:
-        raise InputError(f"{path}: cannot write outputs: {exc.strerror}") from None
+        raise InputError(f"{path}: cannot write outputs: {exc.strerror or exc}") from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -58,14 +76,15 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         emit_json({"cascade": spec.name, "evaluator": "reference", "shapes": spec.shapes,
                    "seed": args.seed, "inputs_file": args.inputs, "seconds": seconds,
-                   "outputs": summary, "saved": args.save})
+                   "outputs": {name: strict_json(s) for name, s in summary.items()}, "saved": args.save})
         return 0
     print(f"cascade {spec.name}: reference evaluator, {seconds:.3f} s")
     print("shapes: " + ", ".join(f"{r}={n}" for r, n in spec.shapes.items()))
     for name, s in summary.items():
         ranks = ", ".join(spec.semantics.tensors[name].ranks)
         print(f"  {name}[{ranks}]  shape {tuple(s['shape'])}  {s['dtype']}  "
-              f"min {s['min']:.6g}  max {s['max']:.6g}  mean {s['mean']:.6g}")
+              f"min {s['min']:.6g}  max {s['max']:.6g}  mean {s['mean']:.6g}"
+              + (f"  (of the finite values; {s['nonfinite']} non-finite)" if s["nonfinite"] else ""))
         print(f"    first values: {', '.join(f'{v:.6g}' for v in s['first'])}")
     if args.save:
         print(f"saved outputs to {args.save}")
@@ -87,3 +106,14 @@ def summarise(arr) -> dict[str, Any]:
         "nonfinite": int(flat.size - finite.size),
         "first": [float(v) for v in flat[:5]],
     }
+
+
+def strict_json(value: Any) -> Any:
+    """Standard JSON has no NaN or infinities: write them as the strings "nan", "inf", "-inf"."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    if isinstance(value, dict):
+        return {k: strict_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [strict_json(v) for v in value]
+    return value

@@ -1,0 +1,438 @@
+"""`bind_mapping`: a checked cascade + a `Mapping` -> a `MappedCascade` of loop trees.
+
+The mapping never changes what is computed. Binding resolves rank levels (a partitioned rank
+`P: [uniform_shape(256), uniform_shape(64)]` becomes loops P2, P1 over tiles of P0 = 64), groups
+statements (fusion groups; a recurrence and its `init` always share one group), orders each
+group's loops, and builds its loop tree:
+
+- *loop ranks* run as Python loops: outer levels of mapping partitions, outer parts of the
+  cascade's own splits (M1 of `split M = M1 * M0`) and the iterative rank of every recurrence
+  in the group; every other rank is a *tile* rank, computed whole by NumPy;
+- statements are placed in group order; a statement joins the open loop of a rank unless it
+  reads something that loop has not finished (a reduction over the rank, or a fixed-coordinate
+  read such as `RNV[M1, f, p]`): then the loop closes and a new one opens (the pass boundary);
+- every tensor gets a storage form: `dram` (inputs, outputs, and intermediates read by
+  another group), or on chip: per axis `tile` (the current tile of that rank), `full` (the whole
+  rank, kept across loop instances), `point` (one coordinate of a loop rank) or `ring` (the
+  current and previous element of a recurrence).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from . import ir
+from .errors import MappingError
+from .mapping import Mapping
+from .semantics import AccessInfo, Semantics, StatementInfo
+
+
+@dataclass(frozen=True)
+class Partition:
+    """Mapping levels of one rank, outermost first: names ('P2','P1','P0'), spans in elements
+    of one step of each level (256, 64, 1) and extents (ceil(P/256), 4, 64)."""
+
+    rank: str
+    names: tuple[str, ...]
+    spans: tuple[int, ...]
+    extents: tuple[int, ...]
+
+
+@dataclass
+class Loop:
+    rank: str
+    body: list = field(default_factory=list)
+    id: int = 0
+
+
+@dataclass
+class Leaf:
+    statement: int  # index into Semantics.statements
+
+
+@dataclass(frozen=True)
+class Storage:
+    tensor: str
+    dram: bool
+    axes: tuple[str, ...]  # per tensor axis: 'dram' | 'tile' | 'full' | 'point' | 'ring'
+    scope: int  # id of the innermost loop enclosing every access (0: the group's top)
+
+
+@dataclass(frozen=True)
+class Group:
+    name: str
+    statements: tuple[int, ...]
+    loop_ranks: tuple[str, ...]
+    tree: tuple  # top-level nodes (Loop | Leaf)
+
+
+@dataclass(frozen=True)
+class MappedCascade:
+    semantics: Semantics
+    mapping: Mapping
+    shapes: dict[str, int]
+    partitions: dict[str, Partition]
+    groups: tuple[Group, ...]
+    storage: dict[str, Storage]
+    paths: dict[int, tuple[int, ...]]  # statement -> ids of its enclosing loops
+    loop_of: dict[int, str]  # loop id -> rank
+
+    def group_of(self, statement: int) -> Group:
+        return next(g for g in self.groups if statement in g.statements)
+
+
+def default_mapping() -> Mapping:
+    return Mapping()
+
+
+def bind_mapping(sem: Semantics, mapping: Mapping, shapes: dict[str, int]) -> MappedCascade:
+    return _Binder(sem, mapping, shapes).bind()
+
+
+class _Binder:
+    def __init__(self, sem: Semantics, mapping: Mapping, shapes: dict[str, int]):
+        self.sem, self.m, self.shapes = sem, mapping, dict(shapes)
+        self.where = mapping.file
+        self.names = {s.name for s in sem.statements if not s.is_init}
+        self.var_ranks = {v.upper() for s in sem.statements for v in s.variables}
+
+    def fail(self, key: str, message: str) -> None:
+        raise MappingError(f"{self.where}: {key}: {message}")
+
+    # ---------------------------------------------------------------- levels
+    def partitions(self) -> dict[str, Partition]:
+        out: dict[str, Partition] = {}
+        iterative = {t.iterative for t in self.sem.tensors.values() if t.iterative}
+        split_parts = {p: r for r, parts in self.sem.splits.items() for p in parts}
+        for rank, tiles in self.m.partitioning.items():
+            key = f"partitioning.{rank}"
+            if rank in iterative:
+                writers = sorted(t.name for t in self.sem.tensors.values() if t.iterative == rank)
+                self.fail(key, f"{rank} is the iterative rank of recurrence {', '.join(writers)}, which advances "
+                               "one coordinate at a time: split the rank in the cascade ('split' line) and recur "
+                               "over its outer part instead")
+            if rank in self.sem.splits:
+                outer, inner = self.sem.splits[rank]
+                if len(tiles) != 1:
+                    self.fail(key, f"the cascade already splits {rank} = {outer} * {inner}: give one level, "
+                                   f"[uniform_shape(N)], which sets {inner}")
+                self.shapes[inner] = tiles[0]
+                self.shapes[outer] = -(-self.shapes[rank] // tiles[0])
+                continue
+            if rank in split_parts:
+                self.fail(key, f"{rank} is part of 'split {split_parts[rank]}'; partition {split_parts[rank]} instead")
+            if rank not in self.shapes:
+                known = sorted(r for r in self.shapes if r in self.var_ranks)
+                self.fail(key, f"unknown rank {rank}: the cascade's ranks are {', '.join(known)}")
+            size = self.shapes[rank]
+            k = len(tiles)
+            names = tuple(f"{rank}{k - j}" for j in range(k + 1))
+            for n in names:
+                if n in self.shapes:
+                    self.fail(key, f"splitting {rank} would name a level {n}, which is already a rank")
+            spans = tiles + (1,)
+            extents = (-(-size // tiles[0]),) + tuple(a // b for a, b in zip(tiles, tiles[1:])) + (tiles[-1],)
+            out[rank] = Partition(rank, names, spans, extents)
+        return out
+
+    def mapped_ranks(self, info: StatementInfo) -> list[str]:
+        """The ranks a statement's loop order must list: partitioned ranks as their levels."""
+        out: list[str] = []
+        for v in info.variables:
+            r = v.upper()
+            out.extend(self.parts[r].names if r in self.parts else (r,))
+        return out
+
+    # ---------------------------------------------------------------- groups
+    def groups(self) -> list[list[int]]:
+        sem = self.sem
+        order = [k for step in sem.steps for k in step.statements]
+        index_of = {s.name: k for k, s in enumerate(sem.statements) if not s.is_init}
+        group_id: dict[int, int] = {}
+        for gi, group in enumerate(self.m.fusion):
+            for name in group:
+                if name not in index_of:
+                    self.fail(f"fusion[{gi}]", f"unknown Einsum {name}: the Einsums are {', '.join(sorted(index_of))}")
+                group_id[index_of[name]] = gi
+        next_id = len(self.m.fusion)
+        for step in sem.steps:  # recurrence groups and inits stay with their recurrence
+            einsums = [k for k in step.statements if not sem.statements[k].is_init]
+            ids = {group_id[k] for k in einsums if k in group_id}
+            if len(ids) > 1 or (ids and len(ids) == 1 and any(k not in group_id for k in einsums)):
+                names = ", ".join(sem.statements[k].name for k in einsums)
+                self.fail("fusion", f"{names} form a recurrence over {step.variable} and must be in one fusion group")
+            gid = ids.pop() if ids else None
+            for k in einsums:
+                if gid is None:
+                    gid = next_id
+                    next_id += 1
+                group_id[k] = gid
+        for k, s in enumerate(sem.statements):
+            if s.is_init:
+                group_id[k] = group_id[index_of[s.name]]
+        members: dict[int, list[int]] = {}
+        for k in order:
+            members.setdefault(group_id[k], []).append(k)
+        self.check_contiguous(members, group_id)
+        ordered = sorted(members.values(), key=lambda ks: min(order.index(k) for k in ks))
+        return [self.hoist_inits(ks) for ks in self.topological_groups(ordered, group_id)]
+
+    def dependencies(self) -> list[tuple[int, int]]:
+        from .order import dependency_edges
+
+        return [(a, b) for a, b, _ in dependency_edges(self.sem.statements, self.sem.tensors)]
+
+    def check_contiguous(self, members: dict[int, list[int]], group_id: dict[int, int]) -> None:
+        edges = {(group_id[a], group_id[b]) for a, b in self.dependencies() if group_id[a] != group_id[b]}
+        succ: dict[int, set[int]] = {}
+        for a, b in edges:
+            succ.setdefault(a, set()).add(b)
+        for gi in range(len(self.m.fusion)):
+            seen, stack = set(), list(succ.get(gi, ()))
+            while stack:
+                g = stack.pop()
+                if g == gi:
+                    outside = sorted(self.sem.statements[k].name for k in members.get(g, []))
+                    self.fail(f"fusion[{gi}]", f"group [{', '.join(self.m.fusion[gi])}] is not contiguous in "
+                                               "dependency order: an Einsum outside it depends on one member "
+                                               f"and feeds another; add it to the group (members: {', '.join(outside)})")
+                if g not in seen:
+                    seen.add(g)
+                    stack.extend(succ.get(g, ()))
+
+    def topological_groups(self, ordered: list[list[int]], group_id: dict[int, int]) -> list[list[int]]:
+        pos = {group_id[ks[0]]: i for i, ks in enumerate(ordered)}
+        deps = {(pos[group_id[a]], pos[group_id[b]]) for a, b in self.dependencies() if group_id[a] != group_id[b]}
+        done: list[int] = []
+        remaining = list(range(len(ordered)))
+        while remaining:
+            ready = next(g for g in remaining if all(a in done for a, b in deps if b == g))
+            done.append(ready)
+            remaining.remove(ready)
+        return [ordered[g] for g in done]
+
+    def hoist_inits(self, ks: list[int]) -> list[int]:
+        """Inits first (they read only what precedes the group), so they sit outside the loops."""
+        inits = [k for k in ks if self.sem.statements[k].is_init]
+        return inits + [k for k in ks if k not in inits]
+
+    # ---------------------------------------------------------------- loop order
+    def loop_ranks(self, ks: list[int]) -> set[str]:
+        ranks = {n for p in self.parts.values() for n in p.names[:-1]}
+        ranks |= {outer for outer, _ in self.sem.splits.values()}
+        ranks |= {self.sem.tensors[self.sem.statements[k].name].iterative for k in ks
+                  if not self.sem.statements[k].is_init} - {None}
+        return ranks  # type: ignore[return-value]
+
+    def group_order(self, ks: list[int], loop_ranks: set[str]) -> list[str]:
+        default = self.m.loop_order.get("default")
+        all_mapped = {r for k in ks for r in self.mapped_ranks(self.sem.statements[k])}
+        every = {r for s in self.sem.statements for r in self.mapped_ranks(s)}
+        if default is not None:
+            unknown = [r for r in default if r not in every]
+            if unknown:
+                self.fail("loop-order.default", f"unknown rank {', '.join(unknown)}: the ranks are "
+                                                f"{', '.join(sorted(every))}")
+        constraints: list[tuple[str, str]] = []
+        first_seen: list[str] = []
+        for k in ks:
+            info = self.sem.statements[k]
+            mine = self.mapped_ranks(info)
+            given = self.m.loop_order.get(info.name) if not info.is_init else None
+            explicit = given is not None or default is not None
+            if given is not None:
+                missing = [r for r in mine if r not in given]
+                extra = [r for r in given if r not in mine]
+                if missing or extra:
+                    parts = []
+                    if missing:
+                        parts.append(f"misses {', '.join(missing)}")
+                    if extra:
+                        parts.append(f"lists {', '.join(extra)}, which {info.name} does not iterate")
+                    self.fail(f"loop-order.{info.name}", f"[{', '.join(given)}] {' and '.join(parts)}; "
+                                                         f"{info.name} iterates {', '.join(mine)}")
+                order = list(given)
+            else:
+                order = [r for r in (default or ()) if r in mine] + [r for r in mine if r not in (default or ())]
+            loops = [r for r in order if r in loop_ranks]
+            if explicit:
+                constraints.extend((a, b) for a, b in zip(loops, loops[1:])
+                                   if given is not None or (a in default and b in default))  # type: ignore[operator]
+            first_seen.extend(r for r in loops if r not in first_seen)
+        result: list[str] = []
+        pending = [r for r in first_seen if r in all_mapped]
+        while pending:
+            ready = [r for r in pending if not any(b == r and a in pending for a, b in constraints)]
+            if not ready:
+                self.fail("loop-order", f"the Einsums of one fusion group order their loops inconsistently "
+                                        f"({', '.join(pending)}): give them one order")
+            result.append(ready[0])
+            pending.remove(ready[0])
+        return result
+
+    # ---------------------------------------------------------------- loop trees
+    def statement_loops(self, info: StatementInfo, order: list[str]) -> list[str]:
+        """The group's loops a statement runs inside: exactly those it iterates, in group order
+        (a statement is never repeated by a loop it does not iterate)."""
+        mine = set(self.mapped_ranks(info))
+        return [r for r in order if r in mine]
+
+    def barrier(self, info: StatementInfo, loop: Loop, written_in: dict[str, tuple[int, ...]]) -> bool:
+        """Must `info` wait for `loop` to finish before it can run?"""
+        for read in info.reads:
+            tensor = read.access.tensor
+            if loop.id not in written_in.get(tensor, ()):
+                continue
+            if not self.same_iteration(read, loop.rank):
+                return True
+        return False
+
+    def same_iteration(self, read: AccessInfo, loop_rank: str) -> bool:
+        """Does this read need only what the writer produced in the current iteration?"""
+        owner = next((p.rank for p in self.parts.values() if loop_rank in p.names), None)
+        rank = owner or loop_rank
+        for axis in read.axes:
+            if axis.rank != rank:
+                continue
+            return axis.kind == "var" and axis.offset in (0, 1)
+        return False  # the tensor does not keep the rank: complete only after the loop
+
+    def build_tree(self, ks: list[int], order: list[str]) -> list:
+        top: list = []
+        stack: list[Loop] = []
+        written_in: dict[str, tuple[int, ...]] = {}
+        for k in ks:
+            info = self.sem.statements[k]
+            wanted = self.statement_loops(info, order)
+            depth = 0
+            while (depth < len(stack) and depth < len(wanted) and stack[depth].rank == wanted[depth]
+                   and not self.barrier(info, stack[depth], written_in)):
+                depth += 1
+            del stack[depth:]
+            body = stack[-1].body if stack else top
+            for rank in wanted[depth:]:
+                self.next_loop += 1
+                loop = Loop(rank, [], self.next_loop)
+                body.append(loop)
+                stack.append(loop)
+                body = loop.body
+                self.loop_of[loop.id] = rank
+            body.append(Leaf(k))
+            self.paths[k] = tuple(l.id for l in stack)
+            written_in[info.name] = tuple(l.id for l in stack)
+        return top
+
+    # ---------------------------------------------------------------- storage
+    def storage(self, groups: list[Group]) -> dict[str, Storage]:
+        sem = self.sem
+        group_of = {k: gi for gi, g in enumerate(groups) for k in g.statements}
+        out: dict[str, Storage] = {}
+        for name, info in sem.tensors.items():
+            writers = [k for k, s in enumerate(sem.statements) if s.name == name]
+            readers = [k for k, s in enumerate(sem.statements) if any(r.access.tensor == name for r in s.reads)]
+            if info.kind != "intermediate" or not writers:
+                out[name] = Storage(name, True, ("dram",) * len(info.ranks), 0)
+                continue
+            if len({group_of[k] for k in writers + readers}) > 1:
+                out[name] = Storage(name, True, ("dram",) * len(info.ranks), 0)
+                continue
+            writer = next(k for k in writers if not sem.statements[k].is_init)
+            wpath = self.paths[writer]
+            common = list(wpath)
+            for k in writers + readers:
+                path = self.paths[k]
+                n = 0
+                while n < len(common) and n < len(path) and common[n] == path[n]:
+                    n += 1
+                del common[n:]
+            axes = []
+            for rank in info.ranks:
+                axes.append(self.axis_storage(name, rank, info.iterative, wpath, common, readers))
+            out[name] = Storage(name, False, tuple(axes), common[-1] if common else 0)
+        return out
+
+    def loop_for(self, path: tuple[int, ...], rank: str) -> int | None:
+        return next((lid for lid in path if self.loop_of[lid] == rank), None)
+
+    def axis_storage(self, tensor, rank, iterative, wpath, common, readers) -> str:
+        if rank in self.parts:
+            outer_loops = [self.loop_for(wpath, n) for n in self.parts[rank].names[:-1]]
+            return "tile" if all(lid in common for lid in outer_loops) else "full"
+        lid = self.loop_for(wpath, rank)
+        if lid is None:
+            return "full"  # a tile rank: the whole rank in every tile
+        if lid in common:
+            if rank != iterative:
+                return "point"
+            return "ring" if self.ring_reads_only(tensor, rank, readers) else "full"
+        if rank == iterative and self.last_reads_only(tensor, rank, lid, readers):
+            return "ring"
+        return "full"
+
+    def last_reads_only(self, tensor: str, rank: str, lid: int, readers: list[int]) -> bool:
+        for k in readers:
+            if lid in self.paths[k]:
+                continue
+            for read in self.sem.statements[k].reads:
+                if read.access.tensor == tensor:
+                    axis = next(a for a in read.axes if a.rank == rank)
+                    if axis.kind != "last":
+                        return False
+        return self.ring_reads_only(tensor, rank, readers)
+
+    def ring_reads_only(self, tensor: str, rank: str, readers: list[int]) -> bool:
+        """A ring keeps the current and previous element: every read must be one of those."""
+        for k in readers:
+            for read in self.sem.statements[k].reads:
+                if read.access.tensor == tensor:
+                    axis = next(a for a in read.axes if a.rank == rank)
+                    if not (axis.kind == "last" or (axis.kind == "var" and axis.offset in (0, 1))):
+                        return False
+        return True
+
+    # ---------------------------------------------------------------- all together
+    def bind(self) -> MappedCascade:
+        self.parts = self.partitions()
+        self.check_names()
+        self.next_loop = 0
+        self.loop_of: dict[int, str] = {}
+        self.paths: dict[int, tuple[int, ...]] = {}
+        groups = []
+        for ks in self.groups():
+            loops = self.loop_ranks(ks)
+            order = self.group_order(ks, loops)
+            tree = self.build_tree(ks, order)
+            names = [self.sem.statements[k].name for k in ks if not self.sem.statements[k].is_init]
+            groups.append(Group("+".join(dict.fromkeys(names)), tuple(ks), tuple(order), tuple(tree)))
+        for k, level in self.shapes_of_levels().items():
+            self.shapes[k] = level
+        return MappedCascade(self.sem, self.m, self.shapes, self.parts, tuple(groups), self.storage(groups),
+                             self.paths, self.loop_of)
+
+    def shapes_of_levels(self) -> dict[str, int]:
+        return {n: e for p in self.parts.values() for n, e in zip(p.names, p.extents)}
+
+    def check_names(self) -> None:
+        every = {r for s in self.sem.statements for r in self.mapped_ranks(s)}
+        for table, key in ((self.m.loop_order, "loop-order"), (self.m.spacetime, "spacetime"),
+                           (self.m.binding, "binding")):
+            for name in table:
+                if name != "default" and name not in self.names:
+                    self.fail(f"{key}.{name}", f"unknown Einsum {name}: the Einsums are {', '.join(sorted(self.names))}")
+        for name, st in self.m.spacetime.items():
+            for r in st.space + st.time:
+                if r not in every:
+                    self.fail(f"spacetime.{name}", f"unknown rank {r}: the ranks are {', '.join(sorted(every))}")
+        for name, ranks in self.m.rank_order.items():
+            info = self.sem.tensors.get(name)
+            if info is None:
+                self.fail(f"rank-order.{name}", f"unknown tensor {name}")
+            elif sorted(ranks) != sorted(info.ranks):
+                self.fail(f"rank-order.{name}", f"[{', '.join(ranks)}] must list {name}'s ranks "
+                                                f"{', '.join(info.ranks)} once each")
+
+
+def statement_text(stmt: ir.Statement) -> str:
+    from .show import show_statement
+
+    return show_statement(stmt).replace("\n", " ")
