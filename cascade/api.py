@@ -20,6 +20,9 @@ from .shapes import resolve_shapes
 if TYPE_CHECKING:
     import numpy as np
 
+    from .mapping import Mapping
+    from .schedule import MappedCascade
+
 
 @dataclass(frozen=True)
 class Spec:
@@ -51,6 +54,37 @@ class Spec:
         if not isinstance(seed, (int, np.integer)) or seed < 0:
             raise InputError(f"seed {seed!r}: a seed is a non-negative integer")
         return random_inputs(self.semantics, self.shapes, seed, dtype or np.float64)
+
+    def bind(self, mapping: "str | Path | Mapping | None" = None) -> "MappedCascade":
+        """Apply a mapping (a file, a `Mapping`, or None for the default) -> loop nests."""
+        from .mapping import Mapping, load_mapping
+        from .schedule import bind_mapping
+
+        if mapping is None:
+            mapping = Mapping()
+        elif not isinstance(mapping, Mapping):
+            mapping = load_mapping(mapping)
+        return bind_mapping(self.semantics, mapping, self.shapes)
+
+    def compile(self, mapping: "str | Path | Mapping | None" = None) -> str:
+        """The source of the NumPy executor module for a mapping."""
+        from .codegen.numpy_exec import emit_numpy
+
+        mapped = self.bind(mapping)
+        return emit_numpy(mapped, self.cascade.file, mapped.mapping.file if mapping is not None else "")
+
+    def executor(self, mapping: "str | Path | Mapping | None" = None) -> Any:
+        """The generated executor, imported as a module with `run(**inputs)`."""
+        from .executor import import_source
+
+        return import_source(self.compile(mapping), stem=f"{self.name}_executor")
+
+    def loop_nest(self, mapping: "str | Path | Mapping | None" = None) -> str:
+        """The mapped loop nest as readable pseudo-code."""
+        from .loopnest import render_loop_nest
+
+        mapped = self.bind(mapping)
+        return render_loop_nest(mapped, self.cascade.file, mapped.mapping.file if mapping is not None else "")
 
     def run(self, inputs: Mapping[str, "np.ndarray"] | None = None, seed: int = 0) -> dict[str, "np.ndarray"]:
         """Evaluate with the reference evaluator; missing inputs are seeded random."""

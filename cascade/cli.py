@@ -14,7 +14,7 @@ import traceback
 
 from .errors import CascadeError, SpecError
 
-COMMANDS = ("check", "show", "run", "demo", "import-teaal")
+COMMANDS = ("check", "show", "run", "map", "compile", "demo", "import-teaal")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -53,11 +53,11 @@ def parse_file(path: str | Path) -> ir.Cascade:
     """Parse a `.einsum` file; raises `SpecError` listing every syntax error."""
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        text = p.read_text(encoding="utf-8-sig")  # -sig: a byte-order mark from some editors is not text
     except OSError as exc:
         raise SpecError([Diagnostic(None, f"{path}: cannot read spec: {exc.strerror}")]) from None
     except UnicodeDecodeError as exc:
-        line = p.read_bytes()[: exc.start].count(b"\n") + 1
+        line = exc.object[: exc.start].count(b"\n") + 1
         raise SpecError([Diagnostic(Span(str(path), line, 1), f"not UTF-8 text (byte 0x{exc.object[exc.start]:02x} "
                                     "cannot be decoded): a spec is a plain-text .einsum file")]) from None
     return parse(text, file=str(path), default_name=name_from_stem(p.stem))

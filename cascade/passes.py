@@ -29,7 +29,7 @@ the same reason; both follow the same read/write relation.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from .errors import Diagnostic, SpecError
@@ -72,23 +72,42 @@ class EinsumPass:
 
 
 @dataclass(frozen=True, slots=True)
+class LiveAxis:
+    """One axis of a live tensor: the whole axis (`fixed` empty; `extra` 1 for a recurrence's
+    iterative axis, of extent shape + 1) or only the fixed coordinates read (`('last',)`)."""
+
+    rank: str
+    extra: int = 0
+    fixed: tuple[str, ...] = ()
+
+    @property
+    def text(self) -> str:
+        if self.fixed:
+            return f"{self.rank}={'|'.join(self.fixed)}"
+        return self.rank + ("+1" if self.extra else "")
+
+
+@dataclass(frozen=True, slots=True)
 class LiveTensor:
-    """The part of a tensor held across a boundary: `shape` is per axis either a rank (the
-    whole axis, `(rank, 1)` for a recurrence's iterative axis of extent shape + 1) or a count of
-    fixed coordinates read (`('', n)`)."""
+    """The part of a tensor held across a boundary, and its size."""
 
     name: str
-    shape: tuple[tuple[str, int], ...]
+    axes: tuple[LiveAxis, ...]
     elements: int
 
     @property
     def shape_text(self) -> str:
-        return "[" + ", ".join(r + "+1" if r and extra else (r or f"{extra} fixed") for r, extra in self.shape) + "]"
+        return f"{self.name}[{', '.join(a.text for a in self.axes)}]"
 
     @property
     def size_text(self) -> str:
-        factors = [(f"({r} + 1)" if extra else r) if r else str(extra) for r, extra in self.shape]
-        factors = [f for f in factors if f != "1"]
+        factors = []
+        for a in self.axes:
+            if a.fixed:
+                if len(a.fixed) > 1:
+                    factors.append(str(len(a.fixed)))
+            else:
+                factors.append(f"({a.rank} + 1)" if a.extra else a.rank)
         return "*".join(factors) or "1"
 
     @property
@@ -96,8 +115,8 @@ class LiveTensor:
         import sympy
 
         expr = sympy.Integer(1)
-        for r, extra in self.shape:
-            expr *= (sympy.Symbol(r, positive=True, integer=True) + extra) if r else sympy.Integer(extra)
+        for a in self.axes:
+            expr *= sympy.Integer(len(a.fixed)) if a.fixed else sympy.Symbol(a.rank) + a.extra
         return expr
 
 
@@ -194,7 +213,7 @@ def _boundary_dict(b: Boundary) -> dict[str, Any]:
             "complete_after": b.wait.after, "reason": b.wait.reason, "detail": b.wait.detail,
             "causes": [{"einsum": e, **_wait_dict(w)} for e, w in b.causes],
             "footprint": {"elements": b.footprint, "expr": b.footprint_text,
-                          "tensors": [{"tensor": t.name, "shape": t.shape_text, "expr": t.size_text,
+                          "tensors": [{"tensor": t.name, "held": t.shape_text, "expr": t.size_text,
                                        "elements": t.elements} for t in b.live]}}
 
 
@@ -259,27 +278,30 @@ class _RankCounter:
         self.final: dict[str, _Src] = {}  # tensor -> its last element along its iterative rank
         self.init: dict[str, _Src] = {}  # tensor -> the elements its init writes
         self.evals: dict[int, _Eval] = {}
+        self.history: list[tuple[int, _Eval]] = []  # every evaluation, each step of a recurrence
+        self.order = [k for step in sem.steps for k in step.statements]
         self.grows_with: str | None = None
 
     def run(self, part: str | None) -> RankPasses:
-        order = [k for step in self.sem.steps for k in step.statements]
         for step in self.sem.steps:
             if step.variable is None:
                 for k in step.statements:
                     self.store(k, self.evaluate(k))
+                    self.history.append((k, self.evals[k]))
             elif self.sem.rank_of(step.variable) in self.ranks:
                 self.run_group_streaming(step.statements)
             else:
                 self.run_group_stepwise(step.statements, step.variable)
         rows = []
-        for k in order:
+        for k in self.order:
             s, e = self.sem.statements[k], self.evals[k]
             if not s.is_init:
                 rows.append(EinsumPass(s.name, e.iterates, e.value, "streaming" if e.streaming else "complete",
                                        e.waits if e.iterates and e.value >= 2 else ()))
         passes = max((r.number for r in rows if r.iterates), default=0)
         split_of = next((r for r in self.ranks if r != self.rank), None)
-        boundaries = tuple(self.boundary(n, rows, order) for n in range(2, passes + 1))
+        found = (self.boundary(n) for n in range(2, passes + 1))
+        boundaries = tuple(b for b in found if b is not None)
         return RankPasses(self.rank, passes, split_of, part, tuple(rows), boundaries, self.grows_with)
 
     def store(self, k: int, e: _Eval) -> None:
@@ -329,14 +351,14 @@ class _RankCounter:
         it_axis = next((a for a in read.axes if info.iterative and a.rank == info.iterative), None)
         at_init = it_axis is not None and it_axis.kind in ("var", "const") and it_axis.offset == 0
         only_init = it_axis is not None and it_axis.kind == "const" and it_axis.offset == 0
-        out = []
         if members is not None and t in members and not only_init:
             carried, current = members[t]
             if it_axis is not None and it_axis.kind == "var" and it_axis.offset == 0:
-                return [(c, "einsum" if c is not current else "einsum", fixed) for c in carried]
+                return [(src, via, fixed) for src, via in carried]
             if current is None or (it_axis is not None and it_axis.kind in ("last", "const")):
                 raise self.cycle(s, read)
             return [(current, "einsum", fixed)]
+        out = []
         if not only_init:
             last = it_axis is not None and it_axis.kind == "last"
             out.append(((self.final if last else self.ein)[t], "einsum", fixed))
@@ -367,42 +389,53 @@ class _RankCounter:
                                            f"whole recurrence, which needs {s.name} (a dependency cycle)", line)])
 
     # ------------------------------------------------------------ recurrence groups
+    def carried_view(self, names, prev: dict[str, _Src] | None, current: dict[str, _Src]):
+        """What member reads see: carried reads the init (first step) or the previous step."""
+        view = {}
+        for n in names:
+            if prev is None:
+                carried = [(self.init[n], "init")] if n in self.init else []
+            else:
+                carried = [(prev[n], "einsum")]
+            view[n] = (carried, current.get(n))
+        return view
+
     def run_group_streaming(self, group: tuple[int, ...]) -> None:
-        """A group over the counted rank: carried reads stream within the pass; fixpoint."""
-        names = {self.sem.statements[k].name for k in group}
+        """A group over the counted rank: carried reads stream within the same pass (fixpoint)."""
+        names = [self.sem.statements[k].name for k in group]
         current: dict[str, _Src] = {}
         for _ in range(len(group) + 2):
             before = dict(current)
             for k in group:
-                members = {n: ([self.init[n]] if n in self.init else []) + ([current[n]] if n in current else [])
-                           for n in names}
-                e = self.evaluate(k, {n: (members[n], current.get(n)) for n in names})
+                view = self.carried_view(names, None, current)
+                for n in names:  # the carried element is the init's or one this pass streams
+                    if n in current:
+                        view[n] = (view[n][0] + [(current[n], "einsum")], current[n])
+                e = self.evaluate(k, view)
                 current[self.sem.statements[k].name] = e.src
                 self.store(k, e)
             if current == before:
+                self.history.extend((k, self.evals[k]) for k in group)
                 return
         s = self.sem.statements[group[0]]
-        raise SpecError([Diagnostic(s.statement.span, f"the recurrence group {', '.join(sorted(names))} waits for "
-                                                      "its own complete value (a dependency cycle)")])
+        raise SpecError([Diagnostic(s.statement.span, f"the recurrence group {', '.join(names)} waits for its own "
+                                                      "complete value at every step (a dependency cycle)")])
 
     def run_group_stepwise(self, group: tuple[int, ...], variable: str) -> None:
-        """A group over another rank: follow it step by step along its iterative rank."""
+        """A group over another rank: follow it step by step along its iterative rank. If every
+        step waits for the previous one's complete value, the passes grow with the steps; once the
+        growth per step is steady it is extrapolated to the last step."""
         names = [self.sem.statements[k].name for k in group]
         steps = self.shapes[self.sem.rank_of(variable)]
         prev: dict[str, _Src] | None = None
         peak: dict[int, _Eval] = {}
         deltas: list[tuple[int, ...]] = []
-        t = 0
-        while t < steps:
+        for t in range(steps):
             current: dict[str, _Src] = {}
-            evals: dict[int, _Eval] = {}
             for k in group:
-                members = {}
-                for n in names:
-                    carried = ([self.init[n]] if n in self.init else []) if prev is None else [prev[n]]
-                    members[n] = (carried, current.get(n))
-                e = evals[k] = self.evaluate(k, members)
+                e = self.evaluate(k, self.carried_view(names, prev, current))
                 current[self.sem.statements[k].name] = e.src
+                self.history.append((k, e))
                 if k not in peak or e.value >= peak[k].value:
                     peak[k] = e
             if prev is not None:
@@ -413,28 +446,31 @@ class _RankCounter:
                     self.grows_with = self.sem.rank_of(variable)
                 deltas.append(delta)
                 if len(deltas) >= 3 and len(set(deltas[-3:])) == 1 and len(set(delta)) == 1:
-                    # every member gains the same number of passes per step from here on
-                    jump = steps - 1 - t
-                    current = {n: _Src(s.level + delta[0] * jump, s.streaming, s.origin) for n, s in current.items()}
-                    peak = {k: _Eval(e.value + delta[0] * jump, e.iterates, e.streaming, e.waits, e.origin)
+                    shift = delta[0] * (steps - 1 - t)  # the same gain at every remaining step
+                    current = {n: _Src(c.level + shift, c.streaming, c.origin) for n, c in current.items()}
+                    peak = {k: _Eval(e.value + shift, e.iterates, e.streaming,
+                                     tuple(replace(w, after=w.after + shift) for w in e.waits), e.origin)
                             for k, e in peak.items()}
                     break
             prev = current
-            t += 1
         for k in group:
             self.store(k, peak[k])
+        for n in names:
+            self.final[n] = current[n]
 
     # ------------------------------------------------------------ boundaries
-    def boundary(self, number: int, rows: list[EinsumPass], order: list[int]) -> Boundary:
-        causes = tuple((r.name, w) for r in rows if r.iterates and r.number == number
-                       for w in r.waits if w.after == number - 1)
+    def boundary(self, number: int) -> Boundary | None:
+        causes = tuple(dict.fromkeys((self.sem.statements[k].name, w) for k, e in self.history
+                                     if e.iterates and e.value == number for w in e.waits if w.after == number - 1))
+        if not causes:  # a pass inside a growing recurrence, past the steps followed one by one
+            return None
         einsum, wait = causes[0]
-        return Boundary(self.rank, number, einsum, wait, causes, self.live(number - 1, order))
+        return Boundary(self.rank, number, einsum, wait, causes, self.live(number - 1))
 
-    def live(self, k: int, order: list[int]) -> tuple[LiveTensor, ...]:
+    def live(self, k: int) -> tuple[LiveTensor, ...]:
         """Computed tensors produced by the end of pass k and read after it."""
         axes: dict[str, dict[str, set]] = {}
-        for j in order:
+        for j in self.order:
             s, e = self.sem.statements[j], self.evals[j]
             if e.value <= k:
                 continue
@@ -450,16 +486,17 @@ class _RankCounter:
         out = []
         for t, per_axis in axes.items():
             info = self.sem.tensors[t]
-            shape: list[tuple[str, int]] = []
+            live_axes: list[LiveAxis] = []
             elements = 1
             for rank in info.ranks:
                 coords = per_axis.get(rank, {"all"})
                 if "all" in coords:
                     extra = 1 if rank == info.iterative else 0
-                    shape.append((rank, extra))
+                    live_axes.append(LiveAxis(rank, extra))
                     elements *= self.shapes[rank] + extra
                 else:
-                    shape.append(("", len(coords)))
-                    elements *= len(coords)
-            out.append(LiveTensor(t, tuple(shape), elements))
+                    labels = sorted("last" if kind == "last" else str(offset) for kind, offset in coords)
+                    live_axes.append(LiveAxis(rank, 0, tuple(labels)))
+                    elements *= len(labels)
+            out.append(LiveTensor(t, tuple(live_axes), elements))
         return tuple(out)

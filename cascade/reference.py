@@ -310,12 +310,15 @@ def _sum_of_products(info: StatementInfo, splits: Mapping[str, tuple[str, str]],
             subscripts.append("".join(letters[info.variables[k]] for k in keep))
         else:
             scale *= float(factor.value if isinstance(factor, ir.Num) else shapes[factor.rank])
-    kept = info.variables[: len(info.variables) - len(info.reduced)]
-    spec = ",".join(subscripts) + "->" + "".join(letters[v] for v in kept)
-    result = np.einsum(spec, *operands, optimize=True) if operands else None
-    if result is None:
+    if not operands:
         return None
-    return np.broadcast_to(result * scale, tuple(len(coords[v]) for v in kept))
+    kept = info.variables[: len(info.variables) - len(info.reduced)]
+    used = set("".join(subscripts))
+    out = [v for v in kept if letters[v] in used]  # a kept variable no factor reads is broadcast
+    spec = ",".join(subscripts) + "->" + "".join(letters[v] for v in out)
+    result = np.einsum(spec, *operands, optimize=True) * scale
+    result = result.reshape([len(coords[v]) if v in out else 1 for v in kept])
+    return np.broadcast_to(result, tuple(len(coords[v]) for v in kept))
 
 
 def _write(info: StatementInfo, store: dict[str, _Stored], space: _Space, shapes: Mapping[str, int],

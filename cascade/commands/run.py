@@ -1,7 +1,8 @@
 """`cascade run SPEC`: evaluate a cascade and summarise each output (shape, dtype, values).
 
-Without `-m` the reference evaluator runs. Inputs come from `--inputs IN.npz` by tensor name;
-any not given are seeded random (`--seed`).
+Without `-m` the reference evaluator runs; with `-m MAPPING` the generated executor does, and
+`--check` compares it with the reference, `--trace` counts its DRAM reads and writes. Inputs
+come from `--inputs IN.npz` by tensor name; any not given are seeded random (`--seed`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,10 @@ from .common import add_json_option, add_shape_option, emit_json, load_spec
 def register(sub) -> None:
     p = sub.add_parser("run", help="evaluate a cascade (reference evaluator) and summarise its outputs")
     p.add_argument("spec", metavar="SPEC")
+    p.add_argument("-m", "--mapping", metavar="MAPPING", help="run the generated executor for this mapping")
+    p.add_argument("--check", action="store_true", help="compare the executor with the reference evaluator")
+    p.add_argument("--trace", action="store_true", help="count elements read from / written to DRAM per tensor")
+    p.add_argument("--dtype", choices=("float64", "float32"), default="float64", help="dtype of random inputs")
     p.add_argument("--inputs", metavar="IN.npz", help="input arrays by tensor name (others: seeded random)")
     p.add_argument("--seed", type=int, default=0, help="seed for random inputs (default 0)")
     p.add_argument("--save", metavar="OUT.npz", help="write the outputs to an .npz file")
@@ -65,20 +70,42 @@ def save_outputs(path: str, outputs: dict[str, Any]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import numpy as np
+
     spec = load_spec(args.spec, args.shape)
+    if (args.check or args.trace) and not args.mapping:
+        raise InputError("--check and --trace apply to a generated executor: give a mapping with -m MAPPING")
     given = read_inputs(args.inputs)
-    start = time.perf_counter()
-    outputs = spec.run(given, seed=args.seed)
+    inputs = {**{k: v for k, v in spec.random_inputs(args.seed, getattr(np, args.dtype)).items()
+                 if k not in given}, **given}
+    trace = None
+    if args.mapping:
+        module = spec.executor(args.mapping)
+        start = time.perf_counter()
+        try:
+            outputs, trace = module.run_traced(**inputs) if args.trace else (module.run(**inputs), None)
+        except ValueError as exc:  # the executor's own input checks
+            raise InputError(str(exc)) from None
+        evaluator = f"executor for {args.mapping}"
+    else:
+        start = time.perf_counter()
+        outputs = spec.run(inputs, seed=args.seed)
+        evaluator = "reference evaluator"
     seconds = time.perf_counter() - start
+    check = None
+    if args.check:
+        reference = spec.run(inputs)
+        check = {name: max_errors(outputs[name], reference[name]) for name in reference}
     if args.save:
         save_outputs(args.save, outputs)
     summary = {name: summarise(arr) for name, arr in outputs.items()}
     if args.json:
-        emit_json({"cascade": spec.name, "evaluator": "reference", "shapes": spec.shapes,
-                   "seed": args.seed, "inputs_file": args.inputs, "seconds": seconds,
-                   "outputs": {name: strict_json(s) for name, s in summary.items()}, "saved": args.save})
-        return 0
-    print(f"cascade {spec.name}: reference evaluator, {seconds:.3f} s")
+        emit_json({"cascade": spec.name, "evaluator": "executor" if args.mapping else "reference",
+                   "mapping": args.mapping, "shapes": spec.shapes, "seed": args.seed, "inputs_file": args.inputs,
+                   "seconds": seconds, "outputs": {name: strict_json(s) for name, s in summary.items()},
+                   "saved": args.save, "check": check, "trace": trace})
+        return 0 if check is None or all(c["ok"] for c in check.values()) else 1
+    print(f"cascade {spec.name}: {evaluator}, {seconds:.3f} s")
     print("shapes: " + ", ".join(f"{r}={n}" for r, n in spec.shapes.items()))
     for name, s in summary.items():
         ranks = ", ".join(spec.semantics.tensors[name].ranks)
@@ -86,9 +113,29 @@ def run(args: argparse.Namespace) -> int:
               f"min {s['min']:.6g}  max {s['max']:.6g}  mean {s['mean']:.6g}"
               + (f"  (of the finite values; {s['nonfinite']} non-finite)" if s["nonfinite"] else ""))
         print(f"    first values: {', '.join(f'{v:.6g}' for v in s['first'])}")
+    if trace is not None:
+        print("DRAM traffic (elements):")
+        for name in sorted(set(trace["reads"]) | set(trace["writes"])):
+            print(f"  {name:<10} read {trace['reads'].get(name, 0):>14,}   written {trace['writes'].get(name, 0):>14,}")
+    if check is not None:
+        for name, c in check.items():
+            verdict = "matches the reference" if c["ok"] else "DIFFERS from the reference"
+            print(f"check {name}: max abs error {c['max_abs']:.3g}, max rel error {c['max_rel']:.3g}: {verdict}")
     if args.save:
         print(f"saved outputs to {args.save}")
-    return 0
+    return 0 if check is None or all(c["ok"] for c in check.values()) else 1
+
+
+def max_errors(got, want) -> dict:
+    import numpy as np
+
+    tol = 1e-9 if np.asarray(got).dtype == np.float64 else 1e-4
+    got, want = np.asarray(got, dtype=np.float64), np.asarray(want, dtype=np.float64)
+    diff = np.abs(got - want)
+    scale = max(float(np.max(np.abs(want))) if want.size else 0.0, 1e-300)
+    ok = bool(np.allclose(got, want, rtol=tol, atol=tol * scale, equal_nan=True))
+    return {"max_abs": float(diff.max()) if diff.size else 0.0,
+            "max_rel": float(diff.max() / scale) if diff.size else 0.0, "ok": ok}
 
 
 def summarise(arr) -> dict[str, Any]:

@@ -1,0 +1,74 @@
+"""`render_loop_nest`: a `MappedCascade` as readable pseudo-code (`cascade map`).
+
+One block per fusion group: its loops with their trip counts (space loops marked), each
+statement at the depth where it runs with the tile it computes, and where every tensor lives.
+Pure formatting: nothing here decides anything about the schedule.
+"""
+
+from __future__ import annotations
+
+from .schedule import Leaf, Loop, MappedCascade, statement_text
+
+
+def render_loop_nest(mc: MappedCascade, spec_label: str = "", mapping_label: str = "") -> str:
+    sem = mc.semantics
+    lines = [f"cascade {sem.cascade.name}" + (f"  ({spec_label})" if spec_label else "")]
+    lines.append(f"mapping {mapping_label or 'default: no partitioning, each Einsum its own group'}")
+    lines.append("shapes  " + ", ".join(f"{r}={n}" for r, n in mc.shapes.items()))
+    for p in mc.partitions.values():
+        levels = " x ".join(f"{name}={ext}" for name, ext in zip(p.names, p.extents))
+        lines.append(f"split   {p.rank} -> {levels}   (tiles of {', '.join(str(s) for s in p.spans[:-1])})")
+    dram = [t for t, st in mc.storage.items() if st.dram]
+    lines.append("DRAM    " + ", ".join(dram))
+    for gi, group in enumerate(mc.groups, start=1):
+        lines.append("")
+        members = [sem.statements[k].name for k in group.statements if not sem.statements[k].is_init]
+        lines.append(f"group {gi}: {', '.join(dict.fromkeys(members))}")
+        on_chip = [t for t, st in mc.storage.items() if not st.dram and
+                   any(sem.statements[k].name == t for k in group.statements)]
+        if on_chip:
+            lines.append("  on chip: " + ", ".join(f"{t}[{_axes(mc, t)}]" for t in on_chip))
+        _render(mc, list(group.tree), 1, lines)
+    return "\n".join(line.rstrip() for line in lines) + "\n"
+
+
+def _axes(mc: MappedCascade, tensor: str) -> str:
+    info = mc.semantics.tensors[tensor]
+    return ", ".join(f"{r}:{kind}" for r, kind in zip(info.ranks, mc.storage[tensor].axes))
+
+
+def _render(mc: MappedCascade, nodes: list, depth: int, lines: list[str]) -> None:
+    pad = "  " * depth
+    for node in nodes:
+        if isinstance(node, Loop):
+            space = any(node.rank in mc.mapping.spacetime_for(mc.semantics.statements[k].name).space
+                        for k in _leaves(node))
+            kind = "parallel for" if space else "for"
+            head = f"{pad}{kind} {node.rank.lower()} in [0, {mc.shapes[node.rank]}):"
+            lines.append(head.ljust(60) + "  # space" if space else head)
+            _render(mc, node.body, depth + 1, lines)
+        else:
+            info = mc.semantics.statements[node.statement]
+            text = ("init " if info.is_init else "") + statement_text(info.statement).removeprefix("init ")
+            tile = _tile(mc, node.statement)
+            lines.append(f"{pad}{text}".ljust(60) + (f"  # tile {tile}" if tile else ""))
+
+
+def _leaves(loop: Loop) -> list[int]:
+    out = []
+    for node in loop.body:
+        out.extend(_leaves(node) if isinstance(node, Loop) else [node.statement])
+    return out
+
+
+def _tile(mc: MappedCascade, k: int) -> str:
+    info = mc.semantics.statements[k]
+    group = mc.group_of(k)
+    parts = []
+    for v in info.variables:
+        rank = v.upper()
+        if rank in group.loop_ranks:
+            continue
+        size = mc.partitions[rank].spans[-2] if rank in mc.partitions else mc.shapes[rank]
+        parts.append(f"{v}:{size}" + (" (reduced)" if v in info.reduced else ""))
+    return " x ".join(parts)
