@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from .mapping import Mapping
+    from .passes import PassReport
     from .schedule import MappedCascade
 
 
@@ -44,6 +45,12 @@ class Spec:
         from .show import show
 
         return show(self.cascade)
+
+    def passes(self) -> "PassReport":
+        """Passes over every rank and the boundaries between them (DESIGN.md section 3)."""
+        from .passes import count_passes
+
+        return count_passes(self.semantics, self.shapes)
 
     def random_inputs(self, seed: int = 0, dtype: Any = None) -> dict[str, "np.ndarray"]:
         import numpy as np

@@ -40,7 +40,9 @@ class Diagnostic:
             width = 1
             if self.span.end_line == self.span.line and self.span.end_col > self.span.col:
                 width = self.span.end_col - self.span.col
-            caret = " " * (self.span.col - 1) + "^" * width
+            prefix = self.source_line[: self.span.col - 1]
+            indent = "".join(ch if ch == "\t" else " " for ch in prefix)  # tabs line up as in the source
+            caret = indent + "^" * width
             text += f"\n    {self.source_line.rstrip()}\n    {caret}"
         return text
 

@@ -158,14 +158,15 @@ def _waits(report: PassReport | None) -> dict[tuple[str, str], str]:
 
 
 def einsum_pass_labels(report: PassReport, name: str) -> list[str]:
-    """['M: pass 2', 'P: pass 1', 'E: after 1', ...] for one Einsum."""
+    """['M: pass 2', 'P: pass 1', 'M0: after 2', ...] for one Einsum: its pass over every rank
+    it iterates, and where it runs between the passes of a rank with more than one."""
     labels = []
     for r in report.ranks:
         e = r.einsum(name)
         if e.iterates:
             labels.append(f"{r.rank}: pass {e.number}")
-        elif e.number:
-            labels.append(f"{r.rank}: after {e.number}")
+        elif r.passes > 1:
+            labels.append(f"{r.rank}: after {e.number}" if e.number else f"{r.rank}: before 1")
     return labels
 
 

@@ -59,6 +59,20 @@ class Storage:
 
 
 @dataclass(frozen=True)
+class Load:
+    """One read of a DRAM-resident tensor region: at the innermost loop its region depends on
+    (`anchor`, a loop id; 0 for the group's top), shared by every statement of the group that
+    reads the same region there. A load at a statement's own innermost loop is not hoisted."""
+
+    tensor: str
+    axes: tuple[AxisCoord, ...]
+    anchor: int
+    path: tuple[int, ...]  # the loops enclosing the load
+    statements: tuple[int, ...]
+    hoisted: bool
+
+
+@dataclass(frozen=True)
 class Group:
     name: str
     statements: tuple[int, ...]
@@ -76,6 +90,13 @@ class MappedCascade:
     storage: dict[str, Storage]
     paths: dict[int, tuple[int, ...]]  # statement -> ids of its enclosing loops
     loop_of: dict[int, str]  # loop id -> rank
+    loads: tuple[Load, ...] = ()
+
+    def load_for(self, statement: int, axes: tuple[AxisCoord, ...], tensor: str) -> Load | None:
+        for load in self.loads:
+            if load.tensor == tensor and load.axes == axes and statement in load.statements:
+                return load
+        return None
 
     def group_of(self, statement: int) -> Group:
         return next(g for g in self.groups if statement in g.statements)
@@ -393,6 +414,7 @@ class _Binder:
     # ---------------------------------------------------------------- all together
     def bind(self) -> MappedCascade:
         self.parts = self.partitions()
+        self.part_of_split = {p: r for r, parts in self.sem.splits.items() for p in parts}
         self.check_names()
         self.next_loop = 0
         self.loop_of: dict[int, str] = {}
@@ -406,8 +428,67 @@ class _Binder:
             groups.append(Group("+".join(dict.fromkeys(names)), tuple(ks), tuple(order), tuple(tree)))
         for k, level in self.shapes_of_levels().items():
             self.shapes[k] = level
-        return MappedCascade(self.sem, self.m, self.shapes, self.parts, tuple(groups), self.storage(groups),
-                             self.paths, self.loop_of)
+        storage = self.storage(groups)
+        return MappedCascade(self.sem, self.m, self.shapes, self.parts, tuple(groups), storage,
+                             self.paths, self.loop_of, self.loads(groups, storage))
+
+    # ---------------------------------------------------------------- DRAM loads
+    def loads(self, groups: list[Group], storage: dict[str, Storage]) -> tuple[Load, ...]:
+        out: list[Load] = []
+        for group in groups:
+            written = {self.sem.statements[k].name for k in group.statements}
+            shared: dict[tuple, int] = {}
+            for k in group.statements:
+                path = self.paths[k]
+                seen: set[tuple] = set()
+                for read in self.sem.statements[k].reads:
+                    tensor = read.access.tensor
+                    if not storage[tensor].dram:
+                        continue
+                    anchor = self.anchor(read, path)
+                    hoisted = tensor not in written and bool(path) and anchor != path[-1]
+                    if not path:
+                        hoisted = False
+                    key = (tensor, read.axes, anchor if hoisted else ("at", k))
+                    if key in seen:
+                        continue
+                    seen.add(key)
+                    if hoisted and key in shared:
+                        old = out[shared[key]]
+                        out[shared[key]] = Load(old.tensor, old.axes, old.anchor, old.path,
+                                                old.statements + (k,), True)
+                        continue
+                    load_path = path[: path.index(anchor) + 1] if hoisted and anchor else (() if hoisted else path)
+                    out.append(Load(tensor, read.axes, anchor if hoisted else (path[-1] if path else 0),
+                                    load_path, (k,), hoisted))
+                    if hoisted:
+                        shared[key] = len(out) - 1
+        return tuple(out)
+
+    def anchor(self, read: AccessInfo, path: tuple[int, ...]) -> int:
+        """The innermost enclosing loop (id; 0 for none) that a read's region depends on."""
+        ranks: set[str] = set()
+        for axis in read.axes:
+            rank = axis.rank
+            if axis.kind in ("const", "last"):
+                continue
+            if axis.kind == "split":
+                ranks.add(self.sem.splits[rank][0])
+            elif axis.kind in ("outer", "inner"):
+                owner = next(r for r, parts in self.sem.splits.items() if rank in parts)
+                if owner in self.parts:
+                    ranks.update(self.parts[owner].names[:-1])
+            elif rank in self.parts:
+                ranks.update(self.parts[rank].names[:-1])
+            elif rank in self.part_of_split:
+                ranks.add(self.sem.splits[self.part_of_split[rank]][0])
+            else:
+                ranks.add(rank)
+        deepest = 0
+        for lid in path:
+            if self.loop_of[lid] in ranks:
+                deepest = lid
+        return deepest
 
     def shapes_of_levels(self) -> dict[str, int]:
         return {n: e for p in self.parts.values() for n, e in zip(p.names, p.extents)}

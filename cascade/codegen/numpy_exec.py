@@ -259,56 +259,24 @@ class _Generator:
 
     # ------------------------------------------------------------ loads hoisted out of inner loops
     def plan_hoisting(self, gi: int) -> None:
-        """DRAM reads whose region depends only on outer loops are loaded once, at the innermost
-        loop they depend on (a tile kept on chip while the inner loops run)."""
+        """Name the loads the schedule hoisted out of inner loops (`MappedCascade.loads`): each is
+        loaded once at its anchor loop and kept on chip while the inner loops run."""
         group = self.mc.groups[gi]
-        written = {self.sem.statements[k].name for k in group.statements}
         self.hoisted: dict[int, list[tuple[str, ast.expr]]] = {}
         self.hoisted_reads: dict[tuple[int, str], str] = {}
-        by_text: dict[tuple[int, str], str] = {}
-        for k in group.statements:
-            info = self.sem.statements[k]
-            path = self.mc.paths[k]
-            for read in info.reads:
-                tensor = read.access.tensor
-                if not self.mc.storage[tensor].dram or tensor in written:
-                    continue
-                anchor = self.anchor(read, k)
-                if path and anchor == path[-1]:
-                    continue
-                expr, _, present = self.stored_view(read, k)
-                if present is not None:
-                    continue
-                key = (anchor, A.text(expr))
-                if key not in by_text:
-                    by_text[key] = self.names.fresh(f"{tensor}_tile")
-                    self.hoisted.setdefault(anchor, []).append((by_text[key], expr))
-                self.hoisted_reads[(k, _access_key(read.access))] = by_text[key]
-
-    def anchor(self, read: AccessInfo, k: int) -> int:
-        """The innermost loop (id; 0 for none) that a read's region depends on."""
-        ranks: set[str] = set()
-        for axis in read.axes:
-            rank = axis.rank
-            if axis.kind in ("const", "last"):
+        for load in self.mc.loads:
+            if not load.hoisted or load.statements[0] not in group.statements:
                 continue
-            if axis.kind == "split":
-                ranks.add(self.sem.splits[rank][0])
-            elif axis.kind in ("outer", "inner"):
-                owner = next(r for r, parts in self.sem.splits.items() if rank in parts)
-                if owner in self.mc.partitions:
-                    ranks.update(self.mc.partitions[owner].names[:-1])
-            elif rank in self.mc.partitions:
-                ranks.update(self.mc.partitions[rank].names[:-1])
-            elif rank in self.inner_parts:
-                ranks.add(self.inner_parts[rank][1])
-            else:
-                ranks.add(rank)
-        deepest = 0
-        for lid in self.mc.paths[k]:
-            if self.mc.loop_of[lid] in ranks:
-                deepest = lid
-        return deepest
+            k = load.statements[0]
+            read = next(r for r in self.sem.statements[k].reads
+                        if r.access.tensor == load.tensor and r.axes == load.axes)
+            expr, _, _ = self.stored_view(read, k)
+            temp = self.names.fresh(f"{load.tensor}_tile")
+            self.hoisted.setdefault(load.anchor, []).append((temp, expr))
+            for reader in load.statements:
+                for r in self.sem.statements[reader].reads:
+                    if r.access.tensor == load.tensor and r.axes == load.axes:
+                        self.hoisted_reads[(reader, _access_key(r.access))] = temp
 
     def emit_hoisted(self, anchor: int) -> None:
         for temp, expr in getattr(self, "hoisted", {}).get(anchor, []):

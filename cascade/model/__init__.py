@@ -1,0 +1,1 @@
+"""Cost models: traffic (exact, symbolic), compute and latency on spatial and grid targets."""

@@ -1,0 +1,184 @@
+"""DRAM traffic of a mapped cascade, in elements, exactly as the generated executor moves it.
+
+Every `Load` of the schedule and every write of a DRAM-resident tensor is summed over the
+iterations of the loops around it. Region sizes factor by rank, so each sum is a product of
+one closed form per rank family (a partitioned rank's levels, a split rank's outer loop, an
+iterative rank's loop, or a rank computed whole). Counts are sympy expressions in the rank
+shapes and tile shapes (symbols named after the ranks), evaluated for the current shapes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ..schedule import MappedCascade
+from ..semantics import AxisCoord
+
+
+@dataclass(frozen=True)
+class TensorTraffic:
+    tensor: str
+    reads: Any  # sympy expression (elements)
+    writes: Any
+
+
+@dataclass(frozen=True)
+class Traffic:
+    per_tensor: dict[str, TensorTraffic]
+    symbols: dict[str, Any]  # name -> sympy Symbol
+    values: dict[str, int]  # the current value of every symbol
+
+    def numeric(self) -> dict[str, tuple[int, int]]:
+        subs = {self.symbols[k]: v for k, v in self.values.items()}
+        return {t: (int(tt.reads.subs(subs)), int(tt.writes.subs(subs))) for t, tt in self.per_tensor.items()}
+
+
+def dram_traffic(mc: MappedCascade) -> Traffic:
+    return _Counter(mc).traffic()
+
+
+class _Counter:
+    def __init__(self, mc: MappedCascade):
+        import sympy
+
+        self.sp = sympy
+        self.mc, self.sem = mc, mc.semantics
+        self.outer_of_split = {outer: rank for rank, (outer, _) in self.sem.splits.items()}
+        self.inner_of_split = {inner: rank for rank, (_, inner) in self.sem.splits.items()}
+        self.symbols: dict[str, Any] = {}
+        self.values: dict[str, int] = {}
+        self.level_owner = {name: p.rank for p in mc.partitions.values() for name in p.names}
+
+    def sym(self, name: str, value: int):
+        if name not in self.symbols:
+            self.symbols[name] = self.sp.Symbol(name, positive=True, integer=True)
+            self.values[name] = value
+        return self.symbols[name]
+
+    def size(self, rank: str):
+        """A rank's size: a symbol for ranks and tile shapes, a formula for derived ones."""
+        sp, mc = self.sp, self.mc
+        if rank in self.outer_of_split:
+            whole = self.outer_of_split[rank]
+            inner = self.sem.splits[whole][1]
+            return sp.ceiling(self.size(whole) / self.size(inner))
+        if rank in self.level_owner and rank not in mc.partitions:
+            p = mc.partitions[self.level_owner[rank]]
+            j = p.names.index(rank)
+            if j == 0:
+                return sp.ceiling(self.size(p.rank) / self.span(p.rank, 0))
+            return self.sym(rank, p.extents[j])
+        return self.sym(rank, mc.shapes[rank])
+
+    def span(self, rank: str, j: int):
+        """Elements of `rank` covered by one step of its partition level j."""
+        p = self.mc.partitions[rank]
+        out = 1
+        for name in p.names[j + 1:]:
+            out = out * self.size(name)
+        return out
+
+    def family(self, rank: str) -> str:
+        """The rank whose loops drive this rank's coordinates."""
+        if rank in self.level_owner:
+            return self.level_owner[rank]
+        if rank in self.outer_of_split:
+            return self.outer_of_split[rank]
+        if rank in self.inner_of_split:
+            return self.inner_of_split[rank]
+        return rank
+
+    def count(self, axes: tuple[AxisCoord, ...], tensor: str, path: tuple[int, ...]):
+        """Sum over the iterations of `path` of the region `axes` addresses."""
+        sp = self.sp
+        info = self.sem.tensors[tensor]
+        loops_by_family: dict[str, list[str]] = {}
+        for lid in path:
+            rank = self.mc.loop_of[lid]
+            loops_by_family.setdefault(self.family(rank), []).append(rank)
+        axes_by_family: dict[str, list[AxisCoord]] = {}
+        total = sp.Integer(1)
+        for axis in axes:
+            if axis.kind in ("const", "last"):
+                continue
+            if axis.kind == "outer":
+                axes_by_family.setdefault(self.family(axis.rank), []).append(axis)
+                continue
+            if axis.kind == "inner":
+                continue  # counted with its 'outer' partner
+            axes_by_family.setdefault(self.family(axis.rank), []).append(axis)
+        for fam in set(loops_by_family) | set(axes_by_family):
+            total = total * self.family_sum(fam, loops_by_family.get(fam, []), axes_by_family.get(fam, []), info)
+        return total
+
+    def family_sum(self, fam: str, loops: list[str], axes: list[AxisCoord], info):
+        sp, mc = self.sp, self.mc
+        if fam in mc.partitions:
+            p = mc.partitions[fam]
+            if axes:  # the region is the current tile (or the whole rank, if no level encloses it)
+                return self.size(fam)
+            innermost = max(p.names.index(r) for r in loops)
+            return sp.ceiling(self.size(fam) / self.span(fam, innermost))
+        if fam in self.sem.splits:
+            outer, inner = self.sem.splits[fam]
+            if outer in loops:
+                kinds = {a.rank for a in axes}
+                if any(a.kind in ("split", "outer") for a in axes) or inner in kinds:
+                    return self.size(fam)
+                return self.size(outer)
+            out = sp.Integer(1)
+            for a in axes:
+                if a.kind in ("split", "outer"):
+                    out = out * self.size(fam)
+                elif a.rank == outer:
+                    out = out * self.size(outer)
+                elif a.rank == inner:
+                    out = out * self.size(inner)
+                else:
+                    out = out * self.size(fam)
+            return out
+        if loops:  # an iterative rank run as a loop: one coordinate per iteration
+            return self.size(fam)
+        out = sp.Integer(1)
+        for _ in axes:  # a rank computed whole in each tile
+            out = out * self.size(fam)
+        return out
+
+    def traffic(self) -> Traffic:
+        sp = self.sp
+        reads: dict[str, Any] = {}
+        writes: dict[str, Any] = {}
+        for load in self.mc.loads:
+            reads[load.tensor] = reads.get(load.tensor, 0) + self.count(load.axes, load.tensor, load.path)
+        for k, info in enumerate(self.sem.statements):
+            if not self.mc.storage[info.name].dram:
+                continue
+            path = self.mc.paths[k]
+            n = self.count(info.write.axes, info.name, path)
+            writes[info.name] = writes.get(info.name, 0) + n
+            acc = self.accumulation_families(info, path)
+            if acc:
+                first = sp.Integer(1)
+                loops_by_family: dict[str, list[str]] = {}
+                for lid in path:
+                    rank = self.mc.loop_of[lid]
+                    loops_by_family.setdefault(self.family(rank), []).append(rank)
+                for fam in acc:
+                    first = first * self.family_sum(fam, loops_by_family[fam], [], self.sem.tensors[info.name])
+                reads[info.name] = reads.get(info.name, 0) + n - n / first
+        names = list(dict.fromkeys([*reads, *writes]))
+        per = {t: TensorTraffic(t, sp.simplify(reads.get(t, sp.Integer(0))), sp.simplify(writes.get(t, sp.Integer(0))))
+               for t in names}
+        return Traffic(per, dict(self.symbols), dict(self.values))
+
+    def accumulation_families(self, info, path: tuple[int, ...]) -> list[str]:
+        kept = set(self.sem.tensors[info.name].ranks)
+        iterated = {v.upper() for v in info.variables}
+        fams = []
+        for lid in path:
+            rank = self.mc.loop_of[lid]
+            owner = self.level_owner.get(rank, rank)
+            if owner in iterated and owner not in kept and self.family(rank) not in fams:
+                fams.append(self.family(rank))
+        return fams
