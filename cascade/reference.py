@@ -221,7 +221,7 @@ def _active(info: StatementInfo, splits: Mapping[str, tuple[str, str]], space: _
     filters = info.statement.filters if isinstance(info.statement, ir.Einsum) else ()
     for cmp in filters:
         used = {v.var for v in ir.affine_vars(cmp.left) + ir.affine_vars(cmp.right)}
-        if True:
+        if used <= within:
             ok = _COMPARE[cmp.op](_affine_value(cmp.left, space, shapes), _affine_value(cmp.right, space, shapes))
             mask = _and(mask, ok)
     for rank, (outer, inner) in splits.items():

@@ -60,9 +60,10 @@ class Storage:
 
 @dataclass(frozen=True)
 class Load:
-    """One read of a DRAM-resident tensor region: at the innermost loop its region depends on
-    (`anchor`, a loop id; 0 for the group's top), shared by every statement of the group that
-    reads the same region there. A load at a statement's own innermost loop is not hoisted."""
+    """One read of a DRAM-resident tensor region. A tensor the group does not write is loaded at
+    the top of the innermost loop its region depends on (`anchor`, a loop id; 0 for the group's
+    top), once for every statement of that loop instance that reads the same region; a tensor
+    the group writes itself is read where each statement reads it (`hoisted` False)."""
 
     tensor: str
     axes: tuple[AxisCoord, ...]
@@ -446,9 +447,7 @@ class _Binder:
                     if not storage[tensor].dram:
                         continue
                     anchor = self.anchor(read, path)
-                    hoisted = tensor not in written and bool(path) and anchor != path[-1]
-                    if not path:
-                        hoisted = False
+                    hoisted = tensor not in written  # loaded at the top of its anchor loop, shared
                     key = (tensor, read.axes, anchor if hoisted else ("at", k))
                     if key in seen:
                         continue

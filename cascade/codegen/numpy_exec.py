@@ -549,8 +549,8 @@ class _Generator:
                 arrays.append(o.expr)
             else:
                 scalars.append(self.expression(f, operands, canon))
-        if not arrays:
-            return None
+        if not arrays or any(letters[v] not in "".join(subs) for v in lhs_vars):
+            return None  # a left-side variable no factor reads: broadcast by the general path
         spec = ",".join(subs) + "->" + "".join(letters[v] for v in lhs_vars)
         value: ast.expr = A.np_call("einsum", A.const(spec), *arrays, optimize=A.const(True))
         for s in scalars:
