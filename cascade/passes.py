@@ -276,6 +276,7 @@ class _RankCounter:
         self.ranks = {rank} | ({split_of} if split_of else set())
         self.ein: dict[str, _Src] = {}  # tensor -> its Einsum-written elements (largest level)
         self.final: dict[str, _Src] = {}  # tensor -> its last element along its iterative rank
+        self.but_last: dict[str, _Src | None] = {}  # -> the elements a read at `m` (not `m+1`) sees
         self.init: dict[str, _Src] = {}  # tensor -> the elements its init writes
         self.evals: dict[int, _Eval] = {}
         self.history: list[tuple[int, _Eval]] = []  # every evaluation, each step of a recurrence
@@ -310,7 +311,7 @@ class _RankCounter:
         if s.is_init:
             self.init[s.name] = e.src
         else:
-            self.ein[s.name] = self.final[s.name] = e.src
+            self.ein[s.name] = self.final[s.name] = self.but_last[s.name] = e.src
 
     # ------------------------------------------------------------ one statement
     def iterates(self, s: StatementInfo) -> bool:
@@ -360,8 +361,10 @@ class _RankCounter:
             return [(current, "einsum", fixed)]
         out = []
         if not only_init:
-            last = it_axis is not None and it_axis.kind == "last"
-            out.append(((self.final if last else self.ein)[t], "einsum", fixed))
+            kind = it_axis.kind if it_axis is not None else ""
+            src = {"last": self.final, "var": self.but_last if at_init else self.ein}.get(kind, self.ein)[t]
+            if src is not None:
+                out.append((src, "einsum", fixed))
         if at_init and t in self.init:
             out.append((self.init[t], "init", fixed))
         return out
@@ -430,7 +433,10 @@ class _RankCounter:
         prev: dict[str, _Src] | None = None
         peak: dict[int, _Eval] = {}
         deltas: list[tuple[int, ...]] = []
+        before_last: dict[str, _Src | None] = {n: None for n in names}  # largest level before the last step
         for t in range(steps):
+            if t == steps - 1:
+                before_last = {self.sem.statements[k].name: peak[k].src for k in peak}
             current: dict[str, _Src] = {}
             for k in group:
                 e = self.evaluate(k, self.carried_view(names, prev, current))
@@ -441,6 +447,7 @@ class _RankCounter:
             if prev is not None:
                 delta = tuple(current[n].level - prev[n].level for n in names)
                 if not any(delta):
+                    before_last = {self.sem.statements[k].name: peak[k].src for k in peak}
                     break
                 if t >= 2:
                     self.grows_with = self.sem.rank_of(variable)
@@ -451,12 +458,13 @@ class _RankCounter:
                     peak = {k: _Eval(e.value + shift, e.iterates, e.streaming,
                                      tuple(replace(w, after=w.after + shift) for w in e.waits), e.origin)
                             for k, e in peak.items()}
+                    before_last = {n: _Src(c.level - delta[0], c.streaming, c.origin) for n, c in current.items()}
                     break
             prev = current
         for k in group:
             self.store(k, peak[k])
         for n in names:
-            self.final[n] = current[n]
+            self.final[n], self.but_last[n] = current[n], before_last[n]
 
     # ------------------------------------------------------------ boundaries
     def boundary(self, number: int) -> Boundary | None:

@@ -14,7 +14,8 @@ group's loops, and builds its loop tree:
 - every tensor gets a storage form: `dram` (inputs, outputs, and intermediates read by
   another group), or on chip: per axis `tile` (the current tile of that rank), `full` (the whole
   rank, kept across loop instances), `point` (one coordinate of a loop rank) or `ring` (the
-  current and previous element of a recurrence).
+  current and previous element of a recurrence); `part` keeps the tile of an outer partition
+  level (P2 of P -> P2, P1, P0) across the inner loops.
 """
 
 from __future__ import annotations
@@ -54,8 +55,9 @@ class Leaf:
 class Storage:
     tensor: str
     dram: bool
-    axes: tuple[str, ...]  # per tensor axis: 'dram' | 'tile' | 'full' | 'point' | 'ring'
+    axes: tuple[str, ...]  # per tensor axis: 'dram' | 'tile' | 'part' | 'full' | 'point' | 'ring'
     scope: int  # id of the innermost loop enclosing every access (0: the group's top)
+    parts: tuple[tuple[str, str], ...] = ()  # for 'part' axes: (rank, the partition level whose tile it spans)
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,7 @@ class Load:
     path: tuple[int, ...]  # the loops enclosing the load
     statements: tuple[int, ...]
     hoisted: bool
+    widen: tuple[tuple[str, str], ...] = ()  # (partitioned rank, level): the load covers that level's tile
 
 
 @dataclass(frozen=True)
@@ -209,18 +212,26 @@ class _Binder:
         succ: dict[int, set[int]] = {}
         for a, b in edges:
             succ.setdefault(a, set()).add(b)
-        for gi in range(len(self.m.fusion)):
-            seen, stack = set(), list(succ.get(gi, ()))
+
+        def reach(start: int) -> set[int]:
+            seen, stack = set(), list(succ.get(start, ()))
             while stack:
                 g = stack.pop()
-                if g == gi:
-                    outside = sorted(self.sem.statements[k].name for k in members.get(g, []))
-                    self.fail(f"fusion[{gi}]", f"group [{', '.join(self.m.fusion[gi])}] is not contiguous in "
-                                               "dependency order: an Einsum outside it depends on one member "
-                                               f"and feeds another; add it to the group (members: {', '.join(outside)})")
                 if g not in seen:
                     seen.add(g)
                     stack.extend(succ.get(g, ()))
+            return seen
+
+        for gi in range(len(self.m.fusion)):
+            after = reach(gi)
+            if gi in after:
+                between = [g for g in after if g != gi and gi in reach(g)]
+                names = list(dict.fromkeys(self.sem.statements[k].name for g in sorted(between)
+                                           for k in sorted(members.get(g, []))))
+                verb = "lies" if len(names) == 1 else "lie"
+                self.fail(f"fusion[{gi}]", f"group [{', '.join(self.m.fusion[gi])}] is not contiguous in "
+                                           f"dependency order: {', '.join(names)} {verb} between its members; "
+                                           f"add {', '.join(names)} to the group or split the group there")
 
     def topological_groups(self, ordered: list[list[int]], group_id: dict[int, int]) -> list[list[int]]:
         pos = {group_id[ks[0]]: i for i, ks in enumerate(ordered)}
@@ -367,10 +378,14 @@ class _Binder:
                 while n < len(common) and n < len(path) and common[n] == path[n]:
                     n += 1
                 del common[n:]
-            axes = []
+            axes, parts = [], []
             for rank in info.ranks:
-                axes.append(self.axis_storage(name, rank, info.iterative, wpath, common, readers))
-            out[name] = Storage(name, False, tuple(axes), common[-1] if common else 0)
+                kind = self.axis_storage(name, rank, info.iterative, wpath, common, readers)
+                if kind.startswith("part:"):
+                    kind, level = kind.split(":")
+                    parts.append((rank, level))
+                axes.append(kind)
+            out[name] = Storage(name, False, tuple(axes), common[-1] if common else 0, tuple(parts))
         return out
 
     def loop_for(self, path: tuple[int, ...], rank: str) -> int | None:
@@ -378,8 +393,13 @@ class _Binder:
 
     def axis_storage(self, tensor, rank, iterative, wpath, common, readers) -> str:
         if rank in self.parts:
-            outer_loops = [self.loop_for(wpath, n) for n in self.parts[rank].names[:-1]]
-            return "tile" if all(lid in common for lid in outer_loops) else "full"
+            levels = self.parts[rank].names[:-1]
+            inside = [n for n in levels if self.loop_for(wpath, n) in common]
+            if len(inside) == len(levels):
+                return "tile"
+            if inside and inside == list(levels[: len(inside)]):
+                return f"part:{inside[-1]}"
+            return "full"
         lid = self.loop_for(wpath, rank)
         if lid is None:
             return "full"  # a tile rank: the whole rank in every tile
@@ -416,6 +436,7 @@ class _Binder:
     def bind(self) -> MappedCascade:
         self.parts = self.partitions()
         self.part_of_split = {p: r for r, parts in self.sem.splits.items() for p in parts}
+        self.level_owner = {n: p.rank for p in self.parts.values() for n in p.names}
         self.check_names()
         self.next_loop = 0
         self.loop_of: dict[int, str] = {}
@@ -446,26 +467,59 @@ class _Binder:
                     tensor = read.access.tensor
                     if not storage[tensor].dram:
                         continue
-                    anchor = self.anchor(read, path)
                     hoisted = tensor not in written  # loaded at the top of its anchor loop, shared
-                    key = (tensor, read.axes, anchor if hoisted else ("at", k))
+                    anchor, widen = self.hoist(read, path) if hoisted else (self.anchor(read, path), ())
+                    key = (tensor, read.axes, widen, anchor if hoisted else ("at", k))
                     if key in seen:
                         continue
                     seen.add(key)
                     if hoisted and key in shared:
                         old = out[shared[key]]
                         out[shared[key]] = Load(old.tensor, old.axes, old.anchor, old.path,
-                                                old.statements + (k,), True)
+                                                old.statements + (k,), True, old.widen)
                         continue
                     load_path = path[: path.index(anchor) + 1] if hoisted and anchor else (() if hoisted else path)
                     out.append(Load(tensor, read.axes, anchor if hoisted else (path[-1] if path else 0),
-                                    load_path, (k,), hoisted))
+                                    load_path, (k,), hoisted, widen))
                     if hoisted:
                         shared[key] = len(out) - 1
         return tuple(out)
 
-    def anchor(self, read: AccessInfo, path: tuple[int, ...]) -> int:
-        """The innermost enclosing loop (id; 0 for none) that a read's region depends on."""
+    def hoist(self, read: AccessInfo, path: tuple[int, ...]) -> tuple[int, tuple[tuple[str, str], ...]]:
+        """Where to load a region the group does not write, and which partitioned ranks it widens.
+
+        Normally at the innermost loop its region depends on. When a loop it does not depend on
+        sits between the levels of a partitioned rank (P2, M1, P1), the load moves above that loop
+        and covers the outer level's tile instead (FuseMax keeps a block of Q rows on chip while
+        the key tiles stream past)."""
+        deps = self.region_loops(read)
+        dep_positions = [i for i, lid in enumerate(path) if self.loop_of[lid] in deps]
+        normal = path[dep_positions[-1]] if dep_positions else 0
+        if not dep_positions:
+            return normal, ()
+        free_above = [i for i, lid in enumerate(path) if self.loop_of[lid] not in deps and i < dep_positions[-1]]
+        if not free_above:
+            return normal, ()
+        escape = max(free_above)
+        hard = [i for i in dep_positions if self.loop_of[path[i]] not in self.level_owner]
+        if max(hard, default=-1) > escape:
+            return normal, ()
+        top = max(hard, default=-1)
+        widen = []
+        for rank, p in self.parts.items():
+            levels = [i for i in dep_positions if self.loop_of[path[i]] in p.names[:-1]]
+            if not levels or max(levels) < escape:
+                top = max([top] + levels)
+                continue
+            kept = [i for i in levels if i < escape]
+            if not kept:
+                return normal, ()
+            top = max(top, max(kept))
+            widen.append((rank, self.loop_of[path[max(kept)]]))
+        return (path[top] if top >= 0 else 0), tuple(widen)
+
+    def region_loops(self, read: AccessInfo) -> set[str]:
+        """The loop ranks a read's region depends on."""
         ranks: set[str] = set()
         for axis in read.axes:
             rank = axis.rank
@@ -483,9 +537,14 @@ class _Binder:
                 ranks.add(self.sem.splits[self.part_of_split[rank]][0])
             else:
                 ranks.add(rank)
+        return ranks
+
+    def anchor(self, read: AccessInfo, path: tuple[int, ...]) -> int:
+        """The innermost enclosing loop (id; 0 for none) that a read's region depends on."""
+        deps = self.region_loops(read)
         deepest = 0
         for lid in path:
-            if self.loop_of[lid] in ranks:
+            if self.loop_of[lid] in deps:
                 deepest = lid
         return deepest
 

@@ -117,6 +117,7 @@ class _Generator:
         self.outer_parts = {outer: rank for rank, (outer, _) in self.sem.splits.items()}
         self.inner_parts = {inner: (rank, outer) for rank, (outer, inner) in self.sem.splits.items()}
         self.may_be_absent = self.absent_tensors()
+        self.widen: dict[str, str] = {}
 
     # ------------------------------------------------------------ module layout
     def module(self) -> str:
@@ -270,13 +271,27 @@ class _Generator:
             k = load.statements[0]
             read = next(r for r in self.sem.statements[k].reads
                         if r.access.tensor == load.tensor and r.axes == load.axes)
-            expr, _, _ = self.stored_view(read, k)
+            self.widen = dict(load.widen)
+            expr, vars_, _ = self.stored_view(read, k)
+            self.widen = {}
             temp = self.names.fresh(f"{load.tensor}_tile")
             self.hoisted.setdefault(load.anchor, []).append((temp, expr))
+            view: ast.expr = A.name(temp)
+            if load.widen:  # each statement takes its own tile out of the wider block
+                index = []
+                for var in vars_:
+                    rank = var.upper()
+                    if rank in dict(load.widen):
+                        start, _ = self.level_start(rank, dict(load.widen)[rank])
+                        lo, hi = self.names.bounds[rank]
+                        index.append(A.slice_(A.binop(A.name(lo), "-", start), A.binop(A.name(hi), "-", start)))
+                    else:
+                        index.append(A.slice_(None, None))
+                view = A.subscript(view, index)
             for reader in load.statements:
                 for r in self.sem.statements[reader].reads:
                     if r.access.tensor == load.tensor and r.axes == load.axes:
-                        self.hoisted_reads[(reader, _access_key(r.access))] = temp
+                        self.hoisted_reads[(reader, _access_key(r.access))] = view
 
     def emit_hoisted(self, anchor: int) -> None:
         for temp, expr in getattr(self, "hoisted", {}).get(anchor, []):
@@ -306,9 +321,23 @@ class _Generator:
         st = self.mc.storage[tensor]
         info = self.sem.tensors[tensor]
         for rank, kind in zip(info.ranks, st.axes):
-            if kind == "full" and (rank in self.mc.partitions or self.is_loop_rank(rank)):
+            if kind == "part" or (kind == "full" and (rank in self.mc.partitions or self.is_loop_rank(rank))):
                 return True
         return False
+
+    def part_base(self, tensor: str, rank: str) -> tuple[ast.expr, int]:
+        """(start, span) of the outer-level tile a 'part' axis keeps."""
+        return self.level_start(rank, dict(self.mc.storage[tensor].parts)[rank])
+
+    def level_start(self, rank: str, level: str) -> tuple[ast.expr, int]:
+        """(start, span) of the current tile of one partition level of a rank."""
+        p = self.mc.partitions[rank]
+        j = p.names.index(level)
+        start = None
+        for name, span in zip(p.names[: j + 1], p.spans[: j + 1]):
+            term = A.binop(A.name(self.names.vars[name]), "*", A.const(span))
+            start = term if start is None else A.binop(start, "+", term)
+        return start, p.spans[j]
 
     def is_loop_rank(self, rank: str) -> bool:
         return any(r == rank for r in self.mc.loop_of.values())
@@ -322,6 +351,9 @@ class _Generator:
             if kind == "tile" and rank in self.mc.partitions:
                 lo, hi = self.names.bounds[rank]
                 shape.append(A.binop(A.name(hi), "-", A.name(lo)))
+            elif kind == "part":
+                start, span = self.part_base(tensor, rank)
+                shape.append(A.call("min", A.const(span), A.binop(A.name(self.names.ranks[rank]), "-", start)))
             else:
                 shape.append(self.full_extent(tensor, rank))
         return shape
@@ -368,7 +400,8 @@ class _Generator:
             return A.name(lo), A.name(hi)
         return A.const(0), self.extent(var, k)
 
-    def axis_index(self, axis: AxisCoord, kind: str, k: int, stored_extent_plus: int, local: bool = False):
+    def axis_index(self, axis: AxisCoord, kind: str, k: int, stored_extent_plus: int, local: bool = False,
+                   tensor: str = ""):
         """(index expressions for this stored axis, the variable its result axis carries or None)."""
         n = self.names
         if kind == "tile" or (local and axis.kind == "var" and axis.offset == 0):
@@ -383,6 +416,13 @@ class _Generator:
             start = A.binop(A.name(n.vars[outer]), "*", A.name(n.ranks[inner]))
             return [A.slice_(start, A.binop(start, "+", A.name(n.counts[inner])))], axis.inner
         rank = axis.rank
+        if kind == "part":
+            lo, hi = n.bounds[rank]
+            start, _ = self.part_base(tensor, rank)
+            return [A.slice_(A.binop(A.name(lo), "-", start), A.binop(A.name(hi), "-", start))], axis.var
+        if rank in self.widen:
+            start, span = self.level_start(rank, self.widen[rank])
+            return [A.slice_(start, A.binop(start, "+", A.const(span)))], axis.var
         if rank in self.mc.partitions:
             lo, hi = n.bounds[rank]
             return [A.slice_(A.name(lo), A.name(hi))], axis.var
@@ -426,7 +466,7 @@ class _Generator:
                 i += 2
                 continue
             extra = 1 if info.iterative == axis.rank else 0
-            idx, var = self.axis_index(axis, kind, k, extra, local)
+            idx, var = self.axis_index(axis, kind, k, extra, local, tensor)
             index += idx
             if var is not None:
                 vars_.append(var)
@@ -478,8 +518,8 @@ class _Generator:
                 expr, vars_, present = self.stored_view(read, k)
                 operands[key] = _Operand(expr, vars_, present)
                 if (k, key) in self.hoisted_reads:
-                    operands[key].expr = A.name(self.hoisted_reads[(k, key)])
-                elif not isinstance(expr, ast.Name):
+                    expr = operands[key].expr = self.hoisted_reads[(k, key)]
+                if not isinstance(expr, ast.Name):
                     temp = self.temporary(f"{read.access.tensor}_tile", temps)
                     e.stmt(A.assign(A.name(temp), expr))
                     operands[key].expr = A.name(temp)

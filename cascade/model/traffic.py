@@ -14,6 +14,7 @@ from typing import Any
 
 from ..schedule import MappedCascade
 from ..semantics import AxisCoord
+from .symbols import SymbolTable
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,7 @@ class Traffic:
     per_tensor: dict[str, TensorTraffic]
     symbols: dict[str, Any]  # name -> sympy Symbol
     values: dict[str, int]  # the current value of every symbol
+    by_group: dict[tuple[int, str, str], Any]  # (group index, tensor, 'read' | 'write') -> elements
 
     def numeric(self) -> dict[str, tuple[int, int]]:
         subs = {self.symbols[k]: v for k, v in self.values.items()}
@@ -38,47 +40,7 @@ def dram_traffic(mc: MappedCascade) -> Traffic:
     return _Counter(mc).traffic()
 
 
-class _Counter:
-    def __init__(self, mc: MappedCascade):
-        import sympy
-
-        self.sp = sympy
-        self.mc, self.sem = mc, mc.semantics
-        self.outer_of_split = {outer: rank for rank, (outer, _) in self.sem.splits.items()}
-        self.inner_of_split = {inner: rank for rank, (_, inner) in self.sem.splits.items()}
-        self.symbols: dict[str, Any] = {}
-        self.values: dict[str, int] = {}
-        self.level_owner = {name: p.rank for p in mc.partitions.values() for name in p.names}
-
-    def sym(self, name: str, value: int):
-        if name not in self.symbols:
-            self.symbols[name] = self.sp.Symbol(name, positive=True, integer=True)
-            self.values[name] = value
-        return self.symbols[name]
-
-    def size(self, rank: str):
-        """A rank's size: a symbol for ranks and tile shapes, a formula for derived ones."""
-        sp, mc = self.sp, self.mc
-        if rank in self.outer_of_split:
-            whole = self.outer_of_split[rank]
-            inner = self.sem.splits[whole][1]
-            return sp.ceiling(self.size(whole) / self.size(inner))
-        if rank in self.level_owner and rank not in mc.partitions:
-            p = mc.partitions[self.level_owner[rank]]
-            j = p.names.index(rank)
-            if j == 0:
-                return sp.ceiling(self.size(p.rank) / self.span(p.rank, 0))
-            return self.sym(rank, p.extents[j])
-        return self.sym(rank, mc.shapes[rank])
-
-    def span(self, rank: str, j: int):
-        """Elements of `rank` covered by one step of its partition level j."""
-        p = self.mc.partitions[rank]
-        out = 1
-        for name in p.names[j + 1:]:
-            out = out * self.size(name)
-        return out
-
+class _Counter(SymbolTable):
     def family(self, rank: str) -> str:
         """The rank whose loops drive this rank's coordinates."""
         if rank in self.level_owner:
@@ -149,14 +111,24 @@ class _Counter:
         sp = self.sp
         reads: dict[str, Any] = {}
         writes: dict[str, Any] = {}
+        by_group: dict[tuple[int, str, str], Any] = {}
+        group_of = {k: gi for gi, g in enumerate(self.mc.groups) for k in g.statements}
+
+        def add(k: int, tensor: str, direction: str, n) -> None:
+            key = (group_of[k], tensor, direction)
+            by_group[key] = by_group.get(key, 0) + n
+
         for load in self.mc.loads:
-            reads[load.tensor] = reads.get(load.tensor, 0) + self.count(load.axes, load.tensor, load.path)
+            n = self.count(load.axes, load.tensor, load.path)
+            reads[load.tensor] = reads.get(load.tensor, 0) + n
+            add(load.statements[0], load.tensor, "read", n)
         for k, info in enumerate(self.sem.statements):
             if not self.mc.storage[info.name].dram:
                 continue
             path = self.mc.paths[k]
             n = self.count(info.write.axes, info.name, path)
             writes[info.name] = writes.get(info.name, 0) + n
+            add(k, info.name, "write", n)
             acc = self.accumulation_families(info, path)
             if acc:
                 first = sp.Integer(1)
@@ -167,10 +139,11 @@ class _Counter:
                 for fam in acc:
                     first = first * self.family_sum(fam, loops_by_family[fam], [], self.sem.tensors[info.name])
                 reads[info.name] = reads.get(info.name, 0) + n - n / first
+                add(k, info.name, "read", n - n / first)
         names = list(dict.fromkeys([*reads, *writes]))
         per = {t: TensorTraffic(t, sp.simplify(reads.get(t, sp.Integer(0))), sp.simplify(writes.get(t, sp.Integer(0))))
                for t in names}
-        return Traffic(per, dict(self.symbols), dict(self.values))
+        return Traffic(per, dict(self.symbols), dict(self.values), by_group)
 
     def accumulation_families(self, info, path: tuple[int, ...]) -> list[str]:
         kept = set(self.sem.tensors[info.name].ranks)

@@ -1,0 +1,208 @@
+"""The spatial-accelerator model: traffic, compute cycles per unit, latency, utilisation.
+
+Per fusion group: each unit's cycles are its operations over its PEs times the occupancy of
+the array by the statement's space ranks (a space rank of extent e on an array axis of n PEs
+fills e / (ceil(e/n) n) of it); the group takes max(slowest unit, DRAM bytes / bandwidth)
+(compute and memory overlap inside a group, FuseMax's pipeline rule); groups run one after
+another. Every count is a sympy expression in the shapes; numbers come from substituting them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import MappingError
+from ..schedule import MappedCascade
+from ..target import Target
+from .compute import statement_ops
+from .traffic import dram_traffic
+
+
+@dataclass(frozen=True)
+class CostReport:
+    cascade: str
+    target: str
+    shapes: dict[str, int]
+    dram_read_bytes: float
+    dram_write_bytes: float
+    latency_s: float
+    bound: str
+    per_tensor: dict[str, dict[str, float]]
+    per_unit: dict[str, dict[str, Any]]
+    groups: list[dict[str, Any]]
+    symbolic: dict[str, str] = field(default_factory=dict)
+    on_chip_bytes: float = 0.0
+
+    @property
+    def dram_bytes(self) -> float:
+        return self.dram_read_bytes + self.dram_write_bytes
+
+    @property
+    def utilization(self) -> dict[str, float]:
+        return {u: d["utilization"] for u, d in self.per_unit.items()}
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "cascade": self.cascade, "target": self.target, "shapes": self.shapes,
+            "dram_bytes": self.dram_bytes, "dram_read_bytes": self.dram_read_bytes,
+            "dram_write_bytes": self.dram_write_bytes, "latency_s": self.latency_s, "bound": self.bound,
+            "utilization": self.utilization, "on_chip_bytes": self.on_chip_bytes,
+            "per_tensor": self.per_tensor, "per_unit": self.per_unit, "groups": self.groups,
+            **({"symbolic": self.symbolic} if self.symbolic else {}),
+        }
+
+
+def occupancy(extents: list[int], shape: tuple[int, ...]) -> float:
+    occ = 1.0
+    for e, n in zip(extents, shape):
+        occ *= e / (-(-e // n) * n)
+    return occ
+
+
+def space_extents(mc: MappedCascade, name: str, variables: tuple[str, ...]) -> list[int]:
+    """Extents of the space ranks a statement iterates, in the order the mapping lists them."""
+    iterated = set()
+    for v in variables:
+        r = v.upper()
+        iterated.add(r)
+        if r in mc.partitions:
+            iterated.update(mc.partitions[r].names)
+    out = []
+    for r in mc.mapping.spacetime_for(name).space:
+        if r in iterated:
+            out.append(mc.shapes[r] if r not in mc.partitions else mc.shapes[r])
+    return out
+
+
+def estimate_spatial(mc: MappedCascade, target: Target, symbolic: bool = False) -> CostReport:
+    traffic = dram_traffic(mc)
+    table = traffic_table = None  # noqa: F841
+    from .symbols import SymbolTable
+
+    table = SymbolTable(mc)
+    table.symbols.update(traffic.symbols)
+    table.values.update(traffic.values)
+    subs = table.substitutions()
+    word = target.word_bytes
+    ops = statement_ops(mc, target, table)
+    subs = table.substitutions()
+    group_of = {k: gi for gi, g in enumerate(mc.groups) for k in g.statements}
+    group_cycles: list[dict[str, float]] = [dict() for _ in mc.groups]
+    per_unit: dict[str, dict[str, Any]] = {u: {"ops": {}, "cycles": 0.0} for u in target.units}
+    for so in ops:
+        info = mc.semantics.statements[so.statement]
+        unit = target.units[so.unit]
+        occ = occupancy(space_extents(mc, so.name, info.variables), unit.shape)
+        n_ops = {kind: float(expr.subs(subs)) for kind, expr in so.ops.items()}
+        cycles = sum(n_ops.values()) / (unit.pes * occ)
+        gi = group_of[so.statement]
+        group_cycles[gi][so.unit] = group_cycles[gi].get(so.unit, 0.0) + cycles
+        entry = per_unit[so.unit]
+        entry["cycles"] += cycles
+        for kind, n in n_ops.items():
+            entry["ops"][kind] = entry["ops"].get(kind, 0.0) + n
+    group_bytes = [0.0 for _ in mc.groups]
+    per_tensor: dict[str, dict[str, float]] = {}
+    for (gi, tensor, direction), expr in traffic.by_group.items():
+        n = float(expr.subs(subs)) * word
+        group_bytes[gi] += n
+        entry = per_tensor.setdefault(tensor, {"read_bytes": 0.0, "write_bytes": 0.0})
+        entry[f"{direction}_bytes"] += n
+    groups = []
+    latency = 0.0
+    memory_time = compute_time = 0.0
+    for gi, group in enumerate(mc.groups):
+        compute_s = max(group_cycles[gi].values(), default=0.0) / target.clock_hz
+        memory_s = group_bytes[gi] / target.dram_bandwidth
+        latency += max(compute_s, memory_s)
+        memory_time += memory_s if memory_s >= compute_s else 0.0
+        compute_time += compute_s if compute_s > memory_s else 0.0
+        groups.append({"group": group.name, "compute_s": compute_s, "memory_s": memory_s,
+                       "latency_s": max(compute_s, memory_s), "dram_bytes": group_bytes[gi],
+                       "bound": "memory" if memory_s > compute_s else "compute",
+                       "unit_cycles": group_cycles[gi]})
+    cycles_total = latency * target.clock_hz
+    for u, entry in per_unit.items():
+        entry["utilization"] = entry["cycles"] / cycles_total if cycles_total else 0.0
+    reads = sum(t["read_bytes"] for t in per_tensor.values())
+    writes = sum(t["write_bytes"] for t in per_tensor.values())
+    on_chip = check_capacity(mc, target)
+    sym = {}
+    if symbolic:
+        for t, tt in traffic.per_tensor.items():
+            sym[f"{t}.reads"] = str(tt.reads)
+            sym[f"{t}.writes"] = str(tt.writes)
+        for so in ops:
+            for kind, expr in so.ops.items():
+                sym[f"{so.name}.{kind}"] = str(expr)
+    return CostReport(mc.semantics.cascade.name, target.name, dict(mc.shapes), reads, writes, latency,
+                      "memory" if memory_time > compute_time else "compute", per_tensor, per_unit, groups, sym,
+                      on_chip)
+
+
+def check_capacity(mc: MappedCascade, target: Target) -> float:
+    """The largest on-chip footprint of a group (tensors kept on chip plus loaded tiles), in
+    bytes; a mapping whose footprint exceeds the buffer is refused, saying by how much."""
+    worst = 0.0
+    for group in mc.groups:
+        elements = 0
+        names = {mc.semantics.statements[k].name for k in group.statements}
+        for t in names:
+            st = mc.storage[t]
+            if st.dram:
+                continue
+            elements += _storage_elements(mc, t) * (2 if "ring" in st.axes else 1)
+        for load in mc.loads:
+            if load.statements[0] in group.statements:
+                elements += _load_elements(mc, load)
+        size = elements * target.word_bytes
+        worst = max(worst, size)
+        if target.buffer_bytes and size > target.buffer_bytes:
+            raise MappingError(f"{mc.mapping.file}: group {group.name} keeps {size / 2**20:.2f} MiB on chip, "
+                               f"but {target.name}'s buffer holds {target.buffer_bytes / 2**20:.2f} MiB "
+                               f"(over by {(size - target.buffer_bytes) / 2**20:.2f} MiB): use smaller tiles "
+                               "or split the fusion group")
+    return worst
+
+
+def _axis_elements(mc: MappedCascade, rank: str, kind: str, level: str | None = None) -> int:
+    if kind in ("point", "ring", "const"):
+        return 1
+    if rank in mc.partitions:
+        p = mc.partitions[rank]
+        if kind == "tile":
+            return min(p.spans[-2], mc.shapes[rank])
+        if kind == "part" and level is not None:
+            return min(p.spans[p.names.index(level)], mc.shapes[rank])
+    return mc.shapes[rank]
+
+
+def _storage_elements(mc: MappedCascade, tensor: str) -> int:
+    st = mc.storage[tensor]
+    parts = dict(st.parts)
+    n = 1
+    for rank, kind in zip(mc.semantics.tensors[tensor].ranks, st.axes):
+        n *= _axis_elements(mc, rank, kind, parts.get(rank))
+    return n
+
+
+def _load_elements(mc: MappedCascade, load) -> int:
+    widen = dict(load.widen)
+    loops = {mc.loop_of[lid] for lid in load.path}
+    n = 1
+    for axis in load.axes:
+        if axis.kind in ("const", "last", "inner"):
+            continue
+        rank = axis.rank
+        if axis.kind == "split":
+            n *= mc.shapes[mc.semantics.splits[rank][1]]
+        elif rank in widen:
+            n *= _axis_elements(mc, rank, "part", widen[rank])
+        elif rank in mc.partitions:
+            n *= _axis_elements(mc, rank, "tile")
+        elif rank in loops:
+            n *= 1
+        else:
+            n *= mc.shapes[rank]
+    return n

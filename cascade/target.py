@@ -1,0 +1,135 @@
+"""Target (hardware) files -> typed, validated `Target`s; every problem is a `TargetError`.
+
+A spatial target (kind: spatial) has compute units that are PE arrays (`shape: [rows, cols]`
+or `[width]`) supporting operation kinds (mac, add, max, divide, exp), a global buffer, DRAM
+bandwidth, a clock and the cost of map operators in unit operations (`op_costs`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import TargetError
+
+OP_KINDS = ("mac", "add", "max", "divide", "exp")
+
+
+@dataclass(frozen=True)
+class Unit:
+    name: str
+    shape: tuple[int, ...]
+    ops: tuple[str, ...]
+
+    @property
+    def pes(self) -> int:
+        out = 1
+        for n in self.shape:
+            out *= n
+        return out
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    kind: str
+    clock_hz: float
+    word_bytes: int
+    dram_bandwidth: float  # bytes per second
+    buffer_bytes: int
+    units: dict[str, Unit]
+    op_costs: dict[str, dict[str, float]] = field(default_factory=dict)
+    exp_absorbs_subtract: bool = False
+    latency_rule: str = "max_per_group"
+    energy: dict[str, float] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+    file: str = "<target>"
+
+
+def load_target(path: str | Path) -> Target:
+    p = Path(path)
+    if not p.exists() and not p.suffix:
+        from .commands.common import bundled_path
+
+        p = bundled_path("targets", f"{path}.yaml")
+    try:
+        text = p.read_text()
+    except OSError as exc:
+        raise TargetError(f"{path}: cannot read target: {exc.strerror}") from None
+    return parse_target(text, str(p))
+
+
+def parse_target(text: str, file: str = "<target>") -> Target:
+    import yaml
+
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise TargetError(f"{file}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    if not isinstance(data, dict):
+        raise TargetError(f"{file}: a target file is a YAML mapping (name, kind, clock_hz, units, ...)")
+    problems: list[str] = []
+
+    def need(key: str, kind: type | tuple, where: dict = data, prefix: str = "") -> Any:
+        value = where.get(key) if isinstance(where, dict) else None
+        if value is None:
+            problems.append(f"{file}: {prefix}{key}: missing")
+            return None
+        if kind in (float, (int, float)) and isinstance(value, (int, float)) and not isinstance(value, bool):
+            if value <= 0:
+                problems.append(f"{file}: {prefix}{key}: must be positive, got {value}")
+                return None
+            return float(value)
+        if not isinstance(value, kind):
+            what = "a number" if kind in (float, (int, float)) else getattr(kind, "__name__", str(kind))
+            problems.append(f"{file}: {prefix}{key}: expected {what}, got {value!r}")
+            return None
+        return value
+
+    kind = data.get("kind", "spatial")
+    if kind not in ("spatial", "grid"):
+        problems.append(f"{file}: kind: '{kind}' is not one of spatial, grid")
+    clock = need("clock_hz", (int, float))
+    word = need("word_bytes", (int, float))
+    dram = need("dram", dict) or {}
+    bandwidth = need("bandwidth_bytes_per_s", (int, float), dram, "dram.") if dram else None
+    buffer = data.get("buffer") or {}
+    capacity = buffer.get("capacity_bytes") if isinstance(buffer, dict) else None
+    if kind == "spatial" and not isinstance(capacity, int):
+        problems.append(f"{file}: buffer.capacity_bytes: missing or not an integer")
+    units: dict[str, Unit] = {}
+    for name, spec in (need("units", dict) or {}).items():
+        if not isinstance(spec, dict):
+            problems.append(f"{file}: units.{name}: expected {{shape: [...], ops: [...]}}")
+            continue
+        shape = spec.get("shape", [1])
+        ops = spec.get("ops", [])
+        if not (isinstance(shape, list) and shape and all(isinstance(n, int) and n > 0 for n in shape)):
+            problems.append(f"{file}: units.{name}.shape: expected a list of positive integers like [256, 256]")
+            continue
+        bad = [o for o in ops if o not in OP_KINDS]
+        if bad or not ops:
+            problems.append(f"{file}: units.{name}.ops: unknown {', '.join(map(str, bad)) or 'empty list'}; "
+                            f"the operation kinds are {', '.join(OP_KINDS)}")
+            continue
+        units[name] = Unit(str(name), tuple(shape), tuple(ops))
+    op_costs: dict[str, dict[str, float]] = {}
+    for op, cost in (data.get("op_costs") or {}).items():
+        if not isinstance(cost, dict) or any(k not in OP_KINDS or not isinstance(v, (int, float))
+                                             for k, v in cost.items()):
+            problems.append(f"{file}: op_costs.{op}: expected {{kind: count}} with kinds from {', '.join(OP_KINDS)}")
+            continue
+        op_costs[str(op)] = {k: float(v) for k, v in cost.items()}
+    if problems:
+        raise TargetError("\n".join(problems))
+    known = {"name", "kind", "clock_hz", "word_bytes", "dram", "buffer", "units", "op_costs",
+             "exp_absorbs_subtract", "latency", "energy"}
+    return Target(
+        name=str(data.get("name") or Path(file).stem), kind=kind, clock_hz=clock, word_bytes=int(word),
+        dram_bandwidth=bandwidth, buffer_bytes=int(capacity or 0), units=units, op_costs=op_costs,
+        exp_absorbs_subtract=bool(data.get("exp_absorbs_subtract", False)),
+        latency_rule=str(data.get("latency", "max_per_group")),
+        energy={k: float(v) for k, v in (data.get("energy") or {}).items()},
+        extra={k: v for k, v in data.items() if k not in known}, file=file,
+    )
