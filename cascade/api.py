@@ -93,6 +93,19 @@ class Spec:
         mapped = self.bind(mapping)
         return render_loop_nest(mapped, self.cascade.file, mapped.mapping.file if mapping is not None else "")
 
+    def estimate(self, mapping: "str | Path | Mapping | None", target: Any, symbolic: bool = False) -> Any:
+        """The cost of running this cascade with a mapping on a target (a file, a bundled name
+        such as 'fusemax', or a `Target`): a `CostReport`."""
+        from .model.spatial import estimate_spatial
+        from .target import Target, load_target
+
+        tgt = target if isinstance(target, Target) else load_target(target)
+        if tgt.kind == "grid":
+            from .model.grayskull import estimate_grid
+
+            return estimate_grid(self.bind(mapping), tgt)
+        return estimate_spatial(self.bind(mapping), tgt, symbolic=symbolic)
+
     def run(self, inputs: Mapping[str, "np.ndarray"] | None = None, seed: int = 0) -> dict[str, "np.ndarray"]:
         """Evaluate with the reference evaluator; missing inputs are seeded random."""
         from .reference import evaluate

@@ -39,7 +39,7 @@ class Target:
     dram_bandwidth: float  # bytes per second
     buffer_bytes: int
     units: dict[str, Unit]
-    op_costs: dict[str, dict[str, float]] = field(default_factory=dict)
+    op_costs: dict[str, dict[str, float]] = field(default_factory=dict)  # op -> {kind: count}
     exp_absorbs_subtract: bool = False
     latency_rule: str = "max_per_group"
     energy: dict[str, float] = field(default_factory=dict)
@@ -120,7 +120,7 @@ def parse_target(text: str, file: str = "<target>") -> Target:
                                              for k, v in cost.items()):
             problems.append(f"{file}: op_costs.{op}: expected {{kind: count}} with kinds from {', '.join(OP_KINDS)}")
             continue
-        op_costs[str(op)] = {k: float(v) for k, v in cost.items()}
+        op_costs[str(op)] = {k: int(v) if float(v).is_integer() else float(v) for k, v in cost.items()}
     if problems:
         raise TargetError("\n".join(problems))
     known = {"name", "kind", "clock_hz", "word_bytes", "dram", "buffer", "units", "op_costs",

@@ -1,0 +1,63 @@
+"""`cascade estimate SPEC -m MAPPING -t TARGET`: traffic, compute and latency on a target."""
+
+from __future__ import annotations
+
+import argparse
+
+from .common import add_json_option, add_shape_option, emit_json, load_spec
+
+
+def register(sub) -> None:
+    p = sub.add_parser("estimate", help="cost of a mapped cascade on a target: DRAM traffic, cycles, latency")
+    p.add_argument("spec", metavar="SPEC")
+    p.add_argument("-m", "--mapping", metavar="MAPPING", help="mapping file (default: no partitioning, no fusion)")
+    p.add_argument("-t", "--target", metavar="TARGET", required=True,
+                   help="target file, or a bundled name: fusemax, flat_cloud, flat_edge, grayskull_e150")
+    p.add_argument("--symbolic", action="store_true", help="also print every count as a formula in the shapes")
+    add_shape_option(p)
+    add_json_option(p, "the cost report")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    spec = load_spec(args.spec, args.shape)
+    report = spec.estimate(args.mapping, args.target, symbolic=args.symbolic)
+    if args.json:
+        emit_json(report.to_json())
+        return 0
+    print(format_report(report))
+    return 0
+
+
+def _bytes(n: float) -> str:
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= scale:
+            return f"{n / scale:,.2f} {unit}"
+    return f"{n:,.0f} B"
+
+
+def format_report(r) -> str:
+    lines = [f"cascade {r.cascade} on {r.target}: " + ", ".join(f"{k}={v}" for k, v in r.shapes.items()), ""]
+    lines.append(f"latency      {r.latency_s * 1e3:,.4f} ms ({r.bound}-bound)")
+    lines.append(f"DRAM traffic {_bytes(r.dram_bytes)}  (read {_bytes(r.dram_read_bytes)}, "
+                 f"written {_bytes(r.dram_write_bytes)}; {r.dram_bytes:,.0f} B)")
+    lines.append(f"on chip      {_bytes(r.on_chip_bytes)} at most, in one fusion group")
+    lines.append("")
+    lines.append(f"{'tensor':<12}{'read':>18}{'written':>18}")
+    for t, d in r.per_tensor.items():
+        lines.append(f"{t:<12}{_bytes(d['read_bytes']):>18}{_bytes(d['write_bytes']):>18}")
+    lines.append("")
+    lines.append(f"{'unit':<12}{'cycles':>18}{'utilization':>14}  operations")
+    for u, d in r.per_unit.items():
+        ops = ", ".join(f"{k} {v:,.0f}" for k, v in d["ops"].items()) or "-"
+        lines.append(f"{u:<12}{d['cycles']:>18,.0f}{d['utilization']:>14.1%}  {ops}")
+    lines.append("")
+    lines.append(f"{'group':<40}{'compute ms':>12}{'memory ms':>12}  bound")
+    for g in r.groups:
+        lines.append(f"{g['group'][:39]:<40}{g['compute_s'] * 1e3:>12.4f}{g['memory_s'] * 1e3:>12.4f}  {g['bound']}")
+    if r.symbolic:
+        lines.append("")
+        lines.append("formulas (elements / operations, in the rank and tile shapes):")
+        for k, v in r.symbolic.items():
+            lines.append(f"  {k:<16} = {v}")
+    return "\n".join(lines)
