@@ -223,7 +223,7 @@ def test_subprocess_run_json(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "cascade", "run", str(ATTENTION_1PASS), "--shape", "M=9", "--shape", "M0=4",
          "--shape", "P=4", "--shape", "E=3", "--shape", "F=2", "--seed", "2", "--json", "--save", str(out_path)],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True, text=True, timeout=120, check=False,
     )
     assert proc.returncode == 0, proc.stderr
     data = strict_json(proc.stdout)
@@ -238,6 +238,6 @@ def test_subprocess_run_json(tmp_path):
 
 def test_subprocess_user_error_has_no_traceback(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "cascade", "run", str(MATMUL), "--shape", "M=oops"],
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and "M=oops" in proc.stderr

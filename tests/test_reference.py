@@ -10,13 +10,16 @@ absent output points read as 0) and the evaluator's internal paths (chunked redu
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import cascade
-from cascade import reference
+from cascade import ir, reference
 
 CORPUS = Path(__file__).parent / "cascades"
 RTOL, ATOL = 1e-9, 1e-12
@@ -221,7 +224,7 @@ def _filter_forms(x, s):
         for p in range(p_):
             if m != p and m >= 1:
                 off[m, p] = x[m, p]
-            if 2 * (m + 1) > p and p >= m - 1:
+            if 2 * (m + 1) > p >= m - 1:
                 band[m, p] = x[m, p]
             if 2 * m < m_ - p:
                 even[p] = max(even[p], x[m, p])
@@ -271,6 +274,19 @@ def _ema(x, w, s):
         y[t] = state
         a = k_ * 0.5 * a + w[t].sum()  # the sum over k covers 0.5 * A[t] too
     return {"Y": y, "G": a * state}
+
+
+@reference_for("segmented_prefix_sum", {"M": 6, "M0": 3}, {"M": 5, "P": 1, "M0": 4}, {"M": 3, "M0": 1})
+def _segmented_prefix_sum(x, s):
+    m_, m0 = s["M"], s["M0"]
+    m1 = -(-m_ // m0)
+    padded = np.zeros((m1 * m0, x.shape[1]))
+    padded[:m_] = x
+    y = np.cumsum(padded.reshape(m1, m0, -1), axis=1)
+    present = (np.arange(m1 * m0) < m_).reshape(m1, m0)
+    y[~present] = 0.0  # past M the ragged tile is absent, and absent points read as 0
+    last = np.where(present[:, -1:], y[:, -1], 0.0)  # R[m1, M0] exists only for a full tile
+    return {"Y": y, "LAST": last}
 
 
 @reference_for("online_logsumexp", {"M0": 5}, {"M": 4, "M0": 4}, {"M": 13, "P": 1, "M0": 1})
@@ -331,6 +347,13 @@ def _output_reused(x, s):
     return {"MU": mu, "XC": x - mu, "VAR": var, "Z": (x - mu) / np.sqrt(var)}
 
 
+@reference_for("namespaces", {"M": 1, "E": 5}, {"M": 6, "E": 1})
+def _namespaces(m_tensor, e_tensor, s):
+    e_, m_ = m_tensor.shape
+    p = np.array([sum(m_tensor[e, m] * e_tensor[m] / e_ + m_ for e in range(e_)) for m in range(m_)])
+    return {"P": p, "K": np.array(e_tensor.max())}
+
+
 @reference_for("broadcast", {"M": 1, "N": 1, "P": 1}, {"M": 5, "N": 2, "P": 3})
 def _broadcast(x, z, a, s):
     return {"Y": np.broadcast_to(x[None, :, None] + z[None, None, :], (s["M"], s["N"], s["P"])),
@@ -359,8 +382,8 @@ def expected_outputs(spec: cascade.Spec, inputs: dict[str, np.ndarray]) -> dict[
 
 def assert_outputs_match(got: dict[str, np.ndarray], want: dict[str, np.ndarray]) -> None:
     assert set(got) == set(want)
-    for name in want:
-        w = np.asarray(want[name], dtype=float)
+    for name, value in want.items():
+        w = np.asarray(value, dtype=float)
         assert got[name].shape == w.shape, name
         np.testing.assert_allclose(got[name], w, rtol=RTOL, atol=ATOL, err_msg=name)
 
@@ -419,6 +442,24 @@ def test_row_with_no_present_point_is_min_identity():
     assert np.all(np.isfinite(row[:2])) and np.all(row[2:] == np.inf)
 
 
+def test_filter_on_kept_variables_removes_output_points():
+    """Conjuncts that mention only left-side variables remove output points (read as 0, and
+    absent to later maps); the others only thin out the reduction, which may be left empty."""
+    spec = cascade.loads("""
+        shape M = 3, P = 4
+        input X[M, P]
+        output Z[P], W[P], E[P]
+        Z[p] = X[m, p] :: max(m) where p < 2
+        W[p] = Z[p] + 1
+        E[p] = X[m, p] :: max(m) where m < p - 1
+    """)
+    x = spec.random_inputs(seed=0)["X"]
+    out = spec.run({"X": x})
+    np.testing.assert_array_equal(out["Z"], [x[:, 0].max(), x[:, 1].max(), 0, 0])
+    np.testing.assert_array_equal(out["W"], [x[:, 0].max() + 1, x[:, 1].max() + 1, 0, 0])
+    np.testing.assert_array_equal(out["E"], [-np.inf, -np.inf, x[0, 2], x[:2, 3].max()])
+
+
 def test_empty_window_gives_zero_not_nan():
     """A query whose window holds no key: SD = 0 and A is absent, so AV = sum of nothing = 0."""
     spec = cascade.load(CORPUS / "sliding_window_attention.einsum", shapes={"M": 2, "P": 8})
@@ -428,8 +469,8 @@ def test_empty_window_gives_zero_not_nan():
 
 
 def test_ragged_tiles_do_not_leak():
-    """The ragged last tile of an input read in a split view contributes nothing: NaN there
-    would poison a sum if the evaluator read past the rank's shape."""
+    """The ragged last tile of an input read in a split view contributes nothing: reading past
+    the rank's shape (say, a clipped coordinate re-reading X[6]) would change every result."""
     spec = cascade.loads("""
         shape M = 7, M0 = 4
         split M = M1 * M0
@@ -506,3 +547,230 @@ def test_float32_inputs_stay_float32():
     assert y.dtype == np.float32
     e = np.exp(x.astype(np.float64) - x.max())
     np.testing.assert_allclose(y, e / e.sum(), rtol=1e-5)
+
+
+# ------------------------------------------------------------------ random cascades against a brute-force evaluator
+#
+# A second, independent oracle: the semantics of DESIGN.md section 2 spelled out one point at a
+# time in plain Python (sharing nothing with cascade.reference but the parsed IR), run on random
+# cascades of one or two Einsums with split views, fixed-coordinate reads, broadcasts, filters
+# and every reduce operator. The rule it pins for filters: the conjuncts that mention only
+# left-side variables (and the ragged bound of a split both of whose parts are kept) decide
+# whether an output point exists at all; the others decide which points a reduction combines,
+# and a reduction over no present point holds its identity.
+
+IDENTITY = {"sum": 0.0, "max": -np.inf, "min": np.inf, "prod": 1.0}
+COMBINE = {"sum": np.add, "max": np.maximum, "min": np.minimum, "prod": np.multiply}
+MAP = {"+": np.add, "-": np.subtract, "*": np.multiply, "/": np.divide, "max": np.maximum, "min": np.minimum,
+       "exp": np.exp, "log": np.log, "sqrt": np.sqrt, "abs": np.abs}
+
+
+def _affine(a, env, shapes) -> int:
+    if isinstance(a, ir.AffVar):
+        return env[a.var]
+    if isinstance(a, ir.AffConst):
+        return a.value
+    if isinstance(a, ir.AffShape):
+        return shapes[a.rank]
+    if isinstance(a, ir.AffNeg):
+        return -_affine(a.operand, env, shapes)
+    left, right = _affine(a.left, env, shapes), _affine(a.right, env, shapes)
+    return {"+": left + right, "-": left - right, "*": left * right}[a.op]
+
+
+def _holds(cmp, env, shapes) -> bool:
+    left, right = _affine(cmp.left, env, shapes), _affine(cmp.right, env, shapes)
+    return {"<": left < right, "<=": left <= right, "==": left == right, "!=": left != right,
+            ">=": left >= right, ">": left > right}[cmp.op]
+
+
+def _locate(ranks, indices, env, shapes, splits):
+    """The stored coordinate an access addresses, or None outside the tensor."""
+    coords, i, t = [], 0, 0
+    while t < len(ranks):
+        rank, idx = ranks[t], indices[i]
+        if isinstance(idx, ir.ConstIndex):
+            coords.append(idx.value)
+        elif isinstance(idx, ir.LastIndex):
+            coords.append(shapes[rank] - 1)
+        elif idx.var.upper() == rank:
+            coords.append(env[idx.var] + idx.offset)
+        elif rank in splits and idx.var.upper() == splits[rank][0]:  # M read as m1, m0
+            coords.append(env[idx.var] * shapes[splits[rank][1]] + env[indices[i + 1].var])
+            i += 1
+        else:  # M1, M0 read as m
+            tile = shapes[ranks[t + 1]]
+            coords += [env[idx.var] // tile, env[idx.var] % tile]
+            t += 1
+        i, t = i + 1, t + 1
+    if any(not 0 <= c < shapes[r] for c, r in zip(coords, ranks)):
+        return None
+    return tuple(coords)
+
+
+def brute_force(c: ir.Cascade, shapes: dict[str, int], inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    splits = {s.rank: s.parts for s in c.splits}
+    ranks = {d.name: d.ranks for d in c.inputs + c.outputs}
+    store = {name: {ix: arr[ix] for ix in np.ndindex(arr.shape)} for name, arr in inputs.items()}
+
+    def value(expr, env):  # a float64, or None where absent
+        if isinstance(expr, ir.Num):
+            return np.float64(expr.value)
+        if isinstance(expr, ir.ShapeScalar):
+            return np.float64(shapes[expr.rank])
+        if isinstance(expr, ir.Read):
+            a = expr.access
+            where = _locate(ranks[a.tensor], a.indices, env, shapes, splits)
+            return None if where is None else store[a.tensor].get(where)
+        if isinstance(expr, ir.Neg):
+            v = value(expr.operand, env)
+            return None if v is None else -v
+        args = [value(x, env) for x in ((expr.left, expr.right) if isinstance(expr, ir.BinOp) else expr.args)]
+        return None if None in args else MAP[expr.op if isinstance(expr, ir.BinOp) else expr.fn](*args)
+
+    def ragged(env, among) -> bool:
+        return any(o.lower() in among and i.lower() in among
+                   and env[o.lower()] * shapes[i] + env[i.lower()] >= shapes[r] for r, (o, i) in splits.items())
+
+    for stmt in c.statements:
+        lhs = [ix.var for ix in stmt.lhs.indices]
+        ranks.setdefault(stmt.lhs.tensor, tuple(v.upper() for v in lhs))
+        reduced = list(dict.fromkeys(v for a in ir.expr_reads(stmt.expr) for v in a.variables if v not in lhs))
+        op = stmt.reduction.op if stmt.reduction else "sum"
+        kept_filters = [f for f in stmt.filters
+                        if {v.var for v in ir.affine_vars(f.left) + ir.affine_vars(f.right)} <= set(lhs)]
+        result = {}
+        for point in itertools.product(*(range(shapes[v.upper()]) for v in lhs)):
+            env = dict(zip(lhs, point))
+            if ragged(env, lhs) or not all(_holds(f, env, shapes) for f in kept_filters):
+                continue
+            total, present = IDENTITY[op], False
+            for inner in itertools.product(*(range(shapes[v.upper()]) for v in reduced)):
+                full = {**env, **dict(zip(reduced, inner))}
+                if ragged(full, full) or not all(_holds(f, full, shapes) for f in stmt.filters):
+                    continue
+                v = value(stmt.expr, full)
+                if v is not None:
+                    total, present = (COMBINE[op](total, v) if reduced else v), True
+            where = _locate(ranks[stmt.lhs.tensor], stmt.lhs.indices, env, shapes, splits)
+            if where is not None and (present or reduced):
+                result[where] = total
+        store[stmt.lhs.tensor] = result
+    out = {}
+    for d in c.outputs:
+        arr = np.zeros(tuple(shapes[r] for r in d.ranks))
+        for where, v in store[d.name].items():
+            arr[where] = v
+        out[d.name] = arr
+    return out
+
+
+def _no_recurrence(path: Path) -> bool:
+    return not cascade.load(path).cascade.inits
+
+
+@pytest.mark.parametrize("path", [p for p in corpus_files() if _no_recurrence(p)], ids=lambda p: p.stem)
+def test_brute_force_agrees_on_corpus(path: Path):
+    spec = cascade.load(path)
+    small = {r: min(n, 5) for r, n in spec.shapes.items() if r in spec.cascade.shape_dict()}
+    spec = cascade.load(path, shapes=small)
+    inputs = spec.random_inputs(seed=13)
+    assert_outputs_match(spec.run(inputs), brute_force(spec.cascade, dict(spec.shapes), inputs))
+
+
+M_READS = ["A[m, n]", "A[0, n]", "A[M, n]", "A[m, N]", "D[m]", "D[1]", "B[n, p]", "B[n, 0]", "C[p]", "C[P]"]
+SPLIT_READS = ["A[m1, m0, n]", "D[m1, m0]", "A[M, n]", "D[m1, m0]", "B[n, p]", "C[p]", "B[N, p]"]
+AFFINE_TERMS = {"m": ["m", "2*m", "m + 1", "M - m"], "m1": ["m1", "M0*m1 + m0", "m1 + m0"], "m0": ["m0", "m0 - 1"],
+                "n": ["n", "N - n", "2*n"], "p": ["p", "p + 1", "P - 1 - p"]}
+
+
+def _variables_of(text: str) -> list[str]:
+    return [v for v in ("m1", "m0", "m", "n", "p") if any(t.strip() == v for t in text[text.index("[") + 1:-1].split(","))]
+
+
+@st.composite
+def _expression(draw, reads: list[str]) -> str:
+    leaves = reads + [draw(st.sampled_from(["0.5", "2", "3", "N", "M0"]))]
+    text = draw(st.sampled_from(leaves))
+    for read in reads:
+        if read not in text:
+            text = f"{text} {draw(st.sampled_from(['+', '-', '*']))} {read}"
+    for _ in range(draw(st.integers(0, 2))):
+        form = draw(st.sampled_from(["-({})", "exp({})", "abs({})", "sqrt(abs({}))", "log(1 + abs({}))", "({}) / 2",
+                                     "max({}, {})", "min({}, {})", "({}) * {}", "{} - ({})"]))
+        other = draw(st.sampled_from(leaves))
+        text = form.format(text, other) if form.count("{}") == 2 else form.format(text)
+    return text
+
+
+@st.composite
+def _einsum(draw, name: str, reads: list[str], extra_vars: list[str]) -> tuple[str, list[str]]:
+    space = list(dict.fromkeys(v for r in reads for v in _variables_of(r)))
+    lhs = draw(st.permutations(space))[: draw(st.integers(0, len(space)))]
+    lhs += draw(st.lists(st.sampled_from([v for v in extra_vars if v not in space] or ["n"]), max_size=1)
+                .map(lambda vs: [v for v in vs if v not in space]))
+    reduced = [v for v in space if v not in lhs]
+    text = f"{name}[{', '.join(lhs)}] = {draw(_expression(reads))}"
+    if reduced:
+        op = draw(st.sampled_from(["sum", "max", "min", "prod"]))
+        if op != "sum" or draw(st.booleans()):
+            text += f" :: {op}({', '.join(draw(st.permutations(reduced)))})"
+    variables = space + [v for v in lhs if v not in space]
+    filters = []
+    for _ in range(draw(st.integers(0, 2)) if variables else 0):
+        usable = [t for v in variables for t in AFFINE_TERMS[v] if all(w in variables for w in _words(t))]
+        left, right = draw(st.sampled_from(usable)), draw(st.sampled_from(usable + ["0", "1", "2", "P"]))
+        filters.append(f"{left} {draw(st.sampled_from(['<', '<=', '==', '!=', '>=', '>']))} {right}")
+    if filters:
+        text += " where " + " and ".join(filters)
+    return text, lhs
+
+
+def _words(term: str) -> list[str]:
+    return [w for w in term.replace("*", " ").replace("+", " ").replace("-", " ").split() if w.islower()]
+
+
+@st.composite
+def random_cascades(draw) -> tuple[str, dict[str, int]]:
+    shapes = {"M": draw(st.integers(1, 5)), "N": draw(st.integers(1, 3)), "P": draw(st.integers(1, 3)),
+              "M0": draw(st.integers(1, 3))}
+    split = draw(st.booleans())
+    reads = draw(st.lists(st.sampled_from(SPLIT_READS if split else M_READS), min_size=1, max_size=3, unique=True))
+    first, lhs = draw(_einsum("T", reads, ["n", "p"]))
+    outputs, lines = [], [first]
+    t_ranks = [v.upper() for v in lhs]
+    merged = split and "m1" in lhs and lhs.index("m1") + 1 < len(lhs) and lhs[lhs.index("m1") + 1] == "m0"
+    if merged and draw(st.booleans()):  # an output declared [.., M, ..] written through m1, m0
+        t_ranks[lhs.index("m1"): lhs.index("m1") + 2] = ["M"]
+        lhs = [v for v in lhs if v != "m0"]
+        lhs[lhs.index("m1")] = "m"
+        merged = False
+    if draw(st.booleans()):
+        outputs.append(f"T[{', '.join(t_ranks)}]")
+    if not outputs or draw(st.booleans()):
+        t_read = f"T[{', '.join(lhs)}]"
+        if merged and draw(st.booleans()):  # read T[M1, M0, ..] as T[m, ..]
+            i = lhs.index("m1")
+            t_read = f"T[{', '.join(lhs[:i] + ['m'] + lhs[i + 2:])}]"
+        extra = draw(st.lists(st.sampled_from(M_READS if "m" in _variables_of(t_read) or not split else SPLIT_READS),
+                              max_size=1))
+        second, y_lhs = draw(_einsum("Y", [t_read] + [r for r in extra if r != t_read], ["n", "p"]))
+        lines.append(second)
+        outputs.append(f"Y[{', '.join(v.upper() for v in y_lhs)}]")
+    text = "\n".join([
+        "cascade random", "shape " + ", ".join(f"{r} = {n}" for r, n in shapes.items()), "split M = M1 * M0",
+        "input A[M, N], B[N, P], C[P], D[M]", "output " + ", ".join(outputs), *lines, ""])
+    return text, shapes
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(random_cascades(), st.integers(0, 2**16))
+def test_random_cascades_match_brute_force(case, seed):
+    text, _ = case
+    spec = cascade.loads(text)  # every generated cascade is valid
+    inputs = spec.random_inputs(seed=seed)
+    want = brute_force(spec.cascade, dict(spec.shapes), inputs)
+    got = spec.run(inputs)
+    for name in want:
+        np.testing.assert_allclose(got[name], want[name], rtol=1e-9, atol=1e-9, err_msg=f"{name}\n{text}")
+
