@@ -1,0 +1,207 @@
+"""The spatial cost model: exact against the executor's trace, against closed forms, and
+against the published FuseMax artifact results; the estimate command and its errors."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import cascade
+from cascade.cli import main
+from cascade.errors import MappingError, TargetError
+from cascade.mapping import parse_mapping
+from cascade.model.symbolic import cost_formulas, lambdify_cost
+from cascade.model.traffic import dram_traffic
+from cascade.target import load_target, parse_target
+
+ROOT = Path(__file__).resolve().parent.parent
+ATT = ROOT / "specs" / "attention"
+MAPS = ROOT / "mappings"
+ARTIFACT = ROOT.parent / "shared" / "external" / "fusemax"
+ONE = "QK, LM, RM, SLN, PRM, SPD, SLD, RD, SPNV, SLNV, RNV, AV"
+
+BUNDLED = [
+    (ATT / "attention_1pass.einsum", MAPS / "attention_1pass" / "tiled.yaml", None),
+    (ATT / "mha_1pass.einsum", MAPS / "mha_1pass" / "fusemax.yaml", None),
+    (ATT / "mha_3pass.einsum", MAPS / "mha_3pass" / "unfused.yaml", None),
+    (ATT / "mha_3pass.einsum", MAPS / "mha_3pass" / "flat.yaml", None),
+    (ATT / "scores_softmax.einsum", MAPS / "scores_softmax" / "grayskull_dedicated.yaml", None),
+    (ATT / "scores_softmax.einsum", MAPS / "scores_softmax" / "grayskull_fused.yaml", None),
+]
+INLINE = [
+    (ROOT / "specs" / "matmul.einsum", "", {"K": 40, "M": 30, "N": 20}),
+    (ROOT / "specs" / "matmul.einsum", "partitioning: {K: [uniform_shape(16)], M: [uniform_shape(8)]}\n"
+                                       "loop-order: {default: [K1, M1, M0, N, K0]}", {"K": 40, "M": 30, "N": 20}),
+    (ROOT / "specs" / "softmax_online.einsum", "", {"M": 20, "P": 7}),
+    (ROOT / "specs" / "softmax_online.einsum", "partitioning: {P: [uniform_shape(3)]}\nfusion: [[RM, RD]]",
+     {"M": 20, "P": 7}),
+    (ROOT / "specs" / "softmax_3pass.einsum", "partitioning: {M: [uniform_shape(6)]}\nfusion: [[GM, SN, SD, Y]]",
+     {"M": 20, "P": 7}),
+    (ATT / "attention_3pass.einsum", "partitioning: {P: [uniform_shape(8)], M: [uniform_shape(16)]}\n"
+                                     "loop-order: {default: [P1, M1]}\nfusion: [[QK, GM, SN, SD, A, AV]]",
+     {"E": 4, "F": 3, "M": 50, "P": 20}),
+    (ATT / "attention_3pass.einsum", "partitioning: {P: [uniform_shape(8)], M: [uniform_shape(16)]}\n"
+                                     "loop-order: {default: [M1, P1]}", {"E": 4, "F": 3, "M": 50, "P": 20}),
+    (ATT / "attention_2pass.einsum", "partitioning: {P: [uniform_shape(16), uniform_shape(4)], "
+                                     "M: [uniform_shape(12)], E: [uniform_shape(3)]}",
+     {"E": 5, "F": 3, "M": 50, "P": 21}),
+    (ATT / "attention_2pass.einsum", "partitioning: {P: [uniform_shape(8)], M: [uniform_shape(16)]}\n"
+                                     "fusion: [[QK, GM], [SN, SD, SNV], [AV]]", {"E": 4, "F": 3, "M": 50, "P": 20}),
+    (ATT / "attention_1pass.einsum", f"partitioning: {{P: [uniform_shape(7)]}}\nloop-order: {{default: [M1, P1]}}\n"
+                                     f"fusion: [[{ONE}]]", {"E": 4, "F": 3, "M": 50, "P": 20, "M0": 16}),
+    (ATT / "attention_1pass.einsum", f"partitioning: {{P: [uniform_shape(12), uniform_shape(4)], M: [uniform_shape(16)]}}\n"
+                                     f"loop-order: {{default: [P2, M1, P1]}}\nfusion: [[{ONE}]]",
+     {"E": 4, "F": 3, "M": 50, "P": 21}),
+]
+
+
+def _trace(spec, mapping):
+    module = spec.executor(mapping)
+    _, trace = module.run_traced(**spec.random_inputs(seed=3))
+    return trace
+
+
+@pytest.mark.parametrize("spec_path, mapping, shapes", BUNDLED + INLINE,
+                         ids=[f"{Path(s).stem}-{k}" for k, (s, _, _) in enumerate(BUNDLED + INLINE)])
+def test_model_equals_executor_trace(spec_path, mapping, shapes):
+    spec = cascade.load(spec_path, shapes)
+    m = parse_mapping(mapping) if isinstance(mapping, str) else mapping
+    counts = dram_traffic(spec.bind(m)).numeric()
+    trace = _trace(spec, m)
+    tensors = set(counts) | set(trace["reads"]) | set(trace["writes"])
+    for t in tensors:
+        assert counts.get(t, (0, 0)) == (trace["reads"].get(t, 0), trace["writes"].get(t, 0)), t
+
+
+def test_flashattention_traffic_formula():
+    """Loop order [P1, M1], Q tile kept per P tile, K and V streamed per P tile: FlashAttention's
+    reads are E*P (Q) + (E+F)*M*ceil(P/P0) (K, V), writes F*P: Theta(N^2 d / P0)."""
+    for p0, (m, p) in [(64, (1000, 300)), (32, (512, 512)), (100, (70, 250))]:
+        spec = cascade.load(ATT / "attention_1pass.einsum", {"M": m, "P": p, "M0": 64})
+        mapping = parse_mapping(f"partitioning: {{P: [uniform_shape({p0})]}}\nloop-order: {{default: [P1, M1]}}\n"
+                                f"fusion: [[{ONE}]]")
+        counts = dram_traffic(spec.bind(mapping)).numeric()
+        e = f = 64
+        tiles = -(-p // p0)
+        assert counts["Q"] == (e * p, 0)
+        assert counts["K"] == (e * m * tiles, 0)
+        assert counts["V"] == (f * m * tiles, 0)
+        assert counts["AV"] == (0, f * p)
+
+
+def test_fusemax_mapping_moves_compulsory_traffic():
+    """Q, K, V read once and AV written once: 4*B*H*N*E words (P fits one outer tile)."""
+    for b, h, e, n in [(2, 3, 64, 1024), (1, 2, 128, 4096)]:
+        spec = cascade.load(ATT / "mha_1pass.einsum", dict(B=b, H=h, E=e, F=e, M=n, P=n))
+        report = spec.estimate(MAPS / "mha_1pass" / "fusemax.yaml", "fusemax")
+        assert report.dram_bytes == 4 * b * h * n * e * 2
+        assert report.dram_read_bytes == 3 * b * h * n * e * 2
+
+
+def test_flat_row_granularity_buffer_requirement():
+    """FLAT at row granularity keeps, per block of R query rows: the Q block (E x R), all of K
+    and V (E x M, F x M), the score, exponential and probability tiles (3 x M x R) and the row
+    max and sum (2 x R): word_bytes * (E R + (E + F) M + 3 M R + 2 R)."""
+    for e, m in [(64, 1024), (64, 4096), (128, 2048)]:
+        spec = cascade.load(ATT / "mha_3pass.einsum", dict(B=1, H=1, E=e, F=e, M=m, P=m))
+        report = spec.estimate(MAPS / "mha_3pass" / "flat.yaml", "flat_cloud")
+        r = 256
+        assert report.on_chip_bytes == 2 * (e * r + 2 * e * m + 3 * m * r + 2 * r)
+
+
+def test_buffer_overflow_is_refused_with_the_overflow():
+    spec = cascade.load(ATT / "mha_3pass.einsum", dict(B=1, H=1, E=64, F=64, M=65536, P=65536))
+    with pytest.raises(MappingError, match=r"keeps .* MiB on chip, but flat_cloud's buffer holds 32.00 MiB \(over by"):
+        spec.estimate(MAPS / "mha_3pass" / "flat.yaml", "flat_cloud")
+
+
+def _artifact(name):
+    with open(ARTIFACT / f"attn-{name}.csv") as fh:
+        return {(r["model"], r["seq_len"]): r for r in csv.DictReader(fh)}
+
+
+@pytest.mark.parametrize("model, length, heads, e, n, outer", [
+    ("BERT", "1K", 12, 64, 1024, 32768), ("BERT", "64K", 12, 64, 65536, 32768),
+    ("XLM", "64K", 16, 128, 65536, 16384), ("T5", "1M", 8, 64, 1048576, 32768)])
+def test_fusemax_artifact_rows(model, length, heads, e, n, outer):
+    """Traffic and latency equal the artifact's to 1e-9 with one target file; the outer query
+    tile follows FuseMax's rule (251 tiles of 256 rows -> 128 for E=F=64, 126 -> 64 for 128)."""
+    row = _artifact("binding")[(model, length)]
+    text = (MAPS / "mha_1pass" / "fusemax.yaml").read_text().replace("uniform_shape(32768)", f"uniform_shape({outer})")
+    spec = cascade.load(ATT / "mha_1pass.einsum", dict(B=64, H=heads, E=e, F=e, M=n, P=n))
+    report = spec.estimate(parse_mapping(text), "fusemax")
+    assert report.dram_bytes == pytest.approx(float(row["traffic"]), rel=1e-12)
+    assert report.latency_s == pytest.approx(float(row["latency"]), rel=1e-9)
+    assert report.utilization["array2d"] == pytest.approx(float(row["util_2d"]), rel=1e-9)
+    assert report.utilization["array1d"] == pytest.approx(float(row["util_1d"]), rel=1e-9)
+
+
+@pytest.mark.parametrize("name, mapping, length", [("unfused", "unfused", "1K"), ("unfused", "unfused", "16K"),
+                                                   ("flat", "flat", "4K")])
+def test_baseline_artifact_rows(name, mapping, length):
+    row = _artifact(name)[("BERT", length)]
+    n = {"1K": 1024, "4K": 4096, "16K": 16384}[length]
+    spec = cascade.load(ATT / "mha_3pass.einsum", dict(B=64, H=12, E=64, F=64, M=n, P=n))
+    report = spec.estimate(MAPS / "mha_3pass" / f"{mapping}.yaml", "flat_cloud")
+    assert report.latency_s == pytest.approx(float(row["latency"]), rel=1e-9)
+    if name == "unfused":  # QK and A written and read back once: 4 M P words beyond the compulsory
+        assert report.dram_bytes == pytest.approx(float(row["traffic"]), rel=1e-12)
+
+
+def test_lambdified_model_equals_numeric_model():
+    spec = cascade.load(ATT / "mha_1pass.einsum", dict(B=2, H=3, E=64, F=64, M=5000, P=3000))
+    target = load_target("fusemax")
+    base = (MAPS / "mha_1pass" / "fusemax.yaml").read_text()
+    formulas = cost_formulas(spec.bind(parse_mapping(base)), target)
+    fn, names = lambdify_cost(formulas)
+    for m0, p0, p1 in [(256, 256, 128), (64, 32, 4), (100, 48, 3)]:
+        text = base.replace("uniform_shape(32768), uniform_shape(256)", f"uniform_shape({p0 * p1}), "
+                            f"uniform_shape({p0})").replace("M: [uniform_shape(256)]", f"M: [uniform_shape({m0})]")
+        report = spec.estimate(parse_mapping(text), target)
+        values = dict(formulas.values, M0=m0, P0=p0, P1=p1)
+        latency, traffic = fn(*[np.asarray(values[n]) for n in names])
+        assert float(latency) == pytest.approx(report.latency_s, rel=1e-12)
+        assert float(traffic) == pytest.approx(report.dram_bytes, rel=1e-12)
+
+
+def test_estimate_cli_json_and_symbolic(capsys):
+    code = main(["estimate", str(ATT / "mha_1pass.einsum"), "-m", str(MAPS / "mha_1pass" / "fusemax.yaml"),
+                 "-t", "fusemax", "--json", "--symbolic"])
+    assert code == 0
+    data = json.loads(capsys.readouterr().out)
+    for key in ("dram_bytes", "dram_read_bytes", "dram_write_bytes", "latency_s", "utilization", "per_tensor",
+                "per_unit", "symbolic"):
+        assert key in data
+    assert data["symbolic"]["K.reads"] == "B*E*H*M*ceiling(P/(P0*P1))"
+    assert data["dram_bytes"] == data["dram_read_bytes"] + data["dram_write_bytes"]
+    code = main(["estimate", str(ATT / "mha_1pass.einsum"), "-m", str(MAPS / "mha_1pass" / "fusemax.yaml"),
+                 "-t", "fusemax"])
+    out = capsys.readouterr().out
+    assert code == 0 and "latency" in out and "array1d" in out and "memory-bound" in out  # tiny default shapes
+
+
+def test_target_errors(tmp_path, capsys):
+    with pytest.raises(TargetError, match="clock_hz: expected a number"):
+        parse_target("clock_hz: fast\nword_bytes: 2\ndram: {bandwidth_bytes_per_s: 1}\nbuffer: {capacity_bytes: 1}\n"
+                     "units: {a: {shape: [2], ops: [mac]}}")
+    with pytest.raises(TargetError, match="units.a.ops: unknown fma"):
+        parse_target("clock_hz: 1\nword_bytes: 2\ndram: {bandwidth_bytes_per_s: 1}\nbuffer: {capacity_bytes: 1}\n"
+                     "units: {a: {shape: [2], ops: [fma]}}")
+    bad = tmp_path / "t.yaml"
+    bad.write_text("clock_hz: 1\nword_bytes: 2\ndram: {bandwidth_bytes_per_s: 1}\nbuffer: {capacity_bytes: 99999999}\n"
+                   "units: {a: {shape: [2], ops: [mac, add]}}\n")
+    code = main(["estimate", str(ATT / "attention_3pass.einsum"), "-t", str(bad)])
+    err = capsys.readouterr().err
+    assert code == 2 and "needs 'max' operations" in err and "Traceback" not in err
+    code = main(["estimate", str(ATT / "attention_3pass.einsum"), "-t", str(tmp_path / "missing.yaml")])
+    assert code == 2 and "cannot read target" in capsys.readouterr().err
+
+
+def test_unknown_unit_in_binding(capsys):
+    spec = cascade.load(ROOT / "specs" / "matmul.einsum")
+    with pytest.raises(TargetError, match="unit 'tensorcore' is not in target fusemax"):
+        spec.estimate(parse_mapping("binding: {default: tensorcore}"), "fusemax")
