@@ -36,6 +36,16 @@ def diagnostic_json(d) -> dict[str, Any]:
     return {"file": d.span.file, "line": d.span.line, "col": d.span.col, "message": d.message}
 
 
+def bundled_mapping(folder: str, name: str) -> Path:
+    """A bundled mapping file (source checkout or installed package)."""
+    here = Path(__file__).resolve().parent.parent
+    for root in (here.parent / "mappings", here / "mappings"):
+        candidate = root / folder / f"{name}.yaml"
+        if candidate.exists():
+            return candidate
+    raise CascadeError(f"bundled mapping {folder}/{name}.yaml not found (is the package installed with its data?)")
+
+
 def bundled_path(*parts: str) -> Path:
     """A file under the bundled `specs/` folder (source checkout or installed package)."""
     here = Path(__file__).resolve().parent.parent
