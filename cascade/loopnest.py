@@ -44,7 +44,7 @@ def _render(mc: MappedCascade, nodes: list, depth: int, lines: list[str]) -> Non
             space = any(node.rank in mc.mapping.spacetime_for(mc.semantics.statements[k].name).space
                         for k in _leaves(node))
             kind = "parallel for" if space else "for"
-            head = f"{pad}{kind} {node.rank.lower()} in [0, {mc.shapes[node.rank]}):"
+            head = f"{pad}{kind} {node.rank.lower()} in [0, {_trips(mc, node.rank)}):"
             lines.append(head.ljust(60) + "  # space" if space else head)
             _render(mc, node.body, depth + 1, lines)
         else:
@@ -52,6 +52,16 @@ def _render(mc: MappedCascade, nodes: list, depth: int, lines: list[str]) -> Non
             text = ("init " if info.is_init else "") + statement_text(info.statement).removeprefix("init ")
             tile = _tile(mc, node.statement)
             lines.append(f"{pad}{text}".ljust(60) + (f"  # tile {tile}" if tile else ""))
+
+
+def _trips(mc: MappedCascade, rank: str) -> int:
+    """A loop's largest trip count: an inner partition level stops at the end of its rank
+    (P = 256 in tiles of 32768 then 256 runs p1 once, not 32768 / 256 times)."""
+    for p in mc.partitions.values():
+        if rank in p.names:
+            j = p.names.index(rank)
+            return min(p.extents[j], -(-mc.shapes[p.rank] // p.spans[j]))
+    return mc.shapes[rank]
 
 
 def _leaves(loop: Loop) -> list[int]:
@@ -70,5 +80,7 @@ def _tile(mc: MappedCascade, k: int) -> str:
         if rank in group.loop_ranks:
             continue
         size = mc.partitions[rank].spans[-2] if rank in mc.partitions else mc.shapes[rank]
+        whole = next((r for r, (_, inner) in mc.semantics.splits.items() if inner == rank), rank)
+        size = min(size, mc.shapes[whole])  # a tile never exceeds its rank
         parts.append(f"{v}:{size}" + (" (reduced)" if v in info.reduced else ""))
     return " x ".join(parts)

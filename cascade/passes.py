@@ -11,7 +11,9 @@ and gives each one a pass over R:
   complete value of that level);
 - a recurrence keeps its iterative rank and streams. A recurrence group over another rank is
   followed step by step (its carried reads see the previous step), so a group that waits for a
-  complete value at every step is counted exactly and flagged as growing with its rank.
+  complete value at every step is counted step by step and flagged as growing with its rank.
+  Such a count is per Einsum (per step of a recurrence member): a schedule finer than whole
+  Einsums may need fewer passes. Without growth, the counts are exactly those of the rules.
 
 Split ranks are counted under their own names: for `split M = M1 * M0`, M1 counts passes over
 the whole M fiber and M0 the revisits within one tile; an Einsum iterating `m` iterates both.
@@ -425,9 +427,10 @@ class _RankCounter:
                                                       "complete value at every step (a dependency cycle)")])
 
     def run_group_stepwise(self, group: tuple[int, ...], variable: str) -> None:
-        """A group over another rank: follow it step by step along its iterative rank. If every
-        step waits for the previous one's complete value, the passes grow with the steps; once the
-        growth per step is steady it is extrapolated to the last step."""
+        """A group over another rank: follow it step by step along its iterative rank (each step
+        of a member is counted like an Einsum of its own). If a step waits for the previous step's
+        complete value, the passes grow with the steps (`grows_with`); once the growth per step
+        is steady it is extrapolated to the last step."""
         names = [self.sem.statements[k].name for k in group]
         steps = self.shapes[self.sem.rank_of(variable)]
         prev: dict[str, _Src] | None = None
@@ -436,7 +439,7 @@ class _RankCounter:
         before_last: dict[str, _Src | None] = {n: None for n in names}  # largest level before the last step
         for t in range(steps):
             if t == steps - 1:
-                before_last = {self.sem.statements[k].name: peak[k].src for k in peak}
+                before_last = {self.sem.statements[k].name: peak[k].src for k in peak} or before_last
             current: dict[str, _Src] = {}
             for k in group:
                 e = self.evaluate(k, self.carried_view(names, prev, current))
@@ -449,10 +452,10 @@ class _RankCounter:
                 if not any(delta):
                     before_last = {self.sem.statements[k].name: peak[k].src for k in peak}
                     break
-                if t >= 2:
+                if t >= 2:  # still changing after the first step that reads a previous step
                     self.grows_with = self.sem.rank_of(variable)
                 deltas.append(delta)
-                if len(deltas) >= 3 and len(set(deltas[-3:])) == 1 and len(set(delta)) == 1:
+                if len(deltas) >= 3 and len(set(deltas[-3:])) == 1 and len(set(delta)) == 1 and delta[0] > 0:
                     shift = delta[0] * (steps - 1 - t)  # the same gain at every remaining step
                     current = {n: _Src(c.level + shift, c.streaming, c.origin) for n, c in current.items()}
                     peak = {k: _Eval(e.value + shift, e.iterates, e.streaming,

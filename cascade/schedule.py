@@ -526,7 +526,7 @@ class _Binder:
             if axis.kind in ("const", "last"):
                 continue
             if axis.kind == "split":
-                ranks.add(self.sem.splits[rank][0])
+                ranks.update(self.sem.splits[rank])  # the inner part too, where a recurrence loops over it
             elif axis.kind in ("outer", "inner"):
                 owner = next(r for r, parts in self.sem.splits.items() if rank in parts)
                 if owner in self.parts:
@@ -534,7 +534,7 @@ class _Binder:
             elif rank in self.parts:
                 ranks.update(self.parts[rank].names[:-1])
             elif rank in self.part_of_split:
-                ranks.add(self.sem.splits[self.part_of_split[rank]][0])
+                ranks.update((self.sem.splits[self.part_of_split[rank]][0], rank))
             else:
                 ranks.add(rank)
         return ranks
@@ -558,6 +558,13 @@ class _Binder:
             for name in table:
                 if name != "default" and name not in self.names:
                     self.fail(f"{key}.{name}", f"unknown Einsum {name}: the Einsums are {', '.join(sorted(self.names))}")
+        for name, order in self.m.loop_order.items():  # a level's tiles lie inside the level above
+            for p in self.parts.values():
+                listed = [level for level in order if level in p.names[:-1]]
+                if listed != [level for level in p.names[:-1] if level in listed]:
+                    self.fail(f"loop-order.{name}", f"[{', '.join(order)}] lists {', '.join(listed)}: the loops of "
+                                                    f"partitioned {p.rank} nest outermost first; list them as "
+                                                    f"{', '.join(p.names[:-1])}")
         for name, st in self.m.spacetime.items():
             for r in st.space + st.time:
                 if r not in every:

@@ -205,3 +205,14 @@ def test_unknown_unit_in_binding(capsys):
     spec = cascade.load(ROOT / "specs" / "matmul.einsum")
     with pytest.raises(TargetError, match="unit 'tensorcore' is not in target fusemax"):
         spec.estimate(parse_mapping("binding: {default: tensorcore}"), "fusemax")
+
+
+def test_energy_from_per_access_energies(tmp_path):
+    """Energy = DRAM bytes x pJ/byte + operations x pJ/op, from the target file."""
+    text = (ROOT / "specs" / "targets" / "fusemax.yaml").read_text() + "energy: {dram_byte_pj: 10, mac_pj: 1, add_pj: 0.5}\n"
+    target = parse_target(text, "e.yaml")
+    spec = cascade.load(ROOT / "specs" / "matmul.einsum", {"K": 64, "M": 32, "N": 16})
+    report = spec.estimate(None, target)
+    bytes_moved = 2 * (64 * 32 + 64 * 16 + 32 * 16)
+    assert report.energy_j == pytest.approx((bytes_moved * 10 + 64 * 32 * 16 * 1) * 1e-12)
+    assert spec.estimate(None, "fusemax").energy_j is None

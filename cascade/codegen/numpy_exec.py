@@ -229,7 +229,10 @@ class _Generator:
 
     def emit_loop(self, loop: Loop) -> None:
         e, n = self.out, self.names
-        e.open_for(n.vars[loop.rank], self.loop_extent(loop.rank))
+        extent = self.loop_extent(loop.rank)
+        if loop.rank in self.inner_parts and self.encloses(loop, self.inner_parts[loop.rank][1]):
+            extent = A.name(n.counts[loop.rank])  # a recurrence over M0 stops at the ragged tile's end
+        e.open_for(n.vars[loop.rank], extent)
         for p in self.mc.partitions.values():
             if loop.rank == p.names[-2]:  # the innermost outer level fixes the tile
                 lo, hi = n.bounds[p.rank]
@@ -257,6 +260,14 @@ class _Generator:
         self.emit_hoisted(loop.id)
         self.emit_nodes(loop.body)
         e.close()
+
+    def encloses(self, loop: Loop, rank: str) -> bool:
+        """Does a loop over `rank` run outside `loop`?"""
+        node = loop
+        while isinstance(node, Loop):
+            node = node.body[0]
+        path = self.mc.paths[node.statement]
+        return any(self.mc.loop_of[lid] == rank for lid in path[: path.index(loop.id)])
 
     # ------------------------------------------------------------ loads hoisted out of inner loops
     def plan_hoisting(self, gi: int) -> None:
@@ -414,6 +425,8 @@ class _Generator:
             outer = self.sem.splits[axis.rank][0]
             inner = axis.tile_rank
             start = A.binop(A.name(n.vars[outer]), "*", A.name(n.ranks[inner]))
+            if inner in self.loop_ranks_of(k):  # a recurrence over the inner part: one point
+                return [A.binop(start, "+", A.name(n.vars[inner]))], None
             return [A.slice_(start, A.binop(start, "+", A.name(n.counts[inner])))], axis.inner
         rank = axis.rank
         if kind == "part":
@@ -648,6 +661,8 @@ class _Generator:
         tensor = info.name
         st = self.mc.storage[tensor]
         target, _, _ = self.stored_view(info.write, k, writing=True)
+        if st.dram and isinstance(target, ast.Name):  # fill the DRAM array: never alias an input or operand
+            target = ast.Subscript(target, ast.Constant(Ellipsis), ast.Load())
         presence_target = None
         if tensor in self.may_be_absent:
             presence_target = _replace_base(target, n.presence[tensor])

@@ -42,6 +42,8 @@ def format_report(r) -> str:
     lines.append(f"DRAM traffic {_bytes(r.dram_bytes)}  (read {_bytes(r.dram_read_bytes)}, "
                  f"written {_bytes(r.dram_write_bytes)}; {r.dram_bytes:,.0f} B)")
     lines.append(f"on chip      {_bytes(r.on_chip_bytes)} at most, in one fusion group")
+    if r.energy_j is not None:
+        lines.append(f"energy       {r.energy_j:,.4g} J")
     lines.append("")
     lines.append(f"{'tensor':<12}{'read':>18}{'written':>18}")
     for t, d in r.per_tensor.items():

@@ -33,6 +33,8 @@ class CostReport:
     groups: list[dict[str, Any]]
     symbolic: dict[str, str] = field(default_factory=dict)
     on_chip_bytes: float = 0.0
+    energy_j: float | None = None  # when the target gives per-access energies
+    extra: dict[str, Any] = field(default_factory=dict)  # target-specific detail (e.g. per-core figures)
 
     @property
     def dram_bytes(self) -> float:
@@ -47,9 +49,10 @@ class CostReport:
             "cascade": self.cascade, "target": self.target, "shapes": self.shapes,
             "dram_bytes": self.dram_bytes, "dram_read_bytes": self.dram_read_bytes,
             "dram_write_bytes": self.dram_write_bytes, "latency_s": self.latency_s, "bound": self.bound,
-            "utilization": self.utilization, "on_chip_bytes": self.on_chip_bytes,
+            "utilization": self.utilization, "on_chip_bytes": self.on_chip_bytes, "energy_j": self.energy_j,
             "per_tensor": self.per_tensor, "per_unit": self.per_unit, "groups": self.groups,
             **({"symbolic": self.symbolic} if self.symbolic else {}),
+            **({"extra": self.extra} if self.extra else {}),
         }
 
 
@@ -138,7 +141,19 @@ def estimate_spatial(mc: MappedCascade, target: Target, symbolic: bool = False) 
                 sym[f"{so.name}.{kind}"] = str(expr)
     return CostReport(mc.semantics.cascade.name, target.name, dict(mc.shapes), reads, writes, latency,
                       "memory" if memory_time > compute_time else "compute", per_tensor, per_unit, groups, sym,
-                      on_chip)
+                      on_chip, energy(target, reads + writes, per_unit))
+
+
+def energy(target: Target, dram_bytes: float, per_unit: dict[str, dict[str, Any]]) -> float | None:
+    """Joules from the target's per-access energies (`energy: {dram_byte_pj, <op kind>_pj ...}`),
+    or None when the target gives none."""
+    if not target.energy:
+        return None
+    pj = dram_bytes * target.energy.get("dram_byte_pj", 0.0)
+    for entry in per_unit.values():
+        for kind, n in entry["ops"].items():
+            pj += n * target.energy.get(f"{kind}_pj", 0.0)
+    return pj * 1e-12
 
 
 def check_capacity(mc: MappedCascade, target: Target) -> float:
