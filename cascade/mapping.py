@@ -208,3 +208,27 @@ def _strip_qualifier(rank: Any) -> Any:
     if isinstance(rank, str) and "." in rank:
         return rank.split(".", 1)[0]
     return rank
+
+
+def dump_mapping(mapping: Mapping, comment: str = "") -> str:
+    """A mapping as YAML in the file format `load_mapping` reads (comment lines first)."""
+    lines = [f"# {line}" for line in comment.splitlines()]
+    if mapping.partitioning:
+        lines.append("partitioning:")
+        for rank, tiles in mapping.partitioning.items():
+            lines.append(f"  {rank}: [{', '.join(f'uniform_shape({t})' for t in tiles)}]")
+    for key, table in (("loop-order", mapping.loop_order), ("rank-order", mapping.rank_order)):
+        if table:
+            lines.append(f"{key}:")
+            lines.extend(f"  {name}: [{', '.join(ranks)}]" for name, ranks in table.items())
+    if mapping.spacetime:
+        lines.append("spacetime:")
+        for name, st in mapping.spacetime.items():
+            lines.append(f"  {name}: {{space: [{', '.join(st.space)}], time: [{', '.join(st.time)}]}}")
+    if mapping.fusion:
+        lines.append("fusion:")
+        lines.extend(f"  - [{', '.join(group)}]" for group in mapping.fusion)
+    if mapping.binding:
+        lines.append("binding:")
+        lines.extend(f"  {name}: {unit}" for name, unit in mapping.binding.items())
+    return "\n".join(lines) + "\n"

@@ -78,3 +78,58 @@ def lambdify_cost(formulas: CostFormulas) -> tuple[Callable[..., tuple], list[st
     args = [formulas.symbols[n] for n in names]
     fn = sp.lambdify(args, (formulas.latency_s, formulas.dram_bytes), modules="numpy")
     return fn, names
+
+
+def footprint_formula(mc: MappedCascade, table: SymbolTable) -> Any:
+    """The largest on-chip footprint of a fusion group, in elements, as a formula in the tile
+    shapes (the same accounting as `spatial.check_capacity`)."""
+    import sympy as sp
+
+    worst = []
+    for group in mc.groups:
+        total = sp.Integer(0)
+        names = {mc.semantics.statements[k].name for k in group.statements}
+        for t in names:
+            st = mc.storage[t]
+            if st.dram:
+                continue
+            parts = dict(st.parts)
+            n = sp.Integer(2 if "ring" in st.axes else 1)
+            for rank, kind in zip(mc.semantics.tensors[t].ranks, st.axes):
+                n = n * _axis_size(mc, table, rank, kind, parts.get(rank))
+            total += n
+        for load in mc.loads:
+            if load.statements[0] not in group.statements:
+                continue
+            widen = dict(load.widen)
+            loops = {mc.loop_of[lid] for lid in load.path}
+            n = sp.Integer(1)
+            for axis in load.axes:
+                if axis.kind in ("const", "last", "inner"):
+                    continue
+                rank = axis.rank
+                if axis.kind == "split":
+                    n = n * table.size(mc.semantics.splits[rank][1])
+                elif rank in widen:
+                    n = n * _axis_size(mc, table, rank, "part", widen[rank])
+                elif rank in mc.partitions:
+                    n = n * _axis_size(mc, table, rank, "tile")
+                elif rank not in loops:
+                    n = n * table.size(rank)
+            total += n
+        worst.append(total)
+    return sp.Max(*worst) if len(worst) > 1 else (worst[0] if worst else sp.Integer(0))
+
+
+def _axis_size(mc: MappedCascade, table: SymbolTable, rank: str, kind: str, level: str | None = None):
+    import sympy as sp
+
+    if kind in ("point", "ring"):
+        return sp.Integer(1)
+    if rank in mc.partitions:
+        p = mc.partitions[rank]
+        if kind == "tile":
+            return sp.Min(table.size(p.names[-1]), table.size(rank))
+        if kind == "part" and level is not None:
+            return sp.Min(table.span(rank, p.names.index(level)), table.size(rank))
+    return table.size(rank)

@@ -1,0 +1,81 @@
+"""`cascade search SPEC -t TARGET`: the best mappings of a cascade on a target."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..errors import CascadeError
+from .common import add_json_option, add_shape_option, emit_json, load_spec
+
+
+def register(sub) -> None:
+    p = sub.add_parser("search", help="search mappings (splits, loop orders, fusion) for the best cost on a target")
+    p.add_argument("spec", metavar="SPEC")
+    p.add_argument("-t", "--target", metavar="TARGET", required=True, help="target file or bundled name (e.g. fusemax)")
+    p.add_argument("--objective", choices=("latency", "traffic", "energy"), default="latency")
+    p.add_argument("--budget", type=float, default=60.0, metavar="SECONDS", help="time budget (default 60 s)")
+    p.add_argument("--top", type=int, default=5, metavar="K", help="how many mappings to list (default 5)")
+    p.add_argument("-o", "--output", metavar="MAPPING.yaml", help="write the best mapping here")
+    add_shape_option(p)
+    add_json_option(p, "the best mappings")
+    p.set_defaults(func=run)
+
+
+def _progress(done: int, total: int) -> None:
+    if sys.stderr.isatty():
+        width = 30
+        filled = int(width * done / max(total, 1))
+        print(f"\r  searching [{'#' * filled}{'.' * (width - filled)}] {done}/{total} families", end="",
+              file=sys.stderr, flush=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..mapping import dump_mapping
+    from ..search import search
+
+    if args.top < 1 or args.budget <= 0:
+        raise CascadeError("--top and --budget must be positive")
+    spec = load_spec(args.spec, args.shape)
+    result = search(spec, args.target, args.objective, args.budget, args.top, _progress)
+    if sys.stderr.isatty():
+        print(file=sys.stderr)
+    if not result.best:
+        raise CascadeError(f"no mapping of {spec.name} fits {args.target} among {result.families_scored} families "
+                           "scored: try smaller shapes or a larger budget")
+    best = result.best[0]
+    if args.output:
+        shapes = ", ".join(f"{r}={n}" for r, n in spec.shapes.items())
+        comment = (f"found by cascade search for {spec.name} on {args.target} ({shapes}); objective "
+                   f"{args.objective}: latency {best.latency_s:.6g} s, DRAM {best.dram_bytes:,.0f} B")
+        try:
+            Path(args.output).write_text(dump_mapping(best.mapping, comment))
+        except OSError as exc:
+            raise CascadeError(f"{args.output}: cannot write: {exc.strerror}") from None
+    if args.json:
+        emit_json({"cascade": spec.name, "target": args.target, "objective": args.objective,
+                   "families_scored": result.families_scored, "families_total": result.families_total,
+                   "candidates_scored": result.candidates_scored, "seconds": result.seconds,
+                   "compulsory_bytes": result.compulsory_bytes, "written": args.output,
+                   "best": [{"objective": c.objective, "latency_s": c.latency_s, "dram_bytes": c.dram_bytes,
+                             "traffic_over_compulsory": c.dram_bytes / result.compulsory_bytes,
+                             "footprint_bytes": c.footprint_bytes, "partitioning": c.tiles,
+                             "loop_order": list(c.family.order), "fusion": [list(g) for g in c.family.fusion]}
+                            for c in result.best]})
+        return 0
+    print(f"cascade {spec.name} on {args.target}, objective {args.objective}: "
+          f"{result.families_scored} of {result.families_total} mapping families scored "
+          f"({result.candidates_scored:,} tile-shape candidates) in {result.seconds:.1f} s")
+    print(f"floor: compulsory DRAM traffic {result.compulsory_bytes:,.0f} B (every input read once, every output "
+          "written once)\n")
+    print(f"{'#':>2} {'latency (ms)':>13} {'DRAM (B)':>16} {'x floor':>8} {'on chip':>10}  tiles / loop order / fusion")
+    for i, c in enumerate(result.best, 1):
+        tiles = " ".join(f"{r}:{'x'.join(map(str, t))}" for r, t in c.tiles.items())
+        groups = "fused" if len(c.family.fusion) == 1 else ("unfused" if not c.family.fusion else
+                                                             f"{len(c.family.fusion)} groups")
+        print(f"{i:>2} {c.latency_s * 1e3:>13.4f} {c.dram_bytes:>16,.0f} {c.dram_bytes / result.compulsory_bytes:>8.3f}"
+              f" {c.footprint_bytes / 2**20:>8.2f}Mi  {tiles} / {' '.join(c.family.order)} / {groups}")
+    if args.output:
+        print(f"\nwrote the best mapping to {args.output} (cascade estimate / compile accept it)")
+    return 0
