@@ -34,7 +34,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from .errors import Diagnostic, SpecError
+from .errors import Diagnostic, InternalError, SpecError
 from .semantics import AccessInfo, Semantics, StatementInfo
 from .show import show_access
 
@@ -317,8 +317,7 @@ class _RankCounter:
 
     # ------------------------------------------------------------ one statement
     def iterates(self, s: StatementInfo) -> bool:
-        return any(self.sem.rank_of(v) in self.ranks for v in s.variables) or any(
-            self.rank in self.sem.splits.get(self.sem.rank_of(v), ()) for v in s.variables)
+        return any(self.sem.rank_of(v) in self.ranks for v in s.variables)  # `m` iterates M1 and M0
 
     def evaluate(self, k: int, members: Mapping[str, tuple[list[_Src], _Src | None]] | None = None) -> _Eval:
         """The pass of statement k. For a recurrence group, `members` maps each member tensor to
@@ -422,9 +421,8 @@ class _RankCounter:
             if current == before:
                 self.history.extend((k, self.evals[k]) for k in group)
                 return
-        s = self.sem.statements[group[0]]
-        raise SpecError([Diagnostic(s.statement.span, f"the recurrence group {', '.join(names)} waits for its own "
-                                                      "complete value at every step (a dependency cycle)")])
+        raise InternalError(f"pass counting over {self.rank} did not settle for the recurrence group "
+                            f"{', '.join(names)}")
 
     def run_group_stepwise(self, group: tuple[int, ...], variable: str) -> None:
         """A group over another rank: follow it step by step along its iterative rank (each step

@@ -67,21 +67,20 @@ def compulsory_bytes(spec, word_bytes: int) -> float:
     return float(total * word_bytes)
 
 
-def tile_values(size: int, limit: int = 12) -> list[int]:
-    """Tile shapes worth trying for a rank: powers of two and divisors up to its size."""
+def tile_values(size: int, extra: int = 6) -> list[int]:
+    """Tile shapes worth trying for a rank: every power of two below its size, the size itself,
+    and up to `extra` other divisors (evenly spread), so that untidy shapes get exact tilings."""
     values = {size}
     p = 1
     while p < size:
         values.add(p)
         p *= 2
-    divisors = [d for d in range(1, int(size ** 0.5) + 1) if size % d == 0]
-    values.update(divisors)
-    values.update(size // d for d in divisors)
-    ordered = sorted(values)
-    if len(ordered) > limit:  # keep the spread: both ends and evenly spaced picks in between
-        idx = np.unique(np.linspace(0, len(ordered) - 1, limit).round().astype(int))
-        ordered = [ordered[i] for i in idx]
-    return ordered
+    small = [d for d in range(1, int(size ** 0.5) + 1) if size % d == 0]
+    others = sorted({d for d in small + [size // d for d in small]} - values)
+    if len(others) > extra:
+        idx = np.unique(np.linspace(0, len(others) - 1, extra).round().astype(int))
+        others = [others[i] for i in idx]
+    return sorted(values | set(others))
 
 
 class _Space:
@@ -123,7 +122,7 @@ class _Space:
             elif self.shapes[r] <= 128:
                 continue
             else:
-                out.append((r, (1, 2) if self.shapes[r] > 1 else (0,)))
+                out.append((r, (0, 1, 2) if self.shapes[r] > 1 else (0,)))
         return out
 
     def atoms(self) -> list[list[str]]:
@@ -306,8 +305,8 @@ def _grid(spec, family: Family, values: dict[str, int]):
             for t in tile_values(size):
                 options.append(((t,), {f"{rank}0": t}))
         else:
-            for t in tile_values(size, 8):
-                for k in tile_values(max(1, -(-size // t)), 8):
+            for t in tile_values(size, 2):
+                for k in tile_values(max(1, -(-size // t)), 2):
                     if k > 1:
                         options.append(((t * k, t), {f"{rank}0": t, f"{rank}1": k}))
         axes.append((rank, options))

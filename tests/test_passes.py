@@ -117,103 +117,103 @@ def test_softmax_online_fixed_coordinate_boundary():
 HEAD = "cascade case\n"
 CASES = {
     "two_reductions_one_pass": (
-        "shape M = 8, P = 4\ninput X[M, P]\noutput Y[M, P]\n"
-        "GM[p] = X[m, p] :: max(m)\nSS[p] = X[m, p]\nY[m, p] = (X[m, p] - GM[p]) / SS[p]\n",
+        ("shape M = 8, P = 4\ninput X[M, P]\noutput Y[M, P]\n"
+        "GM[p] = X[m, p] :: max(m)\nSS[p] = X[m, p]\nY[m, p] = (X[m, p] - GM[p]) / SS[p]\n"),
         {"P": 1, "M": 2},
         "GM and SS both reduce M in pass 1; Y waits for both, so a single extra pass"),
     "chain_of_products": (
-        "shape I = 4, J = 5, K = 6, L = 3\ninput A[I, J], B[J, K], C[K, L]\noutput Z[I, L]\n"
-        "T[i, k] = A[i, j] * B[j, k]\nZ[i, l] = T[i, k] * C[k, l]\n",
+        ("shape I = 4, J = 5, K = 6, L = 3\ninput A[I, J], B[J, K], C[K, L]\noutput Z[I, L]\n"
+        "T[i, k] = A[i, j] * B[j, k]\nZ[i, l] = T[i, k] * C[k, l]\n"),
         {"I": 1, "K": 1, "J": 1, "L": 1},
         "T keeps K and streams into Z; nothing reads a reduction again"),
     "l2_normalise_two_passes": (
-        "shape E = 8, P = 4\ninput X[E, P]\noutput Y[E, P]\n"
-        "N2[p] = X[e, p] * X[e, p]\nY[e, p] = X[e, p] / sqrt(N2[p])\n",
+        ("shape E = 8, P = 4\ninput X[E, P]\noutput Y[E, P]\n"
+        "N2[p] = X[e, p] * X[e, p]\nY[e, p] = X[e, p] / sqrt(N2[p])\n"),
         {"E": 2, "P": 1},
         "the norm is a full reduction over E that every Y[e, p] divides by"),
     "layernorm_three_passes": (
-        "shape E = 8, P = 4\ninput X[E, P]\noutput Y[E, P]\n"
+        ("shape E = 8, P = 4\ninput X[E, P]\noutput Y[E, P]\n"
         "MU[p] = X[e, p] / E\nD[e, p] = X[e, p] - MU[p]\nVAR[p] = D[e, p] * D[e, p] / E\n"
-        "Y[e, p] = D[e, p] / sqrt(VAR[p] + 0.00001)\n",
+        "Y[e, p] = D[e, p] / sqrt(VAR[p] + 0.00001)\n"),
         {"P": 1, "E": 3},
         "the mean is complete after pass 1, the variance of D after pass 2, Y divides by it in pass 3"),
     "causal_softmax_filter": (
-        "shape M = 8, P = 8\ninput X[M, P]\noutput Y[M, P]\n"
+        ("shape M = 8, P = 8\ninput X[M, P]\noutput Y[M, P]\n"
         "T[m, p] = X[m, p] where m <= p\nGM[p] = T[m, p] :: max(m)\nSN[m, p] = exp(T[m, p] - GM[p])\n"
-        "SD[p] = SN[m, p]\nY[m, p] = SN[m, p] / SD[p]\n",
+        "SD[p] = SN[m, p]\nY[m, p] = SN[m, p] / SD[p]\n"),
         {"M": 3, "P": 1},
         "a filter removes points, not the wait for a full reduction: still max, then sum, then divide"),
     "batched_softmax": (
-        "shape B = 2, M = 6, P = 4\ninput X[B, M, P]\noutput Y[B, M, P]\n"
-        "GM[b, p] = X[b, m, p] :: max(m)\nY[b, m, p] = exp(X[b, m, p] - GM[b, p])\n",
+        ("shape B = 2, M = 6, P = 4\ninput X[B, M, P]\noutput Y[B, M, P]\n"
+        "GM[b, p] = X[b, m, p] :: max(m)\nY[b, m, p] = exp(X[b, m, p] - GM[b, p])\n"),
         {"B": 1, "M": 2, "P": 1},
         "batch ranks are kept by every tensor and stream; only M is reduced then re-read"),
     "recurrence_rank_not_first": (
-        "shape P = 3, M = 8\ninput X[M, P]\noutput Y[M, P]\n"
-        "init C[p, 0] = 0\nC[p, m+1] = C[p, m] + X[m, p]\nY[m, p] = C[p, m+1] / C[p, M]\n",
+        ("shape P = 3, M = 8\ninput X[M, P]\noutput Y[M, P]\n"
+        "init C[p, 0] = 0\nC[p, m+1] = C[p, m] + X[m, p]\nY[m, p] = C[p, m+1] / C[p, M]\n"),
         {"P": 1, "M": 2},
         "the prefix sum streams along m (second axis), but C[p, M] is its last element: pass 2"),
     "recurrence_along_other_rank": (
-        "shape M = 5, P = 4\ninput X[M, P]\noutput Y[M, P]\n"
-        "init MN[m, 0] = inf\nMN[m, p+1] = min(MN[m, p], X[m, p])\nY[m, p] = X[m, p] - MN[m, P]\n",
+        ("shape M = 5, P = 4\ninput X[M, P]\noutput Y[M, P]\n"
+        "init MN[m, 0] = inf\nMN[m, p+1] = min(MN[m, p], X[m, p])\nY[m, p] = X[m, p] - MN[m, P]\n"),
         {"M": 1, "P": 2},
         "a running min along p streams over M; Y reads its last element along P"),
     "input_fixed_coordinates": (
-        "shape M = 6, P = 5\ninput X[M, P], V[M]\noutput Y[M, P]\n"
-        "Y[m, p] = X[m, p] - X[0, p] + X[m, P] * V[2]\n",
+        ("shape M = 6, P = 5\ninput X[M, P], V[M]\noutput Y[M, P]\n"
+        "Y[m, p] = X[m, p] - X[0, p] + X[m, P] * V[2]\n"),
         {"M": 1, "P": 1},
         "inputs exist before pass 1, so reading one at a fixed coordinate costs no pass"),
     "non_iterating_between": (
-        "shape M = 8, P = 4\ninput X[M, P]\noutput Y[M, P]\n"
-        "S[p] = X[m, p]\nR[p] = 1 / S[p]\nY[m, p] = X[m, p] * R[p]\n",
+        ("shape M = 8, P = 4\ninput X[M, P]\noutput Y[M, P]\n"
+        "S[p] = X[m, p]\nR[p] = 1 / S[p]\nY[m, p] = X[m, p] * R[p]\n"),
         {"P": 1, "M": 2},
         "R does not iterate M and passes S's level on; Y waits for R"),
     "scalar_between": (
-        "shape K = 8\ninput X[K]\noutput Y[K]\n"
-        "N2[] = X[k] * X[k]\nR[] = 1 / sqrt(N2[])\nY[k] = X[k] * R[]\n",
+        ("shape K = 8\ninput X[K]\noutput Y[K]\n"
+        "N2[] = X[k] * X[k]\nR[] = 1 / sqrt(N2[])\nY[k] = X[k] * R[]\n"),
         {"K": 2},
         "a zero-rank norm between two Einsums over K still forces one more pass"),
     "tile_local_softmax": (
-        "shape M = 12, P = 4, M0 = 4\nsplit M = M1 * M0\ninput X[M, P]\noutput Y[M1, M0, P]\n"
-        "LM[m1, p] = X[m1, m0, p] :: max(m0)\nY[m1, m0, p] = exp(X[m1, m0, p] - LM[m1, p])\n",
+        ("shape M = 12, P = 4, M0 = 4\nsplit M = M1 * M0\ninput X[M, P]\noutput Y[M1, M0, P]\n"
+        "LM[m1, p] = X[m1, m0, p] :: max(m0)\nY[m1, m0, p] = exp(X[m1, m0, p] - LM[m1, p])\n"),
         {"M1": 1, "M0": 2, "P": 1},
         "LM keeps M1 (streams over tiles) but is complete only at the end of a tile's pass"),
     "global_max_over_split_rank": (
-        "shape M = 12, P = 4, M0 = 4\nsplit M = M1 * M0\ninput X[M, P]\noutput Y[M1, M0, P]\n"
-        "GM[p] = X[m1, m0, p] :: max(m1, m0)\nY[m1, m0, p] = exp(X[m1, m0, p] - GM[p])\n",
+        ("shape M = 12, P = 4, M0 = 4\nsplit M = M1 * M0\ninput X[M, P]\noutput Y[M1, M0, P]\n"
+        "GM[p] = X[m1, m0, p] :: max(m1, m0)\nY[m1, m0, p] = exp(X[m1, m0, p] - GM[p])\n"),
         {"M1": 2, "M0": 2, "P": 1},
         "GM reduces both parts: a second pass over the whole fiber, and so within every tile"),
     "whole_rank_iteration_of_split": (
-        "shape M = 9, P = 3, M0 = 3\nsplit M = M1 * M0\ninput X[M, P]\noutput Y[M, P]\n"
-        "T[m1, m0, p] = 2 * X[m1, m0, p]\nS[p] = T[m, p]\nY[m, p] = T[m, p] / S[p]\n",
+        ("shape M = 9, P = 3, M0 = 3\nsplit M = M1 * M0\ninput X[M, P]\noutput Y[M, P]\n"
+        "T[m1, m0, p] = 2 * X[m1, m0, p]\nS[p] = T[m, p]\nY[m, p] = T[m, p] / S[p]\n"),
         {"M1": 2, "M0": 2, "P": 1},
         "iterating m iterates both M1 and M0; S reduces the whole of M"),
     "init_reads_complete_value": (
-        "shape M = 8, P = 4\ninput X[M, P]\noutput Y[M, P]\n"
+        ("shape M = 8, P = 4\ninput X[M, P]\noutput Y[M, P]\n"
         "GM[p] = X[m, p] :: max(m)\ninit C[0, p] = GM[p]\nC[m+1, p] = max(C[m, p], X[m, p])\n"
-        "Y[m, p] = C[m+1, p]\n",
+        "Y[m, p] = C[m+1, p]\n"),
         {"P": 1, "M": 2},
         "the init is no Einsum, but C's first step reads it and so waits for GM"),
     "online_normaliser_one_pass": (
-        "shape M = 8, P = 4\ninput X[M, P]\noutput Z[P]\n"
+        ("shape M = 8, P = 4\ninput X[M, P]\noutput Z[P]\n"
         "init RM[0, p] = -inf\nRM[m+1, p] = max(RM[m, p], X[m, p])\n"
         "init RD[0, p] = 0\nRD[m+1, p] = RD[m, p] * exp(RM[m, p] - RM[m+1, p]) + exp(X[m, p] - RM[m+1, p])\n"
-        "Z[p] = RM[M, p] + log(RD[M, p])\n",
+        "Z[p] = RM[M, p] + log(RD[M, p])\n"),
         {"M": 1, "P": 1},
         "log-sum-exp with running max and denominator: Z reads last elements but does not iterate M"),
     "reduction_of_other_rank": (
-        "shape M = 6, P = 5\ninput X[M, P]\noutput Y[M, P]\n"
-        "Z[m] = X[m, p]\nY[m, p] = X[m, p] / Z[m]\n",
+        ("shape M = 6, P = 5\ninput X[M, P]\noutput Y[M, P]\n"
+        "Z[m] = X[m, p]\nY[m, p] = X[m, p] / Z[m]\n"),
         {"M": 1, "P": 2},
         "Z streams over M while reducing P: the extra pass is over P only"),
     "recurrence_waits_every_step": (
-        "shape M = 4, P = 3\ninput X[M, P]\n"
-        "init R[0, p] = 0\nS[m] = R[m, p]\nR[m+1, p] = R[m, p] + S[m] * X[m, p]\n",
+        ("shape M = 4, P = 3\ninput X[M, P]\n"
+        "init R[0, p] = 0\nS[m] = R[m, p]\nR[m+1, p] = R[m, p] + S[m] * X[m, p]\n"),
         {"M": 1, "P": 5},
         "every step's S is a full reduction of the previous step's R over P: 1 + M passes over P"),
     "carried_sum_over_other_rank": (
-        "shape T = 4, K = 6\ninput W[T, K]\n"
-        "init A[0] = 0\nA[t+1] = 0.5 * A[t] + W[t, k]\n",
+        ("shape T = 4, K = 6\ninput W[T, K]\n"
+        "init A[0] = 0\nA[t+1] = 0.5 * A[t] + W[t, k]\n"),
         {"T": 1, "K": 4},
         "each term of step t's sum over K reads A[t], the previous step's complete sum: T passes"),
 }
@@ -649,7 +649,7 @@ def random_cascades(draw) -> str:
         ranks = rest[:pos] + [it] + rest[pos:]
         name, v = f"R{n}", it.lower()
 
-        def at(offset: str) -> str:
+        def at(offset: str, v=v, it=it, ranks=ranks) -> str:
             return ", ".join((v + offset) if r == it else r.lower() for r in ranks)
 
         init_lhs = ", ".join("0" if r == it else r.lower() for r in ranks)

@@ -93,24 +93,31 @@ def _render_matplotlib(graph, report, out: Path) -> None:
             flow.nodes[n]["layer"] = layer
     pos = nx.multipartite_layout(flow, subset_key="layer", align="horizontal", scale=-1)
     main = max(report.ranks, key=lambda r: r.passes) if report.ranks else None
-    colours, labels = [], {}
+    colours, labels = {}, {}
     for n in flow.nodes:
         d = g.nodes[n]
         labels[n] = d["name"] if d["kind"] != "init" else f"init {d['name']}"
-        colour = "#eeeeee" if d["kind"] == "tensor" else "#ffffff"
+        colours[n] = "#eeeeee" if d["kind"] == "tensor" else "#ffffff"
         if d["kind"] == "einsum":
             labels[n] += "\n" + "\n".join(einsum_pass_labels(report, d["name"]))
             e = main.einsum(d["name"]) if main is not None else None
             if e is not None and e.iterates:
-                colour = PASS_COLOURS[min(e.number, len(PASS_COLOURS)) - 1]
-        colours.append(colour)
+                colours[n] = PASS_COLOURS[min(e.number, len(PASS_COLOURS)) - 1]
+    waits = {(f"tensor:{w.tensor}", f"einsum:{e.name}") for r in report.ranks for e in r.einsums for w in e.waits}
     width = max(6.0, 1.8 * max(len(ns) for ns in nx.topological_generations(flow)))
     fig, ax = plt.subplots(figsize=(width, 1.3 * (1 + max(d["layer"] for _, d in flow.nodes(data=True)))))
-    nx.draw_networkx(flow, pos, ax=ax, labels=labels, node_color=colours, node_shape="s", node_size=2200,
-                     font_size=7, edgecolors="#555555", arrows=True)
+    for shape, kinds in (("o", ("tensor",)), ("s", ("einsum", "init"))):
+        nodes = [n for n in flow.nodes if g.nodes[n]["kind"] in kinds]
+        nx.draw_networkx_nodes(flow, pos, nodelist=nodes, node_color=[colours[n] for n in nodes], node_shape=shape,
+                               node_size=2200, edgecolors="#555555", ax=ax)
+    nx.draw_networkx_labels(flow, pos, labels=labels, font_size=7, ax=ax)
+    plain = [edge for edge in flow.edges if edge not in waits]
+    nx.draw_networkx_edges(flow, pos, edgelist=plain, ax=ax, node_size=2200)
+    nx.draw_networkx_edges(flow, pos, edgelist=sorted(waits & set(flow.edges)), ax=ax, node_size=2200,
+                           edge_color="#cc0000", width=2)
     carried = [(a, b) for a, b, d in g.edges(data=True) if d["kind"] == "carried"]
     nx.draw_networkx_edges(flow, pos, edgelist=carried, ax=ax, style="dashed", edge_color="#888888",
-                           connectionstyle="arc3,rad=0.3")
+                           connectionstyle="arc3,rad=0.3", node_size=2200)
     summary = ", ".join(f"{r.rank}: {r.passes}" for r in report.ranks)
     ax.set_title(f"{graph.cascade}  (passes {summary})", fontsize=10)
     ax.axis("off")

@@ -90,8 +90,8 @@ def _table(r) -> list[str]:
 
 def _boundary(b) -> list[str]:
     w = b.wait
-    lines = [f"  pass {b.number} starts because {b.einsum} waits for {w.tensor} "
-             f"(complete after pass {w.after}: {w.detail})"]
+    lines = [(f"  pass {b.number} starts because {b.einsum} waits for {w.tensor} "
+              f"(complete after pass {w.after}: {w.detail})")]
     for einsum, other in b.causes[1:]:
         lines.append(f"    also {einsum} waits for {other.tensor} (complete after pass {other.after}: {other.detail})")
     held = ", ".join(f"{t.shape_text} = {t.size_text}" for t in b.live) or "nothing"
