@@ -93,7 +93,9 @@ def plot_sweep(series: Mapping[str, Sequence[Point]], xlabel: str, subtitle: str
 
         handles.append(Line2D([], [], linestyle="none", marker="x", color="0.3", markersize=8, markeredgewidth=2))
         labels.append("refused (does not fit)")
-    ax_traffic.legend(handles, labels, loc="upper left", fontsize="small")
+    # one legend for both panels, under them, so it never hides a point (needs matplotlib >= 3.7)
+    fig.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 4), fontsize="small",
+               frameon=False)
     fig.suptitle(f"traffic and latency vs {xlabel}  ({subtitle})", fontsize="medium")
     try:
         fig.savefig(path, dpi=130)

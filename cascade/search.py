@@ -178,9 +178,12 @@ class _Space:
                        spacetime=spacetime, fusion=family.fusion, binding=binding, file="<search>")
 
     def placement(self, family: Family) -> tuple[dict[str, SpaceTime], dict[str, str]]:
+        """Space ranks and unit per Einsum, by rule: the two largest ranks it iterates go on a 2D
+        unit, the largest on a 1D unit (by the size of the rank a tile comes from; a whole rank
+        wins a tie, its extent being known), and an Einsum goes to the first unit able to do its
+        operations."""
         units = self.target.units
-        two_d = [u for u, spec in units.items() if len(spec.shape) == 2]
-        one_d = [u for u, spec in units.items() if len(spec.shape) == 1]
+        by_dims = sorted(units, key=lambda u: -len(units[u].shape))
         split = {r: n for r, n in family.levels}
         spacetime, binding = {}, {}
         for s in self.einsums:
@@ -190,22 +193,20 @@ class _Space:
                 if r in self.sem.splits or r in self.iterative or r in self.batch:
                     continue
                 if r in self.split_parts:
-                    if r == next(p for w, ps in self.sem.splits.items() if r in ps for p in ps[1:]):
-                        ranks.append((self.shapes[r], r))
+                    if any(r == ps[1] for ps in self.sem.splits.values()):
+                        whole = next(w for w, ps in self.sem.splits.items() if ps[1] == r)
+                        ranks.append((self.shapes[whole], 0, r))
                     continue
-                ranks.append((self.shapes[r], f"{r}0" if split.get(r) else r))
-            space = [name for _, name in sorted(ranks, reverse=True)[:2]]
-            unit = None
-            if len(space) == 2 and two_d:
-                unit = two_d[0]
-            elif one_d:
-                unit = one_d[0]
-                space = space[:1]
-            if unit is not None and not self._capable(s, unit):
-                unit = next((u for u in units if self._capable(s, u)), unit)
-            spacetime[s.name] = SpaceTime(tuple(space), ())
-            if unit:
-                binding[s.name] = unit
+                ranks.append((self.shapes[r], 0, f"{r}0") if split.get(r) else (self.shapes[r], 1, r))
+            ranked = [name for *_, name in sorted(ranks, reverse=True)]
+            wanted = 2 if len(ranked) >= 2 else 1
+            capable = [u for u in by_dims if self._capable(s, u)] or list(by_dims)
+            unit = next((u for u in capable if len(units[u].shape) == wanted), capable[0]) if capable else None
+            if unit is None:
+                spacetime[s.name] = SpaceTime(tuple(ranked[:2]), ())
+                continue
+            spacetime[s.name] = SpaceTime(tuple(ranked[: len(units[unit].shape)]), ())
+            binding[s.name] = unit
         return spacetime, binding
 
     def _capable(self, info, unit: str) -> bool:
