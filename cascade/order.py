@@ -129,7 +129,18 @@ def evaluation_order(statements: tuple[StatementInfo, ...], tensors: dict[str, T
                              f"recurrences over {', '.join(sorted(variables))} depend on each other in a cycle"))
             continue
         var = variables.pop()
-        for k in comp:
+        members = {statements[k].name for k in comp}
+        for k in comp:  # inside the group, a member is read only at the current or previous step
+            for read in statements[k].reads:
+                info = tensors[read.access.tensor]
+                if read.access.tensor not in members or info.iterative is None:
+                    continue
+                axis = next((a for a in read.axes if a.rank == var.upper()), None)
+                if axis is not None and not (axis.kind == "var" and axis.offset in (0, 1)):
+                    problems.append((read.access.span, f"dependency cycle: {names[k]} reads "
+                                     f"{read.access.tensor} at a fixed coordinate of {var.upper()} inside the "
+                                     f"recurrence over {var} that computes it; the value exists only after the "
+                                     "last step"))
             lhs_vars = statements[k].statement.lhs.variables
             if var not in lhs_vars:
                 problems.append((statements[k].statement.span,

@@ -174,11 +174,18 @@ def check_capacity(mc: MappedCascade, target: Target) -> float:
         size = elements * target.word_bytes
         worst = max(worst, size)
         if target.buffer_bytes and size > target.buffer_bytes:
-            raise MappingError(f"{mc.mapping.file}: group {group.name} keeps {size / 2**20:.2f} MiB on chip, "
-                               f"but {target.name}'s buffer holds {target.buffer_bytes / 2**20:.2f} MiB "
-                               f"(over by {(size - target.buffer_bytes) / 2**20:.2f} MiB): use smaller tiles "
+            raise MappingError(f"{mc.mapping.file}: group {group.name} keeps {_size(size)} on chip, "
+                               f"but {target.name}'s buffer holds {_size(target.buffer_bytes)} "
+                               f"(over by {_size(size - target.buffer_bytes)}): use smaller tiles "
                                "or split the fusion group")
     return worst
+
+
+def _size(n: float) -> str:
+    for unit, scale in (("MiB", 2**20), ("KiB", 2**10)):
+        if n >= scale:
+            return f"{n / scale:.2f} {unit}"
+    return f"{n:,.0f} B"
 
 
 def _axis_elements(mc: MappedCascade, rank: str, kind: str, level: str | None = None) -> int:
