@@ -3,6 +3,9 @@
 A spatial target (kind: spatial) has compute units that are PE arrays (`shape: [rows, cols]`
 or `[width]`) supporting operation kinds (mac, add, max, divide, exp), a global buffer, DRAM
 bandwidth, a clock and the cost of map operators in unit operations (`op_costs`).
+A grid target (kind: grid, e.g. Tenstorrent Grayskull) adds a `grid:` section (core grid, L1,
+tile, DRAM banks and achieved efficiency, NoC, cycles per tile operation, dispatch), checked by
+`grid_problems` and read by cascade.model.grayskull.
 """
 
 from __future__ import annotations
@@ -121,6 +124,8 @@ def parse_target(text: str, file: str = "<target>") -> Target:
             problems.append(f"{file}: op_costs.{op}: expected {{kind: count}} with kinds from {', '.join(OP_KINDS)}")
             continue
         op_costs[str(op)] = {k: int(v) if float(v).is_integer() else float(v) for k, v in cost.items()}
+    if kind == "grid":
+        problems.extend(grid_problems(data.get("grid"), units, file))
     if problems:
         raise TargetError("\n".join(problems))
     known = {"name", "kind", "clock_hz", "word_bytes", "dram", "buffer", "units", "op_costs",
@@ -133,3 +138,73 @@ def parse_target(text: str, file: str = "<target>") -> Target:
         energy={k: float(v) for k, v in (data.get("energy") or {}).items()},
         extra={k: v for k, v in data.items() if k not in known}, file=file,
     )
+
+
+def grid_problems(grid: Any, units: dict[str, Unit], file: str) -> list[str]:
+    """What is wrong with the `grid:` section of a `kind: grid` target (a core grid such as
+    Tenstorrent Grayskull's): shapes, L1, tile, DRAM banks, NoC, per-tile cycles, dispatch."""
+    if not isinstance(grid, dict):
+        return [(f"{file}: grid: missing: a grid target needs a 'grid:' section (shape, compute, l1_bytes, tile, "
+                 "dram_banks, dram_efficiency, noc, tile_cycles, dispatch_s)")]
+    out: list[str] = []
+
+    def positive(key: str, value: Any, integer: bool = False, zero_ok: bool = False) -> bool:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and (value >= 0 if zero_ok else value > 0)
+        if ok and integer and not float(value).is_integer():
+            ok = False
+        if not ok:
+            what = "a non-negative" if zero_ok else "a positive"
+            out.append(f"{file}: grid.{key}: expected {what} {'integer' if integer else 'number'}, got {value!r}")
+        return ok
+
+    def pair(key: str) -> tuple[int, int] | None:
+        value = grid.get(key)
+        if not (isinstance(value, list) and len(value) == 2
+                and all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in value)):
+            out.append(f"{file}: grid.{key}: expected [rows, columns] of positive integers, got {value!r}")
+            return None
+        return value[0], value[1]
+
+    shape, compute = pair("shape"), pair("compute")
+    if shape and compute and (compute[0] > shape[0] or compute[1] > shape[1]):
+        out.append(f"{file}: grid.compute: {list(compute)} compute cores do not fit the {list(shape)} grid")
+    pair("tile")
+    positive("l1_bytes", grid.get("l1_bytes"), integer=True)
+    positive("dram_banks", grid.get("dram_banks"), integer=True)
+    eff: Any = grid.get("dram_efficiency")
+    if positive("dram_efficiency", eff) and eff > 1:
+        out.append(f"{file}: grid.dram_efficiency: {eff} is a fraction of the peak bandwidth, at most 1")
+    positive("dispatch_s", grid.get("dispatch_s"), zero_ok=True)
+    noc = grid.get("noc")
+    if not isinstance(noc, dict):
+        out.append(f"{file}: grid.noc: expected {{count, core_bandwidth_bytes_per_s, round_trip_cycles}}")
+    else:
+        positive("noc.count", noc.get("count"), integer=True)
+        positive("noc.core_bandwidth_bytes_per_s", noc.get("core_bandwidth_bytes_per_s"))
+        positive("noc.round_trip_cycles", noc.get("round_trip_cycles"), zero_ok=True)
+    for key, required in (("tile_cycles", True), ("reduce_tile_cycles", False)):
+        table = grid.get(key)
+        if table is None and not required:
+            continue
+        if not isinstance(table, dict):
+            out.append(f"{file}: grid.{key}: expected {{unit: {{kind: cycles per 32x32 tile}}}}")
+            continue
+        for unit, costs in table.items():
+            if unit not in units:
+                out.append(f"{file}: grid.{key}.{unit}: not a unit of this target (its units: {', '.join(units)})")
+            elif not isinstance(costs, dict):
+                out.append(f"{file}: grid.{key}.{unit}: expected {{kind: cycles}}")
+            else:
+                for op, cycles in costs.items():
+                    if op not in units[unit].ops:
+                        out.append(f"{file}: grid.{key}.{unit}.{op}: {unit} does not do '{op}' "
+                                   f"(its ops: {', '.join(units[unit].ops)})")
+                    else:
+                        positive(f"{key}.{unit}.{op}", cycles)
+        if required:
+            for unit, spec in units.items():
+                given: Any = table.get(unit) if isinstance(table.get(unit), dict) else {}
+                missing = [op for op in spec.ops if op not in given]
+                if missing:
+                    out.append(f"{file}: grid.tile_cycles.{unit}: missing the cycles of {', '.join(missing)}")
+    return out
