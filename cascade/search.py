@@ -8,8 +8,8 @@ exceeds the buffer are pruned before ranking. Families are enumerated in a fixed
 the budget runs out; the result says how many were scored.
 
 Rules (stated, not searched): a rank shared by every input and output and never reduced (a
-batch rank such as B or H) is a loop outermost (tile shape 1 or more); other ranks of 128 or
-fewer elements stay whole; the innermost tiles of the two largest ranks an
+batch rank such as B or H) is a loop outermost (tile shape 1 or more); other ranks of
+`whole_up_to` (128) or fewer elements stay whole; the innermost tiles of the two largest ranks an
 Einsum keeps or reduces are its space ranks; an Einsum whose space has two ranks runs on a 2D
 unit, one with a single space rank on a 1D unit, when the target has both and they can do its
 operations.
@@ -42,8 +42,21 @@ class Candidate:
     dram_bytes: float
     footprint_bytes: float
     family: Family
-    tiles: dict[str, int]  # rank -> tile shapes outermost first (as in uniform_shape)
+    tiles: dict[str, tuple[int, ...]]  # rank -> tile shapes outermost first (as in uniform_shape)
     mapping: Mapping = field(repr=False)
+
+    def describe(self) -> str:
+        """`P:2048x256 / B1 H1 P2 P1 / fused`: tiles, loop order, fusion."""
+        tiles = " ".join(f"{r}:{'x'.join(map(str, t))}" for r, t in self.tiles.items()) or "no splits"
+        groups = self.family.fusion
+        fusion = "fused" if len(groups) == 1 else ("unfused" if not groups else f"{len(groups)} groups")
+        return f"{tiles} / {' '.join(self.family.order)} / {fusion}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"objective": self.objective, "latency_s": self.latency_s, "dram_bytes": self.dram_bytes,
+                "footprint_bytes": self.footprint_bytes,
+                "partitioning": {r: list(t) for r, t in self.tiles.items()},
+                "loop_order": list(self.family.order), "fusion": [list(g) for g in self.family.fusion]}
 
 
 @dataclass(frozen=True)
@@ -84,8 +97,8 @@ def tile_values(size: int, extra: int = 6) -> list[int]:
 
 
 class _Space:
-    def __init__(self, spec, target):
-        self.spec, self.target = spec, target
+    def __init__(self, spec, target, whole_up_to: int = 128):
+        self.spec, self.target, self.whole_up_to = spec, target, whole_up_to
         self.sem = spec.semantics
         self.shapes = spec.shapes
         self.einsums = [s for s in self.sem.statements if not s.is_init]
@@ -119,7 +132,7 @@ class _Space:
                 out.append((r, (1,)))  # the cascade's own split: the mapping sets its tile
             elif r in self.batch:
                 out.append((r, (1,)))
-            elif self.shapes[r] <= 128:
+            elif self.shapes[r] <= self.whole_up_to:
                 continue
             else:
                 out.append((r, (0, 1, 2) if self.shapes[r] > 1 else (0,)))
@@ -220,9 +233,9 @@ class _Space:
 
 
 def search(spec, target, objective: str = "latency", budget_s: float = 60.0, top: int = 5,
-           progress: Callable[[int, int], None] | None = None) -> SearchResult:
-    """The best `top` mappings of `spec` on `target` for the objective (latency, traffic, energy)."""
-    from .errors import MappingError
+           progress: Callable[[int, int], None] | None = None, whole_up_to: int = 128) -> SearchResult:
+    """The best `top` mappings of `spec` on `target` for the objective (latency, traffic, energy).
+    Ranks of `whole_up_to` elements or fewer are never split."""
     from .model.symbolic import cost_formulas, footprint_formula
     from .model.symbols import SymbolTable
     from .target import Target, load_target
@@ -236,7 +249,7 @@ def search(spec, target, objective: str = "latency", budget_s: float = 60.0, top
         raise CascadeError(f"search supports spatial targets; {tgt.name} is a {tgt.kind} target")
     if objective == "energy" and not tgt.energy:
         raise CascadeError(f"--objective energy: target {tgt.name} gives no per-access energies")
-    space = _Space(spec, tgt)
+    space = _Space(spec, tgt, whole_up_to)
     families = space.families()
     start = time.perf_counter()
     best: list[Candidate] = []

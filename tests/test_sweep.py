@@ -251,3 +251,52 @@ def test_progress_only_on_a_terminal_and_erased_when_done(capsys):
     quiet = io.StringIO()
     Progress(quiet)(2, 2, "")  # a sweep that ended before the delay never drew anything
     assert quiet.getvalue() == ""
+
+
+# ---------------------------------------------------------------- --search
+
+
+def test_search_sweep_takes_the_best_mapping_at_each_point(capsys, tmp_path):
+    """A spec without a mapping is searched at each point: its JSON names the mapping found (the
+    one `search` returns at those shapes), the report is that mapping's full estimate, and it is
+    no worse on the objective than a hand-written mapping swept beside it."""
+    from cascade.search import search
+
+    softmax = str(ROOT / "specs" / "softmax_3pass.einsum")
+    by_rows = tmp_path / "rows.yaml"
+    by_rows.write_text("partitioning: {P: [uniform_shape(16)]}\nloop-order: {default: [P1, P0, M]}\nbinding: {default: array1d}\n")
+    code, out, _ = sweep(capsys, softmax, "--search", "--objective", "traffic", "--pair", f"{softmax}:{by_rows}",
+                         "-t", "flat_edge", "--shape", "P=256", "--over", "M=512,1024", "--json")
+    assert code == 0
+    points = json.loads(out)
+    by = {(p["pair"], p["values"]["M"]): p for p in points}
+    assert set(by) == {(pair, n) for pair in ("softmax_3pass:searched", "softmax_3pass:rows") for n in (512, 1024)}
+    for n in (512, 1024):
+        found, given = by[("softmax_3pass:searched", n)], by[("softmax_3pass:rows", n)]
+        mapping = found["searched_mapping"]
+        assert mapping["families_scored"] == mapping["families_total"]  # the whole space, not a budget cut
+        assert found["report"]["dram_bytes"] <= given["report"]["dram_bytes"]
+        spec = cascade.load(softmax, {"M": n, "P": 256})
+        direct = search(spec, "flat_edge", "traffic", 60, top=1).best[0]
+        assert mapping["partitioning"] == {r: list(t) for r, t in direct.tiles.items()}
+        assert found["report"]["dram_bytes"] == spec.estimate(direct.mapping, "flat_edge").dram_bytes
+        assert "searched_mapping" not in given
+
+
+def test_search_sweep_table_describes_the_mapping_found(capsys):
+    code, out, _ = sweep(capsys, str(ROOT / "specs" / "matmul.einsum"), "--search", "-t", "flat_edge",
+                         "--shape", "K=64", "--shape", "N=64", "--over", "M=512,1024")
+    assert code == 0
+    assert "matmul:searched" in out and "with the best mapping searched at each point" in out
+    assert out.count("  searched: ") == 2  # one per point, after the utilizations
+
+
+@pytest.mark.parametrize("argv, message", [
+    ([MHA3, "-m", FLAT, "--search", "-t", "fusemax", "--over", "M=256"], "every pair here has one"),
+    ([MHA3, "--search", "-t", "grayskull_e150", "--over", "M=256"], "supports spatial targets"),
+    ([MHA3, "--search", "--budget", "0", "-t", "fusemax", "--over", "M=256"], "--budget must be positive"),
+])
+def test_search_sweep_errors(capsys, argv, message):
+    code, out, err = sweep(capsys, *argv)
+    assert code == 2 and out == ""
+    assert message in err and "Traceback" not in err

@@ -58,10 +58,7 @@ def run(args: argparse.Namespace) -> int:
                    "families_scored": result.families_scored, "families_total": result.families_total,
                    "candidates_scored": result.candidates_scored, "seconds": result.seconds,
                    "compulsory_bytes": result.compulsory_bytes, "written": args.output,
-                   "best": [{"objective": c.objective, "latency_s": c.latency_s, "dram_bytes": c.dram_bytes,
-                             "traffic_over_compulsory": c.dram_bytes / result.compulsory_bytes,
-                             "footprint_bytes": c.footprint_bytes, "partitioning": c.tiles,
-                             "loop_order": list(c.family.order), "fusion": [list(g) for g in c.family.fusion]}
+                   "best": [dict(c.to_json(), traffic_over_compulsory=c.dram_bytes / result.compulsory_bytes)
                             for c in result.best]})
         return 0
     print(f"cascade {spec.name} on {args.target}, objective {args.objective}: "
@@ -71,11 +68,8 @@ def run(args: argparse.Namespace) -> int:
           "written once)\n")
     print(f"{'#':>2} {'latency (ms)':>13} {'DRAM (B)':>16} {'x floor':>8} {'on chip':>10}  tiles / loop order / fusion")
     for i, c in enumerate(result.best, 1):
-        tiles = " ".join(f"{r}:{'x'.join(map(str, t))}" for r, t in c.tiles.items())
-        groups = "fused" if len(c.family.fusion) == 1 else ("unfused" if not c.family.fusion else
-                                                             f"{len(c.family.fusion)} groups")
         print(f"{i:>2} {c.latency_s * 1e3:>13.4f} {c.dram_bytes:>16,.0f} {c.dram_bytes / result.compulsory_bytes:>8.3f}"
-              f" {c.footprint_bytes / 2**20:>8.2f}Mi  {tiles} / {' '.join(c.family.order)} / {groups}")
+              f" {c.footprint_bytes / 2**20:>8.2f}Mi  {c.describe()}")
     if args.output:
         print(f"\nwrote the best mapping to {args.output} (cascade estimate / compile accept it)")
     return 0

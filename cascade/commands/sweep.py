@@ -4,6 +4,9 @@
 several `--over` flags with the same number of values move together too (the i-th point takes
 the i-th value of each). Every point is estimated with `Spec.estimate`; a mapping that does not
 fit the target at some shape (a `MappingError`) is a *refused* point, kept with its message.
+With `--search`, a spec given without a mapping is searched at every point (`cascade.search`,
+objective and per-point budget from `--objective` / `--budget`) and the best mapping found
+there is costed and described; pairs with a mapping are swept as given, to compare against.
 This module owns the parsing, the sweep and its table / JSON; the figure is `cascade.plot`.
 """
 
@@ -43,6 +46,7 @@ class Pair:
     mapping: Any  # cascade.mapping.Mapping, or None for the default mapping
     spec_path: str
     mapping_path: str | None
+    searched: bool = False  # search the best mapping at every point instead of using `mapping`
 
 
 @dataclass(frozen=True)
@@ -53,10 +57,14 @@ class SweepPoint:
     values: dict[str, int]
     report: Any = None  # a CostReport, or None when refused
     refused: str | None = None
+    found: dict[str, Any] | None = None  # for a searched pair: the mapping found at this point
 
     def to_json(self) -> dict[str, Any]:
-        return {"pair": self.pair, "values": self.values, "refused": self.refused,
-                "report": self.report.to_json() if self.report is not None else None}
+        out = {"pair": self.pair, "values": self.values, "refused": self.refused,
+               "report": self.report.to_json() if self.report is not None else None}
+        if self.found is not None:
+            out["searched_mapping"] = self.found
+        return out
 
 
 def register(sub) -> None:
@@ -79,6 +87,13 @@ def register(sub) -> None:
     p.add_argument("-t", "--target", metavar="TARGET", required=True,
                    help="target file, or a bundled name: fusemax, flat_cloud, flat_edge, grayskull_e150")
     p.add_argument("--over", action="append", default=[], required=True, metavar="R[=R...]=V1,V2,...", help=OVER_HELP)
+    p.add_argument("--search", action="store_true",
+                   help="search the best mapping at every point for a spec given without a mapping "
+                        "(SPEC without -m, or --pair SPEC); pairs with a mapping are swept as given")
+    p.add_argument("--objective", choices=("latency", "traffic", "energy"), default="latency",
+                   help="with --search: what the search minimises (default latency)")
+    p.add_argument("--budget", type=float, default=60.0, metavar="SECONDS",
+                   help="with --search: time budget per point (default 60 s)")
     p.add_argument("--plot", metavar="FILE", help="also draw traffic and latency against the swept value "
                                                   "(.png, .svg or .pdf; needs matplotlib)")
     add_shape_option(p)
@@ -96,13 +111,21 @@ def run(args: argparse.Namespace) -> int:
         from ..plot import check_plot_path
 
         check_plot_path(args.plot)
+    if args.budget <= 0:
+        raise CascadeError("--budget must be positive")
     pairs = load_pairs(args)
+    if args.search and not any(p.searched for p in pairs):
+        raise CascadeError("--search searches the pairs given without a mapping, and every pair here has one: "
+                           "give SPEC without -m (or --pair SPEC) to have its mapping searched")
     from ..target import load_target
 
     target = load_target(args.target)
+    if args.search and target.kind != "spatial":
+        raise CascadeError(f"--search supports spatial targets; {target.name} is a {target.kind} target")
     for pair in pairs:
         check_swept_ranks(pair, swept)
-    points = run_sweep(pairs, axes, target, progress=Progress.for_stderr())
+    points = run_sweep(pairs, axes, target, progress=Progress.for_stderr(),
+                       objective=args.objective, budget_s=args.budget)
     if args.json:
         emit_json([pt.to_json() for pt in points])
     else:
@@ -165,11 +188,12 @@ def load_pairs(args: argparse.Namespace) -> list[Pair]:
     for spec_path, mapping_path in given:
         spec = load_spec(spec_path, args.shape)
         mapping = load_mapping(mapping_path) if mapping_path else None
-        label = f"{spec.name}:{Path(mapping_path).stem if mapping_path else 'default'}"
+        searched = bool(getattr(args, "search", False)) and mapping_path is None
+        label = f"{spec.name}:{Path(mapping_path).stem if mapping_path else ('searched' if searched else 'default')}"
         taken = {p.label for p in pairs}
         label = next(f"{label}#{i}" for i in range(2, len(given) + 2) if f"{label}#{i}" not in taken) \
             if label in taken else label
-        pairs.append(Pair(label, spec, mapping, spec_path, mapping_path))
+        pairs.append(Pair(label, spec, mapping, spec_path, mapping_path, searched))
     return pairs
 
 
@@ -188,8 +212,10 @@ def check_swept_ranks(pair: Pair, swept: set[str]) -> None:
 
 
 def run_sweep(pairs: list[Pair], axes: list[Axis], target: Any,
-              progress: Callable[[int, int, str], None] | None = None) -> list[SweepPoint]:
-    """Every pair at every point, points outermost; a `MappingError` at a point refuses it."""
+              progress: Callable[[int, int, str], None] | None = None,
+              objective: str = "latency", budget_s: float = 60.0) -> list[SweepPoint]:
+    """Every pair at every point, points outermost; a `MappingError` at a point refuses it.
+    A searched pair takes the best mapping `cascade.search` finds at each point."""
     points: list[SweepPoint] = []
     total = len(axes[0].values) * len(pairs)
     for i in range(len(axes[0].values)):
@@ -199,12 +225,30 @@ def run_sweep(pairs: list[Pair], axes: list[Axis], target: Any,
                 progress(len(points), total, f"{pair.label} {point_label(axes, i)}")
             spec = pair.spec.with_shapes(**values)
             try:
-                points.append(SweepPoint(pair.label, values, report=spec.estimate(pair.mapping, target)))
+                if pair.searched:
+                    points.append(searched_point(pair.label, spec, values, target, objective, budget_s))
+                else:
+                    points.append(SweepPoint(pair.label, values, report=spec.estimate(pair.mapping, target)))
             except MappingError as exc:
                 points.append(SweepPoint(pair.label, values, refused=str(exc)))
     if progress is not None:
         progress(total, total, "")
     return points
+
+
+def searched_point(label: str, spec: Any, values: dict[str, int], target: Any, objective: str,
+                   budget_s: float) -> SweepPoint:
+    """The best mapping of `spec` at one point, costed by the full model, or why none fits."""
+    from ..search import search
+
+    result = search(spec, target, objective, budget_s, top=1)
+    if not result.best:
+        return SweepPoint(label, values, refused=f"no mapping among the {result.families_scored} families searched "
+                                                 f"fits {target.name}")
+    best = result.best[0]
+    found = dict(best.to_json(), objective_name=objective, description=best.describe(),
+                 families_scored=result.families_scored, families_total=result.families_total)
+    return SweepPoint(label, values, report=spec.estimate(best.mapping, target), found=found)
 
 
 class Progress:
@@ -283,7 +327,8 @@ def format_table(pairs: list[Pair], axes: list[Axis], points: list[SweepPoint], 
                                                 for a in axes)]
     for pair in pairs:
         fixed = ", ".join(f"{r}={v}" for r, v in fixed_shapes(pair, swept, points).items())
-        lines.append(f"  {pair.label}: {pair.spec_path} with {pair.mapping_path or 'the default mapping'}; {fixed}")
+        how = pair.mapping_path or ("the best mapping searched at each point" if pair.searched else "the default mapping")
+        lines.append(f"  {pair.label}: {pair.spec_path} with {how}; {fixed}")
     units: list[str] = []
     for pt in points:
         for u in (pt.report.utilization if pt.report else {}):
@@ -314,6 +359,8 @@ def format_table(pairs: list[Pair], axes: list[Axis], points: list[SweepPoint], 
             row += f"{format_seconds(r.latency_s):>11}  {format_bytes(r.dram_bytes):>12}  {r.bound:<8}"
             row += "".join(f"  {(format(r.utilization[u], '.1%') if u in r.utilization else '-'):>{len(u) + 5}}"
                            for u in units)
+            if pt.found is not None:
+                row += f"  searched: {pt.found['description']}"
         lines.append(row.rstrip())
     if notes:
         lines.append("")
