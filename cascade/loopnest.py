@@ -7,7 +7,7 @@ Pure formatting: nothing here decides anything about the schedule.
 
 from __future__ import annotations
 
-from .schedule import Leaf, Loop, MappedCascade, statement_text
+from .schedule import Loop, MappedCascade, statement_text
 
 
 def render_loop_nest(mc: MappedCascade, spec_label: str = "", mapping_label: str = "") -> str:

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from . import ir
 from .errors import MappingError
 from .mapping import Mapping
-from .semantics import AccessInfo, Semantics, StatementInfo
+from .semantics import AccessInfo, AxisCoord, Semantics, StatementInfo
 
 
 @dataclass(frozen=True)

@@ -511,7 +511,7 @@ class _Generator:
         return expr
 
     def emit_statement(self, k: int) -> None:
-        e, n = self.out, self.names
+        e = self.out
         info = self.sem.statements[k]
         stmt = info.statement
         e.comment(statement_text(stmt))
