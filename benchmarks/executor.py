@@ -1,6 +1,6 @@
 """Benchmark: the generated 1-pass attention executor against naive NumPy attention (and torch).
 
-    python benchmarks/executor.py            # N = 1024, 4096, 16384; float32 and float64 (~3 min)
+    python benchmarks/executor.py            # N = 1024, 4096, 16384; float32 and float64 (~1.5-2.5 min)
     python benchmarks/executor.py --quick    # a smoke run at small N
     python benchmarks/executor.py --json     # the same measurements as JSON
 
@@ -14,14 +14,20 @@ Compared, for AV[F, P] = V[F, M] . softmax_m(K[E, M]^T Q[E, P]) with M = P = N, 
 - `torch`: torch.nn.functional.scaled_dot_product_attention on CPU (scale=1), when torch is
   importable; never a dependency of the project.
 
-Every (implementation, N, dtype) runs in its own fresh subprocess, which first warms up on a tiny
-input, then measures peak memory over one call as the increase of the peak resident set size
-(Linux VmHWM, reset through /proc/self/clear_refs, minus VmRSS just before the call; the inputs
-are already resident, so the figure is what the call itself allocates: scores, tiles, output),
-then times `--reps` further calls and keeps the best. The output is saved so that the parent can
-report the max abs difference from `naive` at the same dtype. BLAS threads are pinned with
-`--threads` (default 1: on a shared 2-core machine a multi-threaded BLAS waits for its helper
-thread whenever another process holds the other core; `--threads 0` keeps the environment).
+Every (implementation, N, dtype) runs in its own fresh subprocess, which warms up on a tiny
+input and then measures peak memory over one call: the increase of the peak resident set size
+(Linux VmHWM, reset through /proc/self/clear_refs, minus VmRSS just before the call, after
+malloc_trim; the inputs are already resident, so the figure is what the call itself allocates:
+scores, tiles, output). It saves that call's output, so that the parent can report the max abs
+difference from `naive` at the same dtype, and stays alive: once the subprocesses of one (N, dtype)
+have measured their memory, the parent asks them in turn for one timed call each, `--reps` rounds,
+and keeps the best time of each (interleaving spreads changes of the machine's load over all).
+
+BLAS threads are pinned with `--threads` (default 1: on a shared 2-core machine a multi-threaded
+OpenBLAS waits for a helper thread whenever another process holds the other core, which makes many
+small products, the executor's tiles, erratic; `--threads 0` keeps the environment).
+OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE are removed from the subprocesses' environment (with a note):
+forcing e.g. the Haswell kernel on an AVX-512 machine costs about a third of the GEMM speed.
 """
 
 from __future__ import annotations
@@ -141,8 +147,15 @@ def _status_kib(field: str) -> int:
 
 
 def peak_increase_mib(fn) -> tuple[object, float]:
-    """Call fn() once; the peak resident set size during the call minus the size just before."""
+    """Call fn() once; the peak resident set size during the call minus the size just before.
+
+    Freed memory that malloc still holds (and keeps resident) is given back first, so that the
+    call cannot reuse it unseen."""
     gc.collect()
+    try:
+        ctypes.CDLL(None).malloc_trim(0)               # glibc
+    except AttributeError:
+        pass
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")                                   # resets VmHWM to the current VmRSS
     before = _status_kib("VmRSS")

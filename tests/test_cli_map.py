@@ -67,7 +67,7 @@ def test_map_golden_default_mapping(at_root, capsys, golden):
 
 def test_compile_golden(at_root, capsys, golden, tmp_path):
     out_path = tmp_path / "attention_1pass_tiled.py"
-    code, out, err = cli(capsys, "compile", A1, "-m", TILED, "-o", str(out_path))
+    code, _, err = cli(capsys, "compile", A1, "-m", TILED, "-o", str(out_path))
     assert code == 0 and err == ""
     golden("compile/attention_1pass__tiled.py.txt", out_path.read_text())
 
@@ -94,8 +94,8 @@ def test_map_marks_space_loops(at_root, capsys):
                        "mappings/scores_softmax/grayskull_fused.yaml")
     assert code == 0
     # grayskull_fused.yaml: P1 and M1 in space (the 8 x 8 core grid), at the default n = 1024
-    assert re.search(r"^  parallel for p1 in \[0, 8\):\s+# space$", out, re.M)
-    assert re.search(r"^    parallel for m1 in \[0, 8\):\s+# space$", out, re.M)
+    assert re.search(r"^  parallel for p1 in \[0, 8\):\s+# space$", out, re.MULTILINE)
+    assert re.search(r"^    parallel for m1 in \[0, 8\):\s+# space$", out, re.MULTILINE)
 
 
 def test_map_trip_counts_stop_at_the_rank(capsys):
@@ -226,7 +226,7 @@ def test_compile_writes_an_importable_module(at_root, capsys, tmp_path):
     spec = cascade.load(ROOT / A1, {"M": 300, "P": 200, "E": 8, "F": 8})  # shapes come from the inputs
     inputs = spec.random_inputs(2)
     np.testing.assert_allclose(module.run(**inputs)["AV"], spec.run(inputs)["AV"], rtol=1e-9, atol=1e-12)
-    outputs, trace = module.run_traced(**inputs)
+    _, trace = module.run_traced(**inputs)
     assert set(trace) == {"reads", "writes"} and trace["writes"] == {"AV": 8 * 200}
 
 

@@ -256,6 +256,18 @@ output Z[B, H, M, N]
 Z[b, h, m, n] = S[h] * A[b, h, m, k] * X[b, h, k, n]
 """
 
+# A recurrence over the INNER part of a split (restarted in every tile), read at m0+1.
+SEGMENTED = """
+cascade segmented
+shape M = 10, P = 3, M0 = 4
+split M = M1 * M0
+input X[M, P]
+output Y[M1, M0, P]
+init R[m1, 0, p] = 0
+R[m1, m0+1, p]   = R[m1, m0, p] + X[m1, m0, p]
+Y[m1, m0, p]     = 2 * R[m1, m0+1, p]
+"""
+
 A3 = "specs/attention/attention_3pass.einsum"
 A2 = "specs/attention/attention_2pass.einsum"
 A1 = "specs/attention/attention_1pass.einsum"
@@ -426,6 +438,11 @@ loop-order: {default: [M1, N1, P1]}"""),
 partitioning: {M: [uniform_shape(4), uniform_shape(2)], P: [uniform_shape(2)]}
 loop-order: {default: [P1, M2, M1]}
 fusion: [[MX, MN, PR, SM]]"""),
+    Case("inner-split-recurrence-unfused", SEGMENTED, "partitioning: {P: [uniform_shape(2)]}"),
+    Case("inner-split-recurrence-fused", SEGMENTED, """
+partitioning: {M: [uniform_shape(3)], P: [uniform_shape(2)]}
+loop-order: {default: [P1, M1, M0]}
+fusion: [[R, Y]]"""),
     # --- the bundled mappings' vocabulary on other shapes of the same cascades
     Case("scores-softmax-M1-outside-P1", "specs/attention/scores_softmax.einsum", """
 partitioning: {P: [uniform_shape(4)], M: [uniform_shape(3)]}
@@ -647,3 +664,11 @@ T[]     = X[m, p]
     assert not any(np.shares_memory(out, x) for out in outputs.values() for x in inputs.values())
     assert not np.shares_memory(outputs["Y"], outputs["Z"])
     assert_close(outputs, spec.run(inputs), 1e-9, np.float64)
+
+
+@pytest.mark.xfail(strict=True, reason="executor bug: the last element R[m1, M0] of a recurrence over the inner "
+                   "part of a split is absent for a ragged tile; kept on chip the executor reads the partial value")
+def test_last_element_of_a_ragged_inner_recurrence_on_chip():
+    spec = load_spec(SEGMENTED.replace("output Y[M1, M0, P]", "output Y[M1, M0, P], LAST[M1, P]")
+                     + "LAST[m1, p] = R[m1, M0, p]\n")
+    check_executor(spec, "fusion: [[R, Y, LAST]]", dtypes=(np.float64,))
