@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping as MappingABC
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,7 +20,7 @@ from .shapes import resolve_shapes
 if TYPE_CHECKING:
     import numpy as np
 
-    from .mapping import Mapping
+    from .mapping import Mapping as MappingFile
     from .passes import PassReport
     from .schedule import MappedCascade
 
@@ -62,38 +62,40 @@ class Spec:
             raise InputError(f"seed {seed!r}: a seed is a non-negative integer")
         return random_inputs(self.semantics, self.shapes, seed, dtype or np.float64)
 
-    def bind(self, mapping: "str | Path | Mapping | None" = None) -> "MappedCascade":
+    def bind(self, mapping: "str | Path | MappingFile | None" = None) -> "MappedCascade":
         """Apply a mapping (a file, a `Mapping`, or None for the default) -> loop nests."""
         from .mapping import Mapping, load_mapping
         from .schedule import bind_mapping
 
         if mapping is None:
-            mapping = Mapping()
-        elif not isinstance(mapping, Mapping):
-            mapping = load_mapping(mapping)
-        return bind_mapping(self.semantics, mapping, self.shapes)
+            bound = Mapping()
+        elif isinstance(mapping, Mapping):
+            bound = mapping
+        else:
+            bound = load_mapping(mapping)
+        return bind_mapping(self.semantics, bound, self.shapes)
 
-    def compile(self, mapping: "str | Path | Mapping | None" = None) -> str:
+    def compile(self, mapping: "str | Path | MappingFile | None" = None) -> str:
         """The source of the NumPy executor module for a mapping."""
         from .codegen.numpy_exec import emit_numpy
 
         mapped = self.bind(mapping)
         return emit_numpy(mapped, self.cascade.file, mapped.mapping.file if mapping is not None else "")
 
-    def executor(self, mapping: "str | Path | Mapping | None" = None) -> Any:
+    def executor(self, mapping: "str | Path | MappingFile | None" = None) -> Any:
         """The generated executor, imported as a module with `run(**inputs)`."""
         from .executor import import_source
 
         return import_source(self.compile(mapping), stem=f"{self.name}_executor")
 
-    def loop_nest(self, mapping: "str | Path | Mapping | None" = None) -> str:
+    def loop_nest(self, mapping: "str | Path | MappingFile | None" = None) -> str:
         """The mapped loop nest as readable pseudo-code."""
         from .loopnest import render_loop_nest
 
         mapped = self.bind(mapping)
         return render_loop_nest(mapped, self.cascade.file, mapped.mapping.file if mapping is not None else "")
 
-    def estimate(self, mapping: "str | Path | Mapping | None", target: Any, symbolic: bool = False) -> Any:
+    def estimate(self, mapping: "str | Path | MappingFile | None", target: Any, symbolic: bool = False) -> Any:
         """The cost of running this cascade with a mapping on a target (a file, a bundled name
         such as 'fusemax', or a `Target`): a `CostReport`."""
         from .model.spatial import estimate_spatial
@@ -106,7 +108,7 @@ class Spec:
             return estimate_grid(self.bind(mapping), tgt)
         return estimate_spatial(self.bind(mapping), tgt, symbolic=symbolic)
 
-    def run(self, inputs: Mapping[str, "np.ndarray"] | None = None, seed: int = 0) -> dict[str, "np.ndarray"]:
+    def run(self, inputs: MappingABC[str, "np.ndarray"] | None = None, seed: int = 0) -> dict[str, "np.ndarray"]:
         """Evaluate with the reference evaluator; missing inputs are seeded random."""
         from .reference import evaluate
 
@@ -115,17 +117,17 @@ class Spec:
         return evaluate(self.semantics, full, self.shapes)
 
 
-def load(path: str | Path, shapes: Mapping[str, int] | None = None) -> Spec:
+def load(path: str | Path, shapes: MappingABC[str, int] | None = None) -> Spec:
     """Parse and check a `.einsum` file; raises `SpecError` with every problem found."""
     return _spec(parse_file(path), shapes)
 
 
-def loads(text: str, shapes: Mapping[str, int] | None = None, file: str = "<string>") -> Spec:
+def loads(text: str, shapes: MappingABC[str, int] | None = None, file: str = "<string>") -> Spec:
     """Like `load`, from text."""
     return _spec(parse(text, file=file), shapes)
 
 
-def _spec(cascade: ir.Cascade, shapes: Mapping[str, int] | None) -> Spec:
+def _spec(cascade: ir.Cascade, shapes: MappingABC[str, int] | None) -> Spec:
     sem = check(cascade)
     overrides = dict(shapes or {})
     return Spec(cascade, sem, resolve_shapes(sem, overrides), overrides)

@@ -124,7 +124,7 @@ class _Space:
             rank.lower() in s.reduced for s in self.einsums)
 
     def level_options(self) -> list[tuple[str, tuple[int, ...]]]:
-        out = []
+        out: list[tuple[str, tuple[int, ...]]] = []
         for r in self._ranks():
             if r in self.iterative:
                 continue
@@ -310,7 +310,7 @@ def _grid(spec, family: Family, values: dict[str, int]):
     axes: list[tuple[str, list[tuple[tuple[int, ...], dict[str, int]]]]] = []
     for rank, n in family.levels:
         size = spec.shapes[rank]
-        options = []
+        options: list[tuple[tuple[int, ...], dict[str, int]]] = []
         if rank in spec.semantics.splits:
             inner = spec.semantics.splits[rank][1]
             for t in tile_values(size):

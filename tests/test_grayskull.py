@@ -189,3 +189,18 @@ def test_cli_refusal_is_a_user_error(capsys):
                  "--shape", "M=4096", "--shape", "P=4096"])
     err = capsys.readouterr().err
     assert code == 2 and "group QK+S needs 1.26 MiB of L1 per core" in err and "Traceback" not in err
+
+
+def test_cli_estimate_text_shows_each_program_per_core(capsys):
+    """The table names, per program, its cores and how the space ranks spread over them, and the
+    L1 per core, DRAM per bank and NoC figures of the JSON groups."""
+    argv = ["estimate", str(SPEC), "-m", str(MAPS / "grayskull_fused.yaml"), "-t", "grayskull_e150"]
+    assert main([*argv, "--json"]) == 0
+    group = json.loads(capsys.readouterr().out)["groups"][0]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "per program (one fusion group), per core of the grid:" in out
+    assert f"{group['group']}: 64 cores 8x8; P1 8 over 8 cores (1 each), M1 8 over 8 cores (1 each)" in out
+    assert f"L1 {group['l1_bytes_per_core'] / 1024:.2f} KiB per core" in out
+    assert f"({group['dram_bytes_per_bank'] / 1024:.2f} KiB per bank)" in out
+    assert f"NoC multicast {group['noc_multicast_bytes'] / 2**20:.2f} MiB" in out

@@ -36,6 +36,23 @@ def _bytes(n: float) -> str:
     return f"{n:,.0f} B"
 
 
+def format_grid_groups(r) -> list[str]:
+    """Per program on a grid target: cores, L1 per core, DRAM per bank, NoC, per-core cycles, time."""
+    lines = ["per program (one fusion group), per core of the grid:"]
+    for g in r.groups:
+        space = ", ".join(f"{k} {d['extent']} over {d['cores']} cores ({d['per_core']} each)"
+                          for k, d in g["space"].items()) or "one core"
+        cycles = ", ".join(f"{u} {c:,.0f}" for u, c in g["unit_cycles"].items()) or "-"
+        cores = f"{g['cores']} core{'s' if g['cores'] != 1 else ''} {'x'.join(map(str, g['grid']))}"
+        lines += [f"  {g['group']}: {cores}; {space}",
+                  f"    L1 {_bytes(g['l1_bytes_per_core'])} per core; DRAM {_bytes(g['dram_device_bytes'])} "
+                  f"({_bytes(g['dram_bytes_per_bank'])} per bank); NoC multicast {_bytes(g['noc_multicast_bytes'])}, "
+                  f"exchange {_bytes(g['noc_exchange_bytes'])}",
+                  f"    cycles per core: {cycles}; NoC {g['noc_s'] * 1e3:.4f} ms; kernel {g['kernel_s'] * 1e3:.4f} ms "
+                  f"+ dispatch {g['dispatch_s'] * 1e3:.4f} ms"]
+    return lines
+
+
 def format_report(r) -> str:
     lines = [f"cascade {r.cascade} on {r.target}: " + ", ".join(f"{k}={v}" for k, v in r.shapes.items()), ""]
     lines.append(f"latency      {r.latency_s * 1e3:,.4f} ms ({r.bound}-bound)")
@@ -57,6 +74,8 @@ def format_report(r) -> str:
     lines.append(f"{'group':<40}{'compute ms':>12}{'memory ms':>12}  bound")
     for g in r.groups:
         lines.append(f"{g['group'][:39]:<40}{g['compute_s'] * 1e3:>12.4f}{g['memory_s'] * 1e3:>12.4f}  {g['bound']}")
+    if any("cores" in g for g in r.groups):
+        lines += ["", *format_grid_groups(r)]
     if r.symbolic:
         lines.append("")
         lines.append("formulas (elements / operations, in the rank and tile shapes):")
