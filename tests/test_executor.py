@@ -666,9 +666,62 @@ T[]     = X[m, p]
     assert_close(outputs, spec.run(inputs), 1e-9, np.float64)
 
 
-@pytest.mark.xfail(strict=True, reason="executor bug: the last element R[m1, M0] of a recurrence over the inner "
-                   "part of a split is absent for a ragged tile; kept on chip the executor reads the partial value")
+def segmented_with(outputs: str, statements: str, shapes: dict[str, int] | None = None) -> cascade.Spec:
+    """SEGMENTED (a recurrence over M0, restarted in every tile of M) with more outputs and Einsums."""
+    return load_spec(SEGMENTED.replace("output Y[M1, M0, P]", f"output Y[M1, M0, P], {outputs}") + statements, shapes)
+
+
 def test_last_element_of_a_ragged_inner_recurrence_on_chip():
-    spec = load_spec(SEGMENTED.replace("output Y[M1, M0, P]", "output Y[M1, M0, P], LAST[M1, P]")
-                     + "LAST[m1, p] = R[m1, M0, p]\n")
+    """R[m1, M0, p] of the ragged last tile (M = 10, M0 = 4: 2 elements) is absent, so LAST
+    there reads 0; kept on chip, R still holds the partial value R[m1, 2, p]."""
+    spec = segmented_with("LAST[M1, P]", "LAST[m1, p] = R[m1, M0, p]\n")
     check_executor(spec, "fusion: [[R, Y, LAST]]", dtypes=(np.float64,))
+
+
+@pytest.mark.parametrize("mapping", [
+    None,                                                             # R in DRAM, LAST its own group
+    "partitioning: {P: [uniform_shape(2)]}",
+    "fusion: [[R, Y, LAST]]",
+    "partitioning: {P: [uniform_shape(2)]}\nloop-order: {default: [P1, M1, M0]}\nfusion: [[R, Y, LAST]]",
+    "partitioning: {M: [uniform_shape(3)]}\nfusion: [[R, Y, LAST]]",  # M0 = 3: ragged tiles of 1, 2, 0
+], ids=["unfused", "unfused-P-tiled", "fused", "fused-P-tiled", "fused-M0-from-mapping"])
+@pytest.mark.parametrize("M", [10, 11, 12, 3], ids=["ragged-2", "ragged-3", "exact", "one-ragged-tile"])
+def test_last_element_of_an_inner_recurrence(M, mapping):
+    """The last element of every tile of M, whether its tile is full or ragged (and whatever
+    holds R: DRAM, a ring on chip, the whole rank on chip)."""
+    spec = segmented_with("LAST[M1, P]", "LAST[m1, p] = R[m1, M0, p]\n", {"M": M})
+    check_executor(spec, mapping)
+
+
+@pytest.mark.parametrize("fused", [False, True], ids=["unfused", "fused"])
+@pytest.mark.parametrize("outputs, statements", [
+    ("Z[M1, P]", "Z[m1, p] = exp(R[m1, M0, p])"),                        # a map of an absent point: absent
+    ("S[P], S2[P]", "S[p] = R[m1, M0, p] :: max(m1)\nS2[p] = R[m1, M0, p] :: min(m1)"),  # skipped over M1
+    ("C3[M1, P], C2[M1, P]", "C3[m1, p] = R[m1, 3, p]\nC2[m1, p] = R[m1, 2, p]"),        # a fixed element
+    ("LL[P]", "LL[p] = R[M1, M0, p]"),                                  # the last element of the last tile
+    ("ZL[M0, P]", "ZL[m0, p] = exp(R[M1, m0+1, p])"),                   # the whole last tile, past its end
+    ("W[P]", "Z[m1, p] = exp(R[m1, M0, p])\nW[p] = Z[m1, p] :: max(m1)"),  # absence carried by Z
+    ("TL[P]", "init T[0, p] = 0\nT[m1+1, p] = T[m1, p] + R[m1, M0, p]\nTL[p] = T[M1, p]"),  # through T's ring
+], ids=["map", "max-min-over-M1", "fixed-element", "last-tile", "range-of-last-tile", "carried",
+        "recurrence-over-M1"])
+def test_absent_last_element_read_downstream(outputs, statements, fused):
+    """What reads R[m1, M0, p] of the ragged tile sees an absent point: maps of it are absent,
+    reductions skip it, a recurrence that takes it is absent from there on."""
+    spec = segmented_with(outputs, statements + "\n")
+    names = [s.split("[")[0].split()[-1] for s in statements.splitlines()]
+    mapping = f"fusion: [[R, Y, {', '.join(dict.fromkeys(names))}]]" if fused else None
+    check_executor(spec, mapping)
+
+
+def test_a_filter_on_a_rank_reduced_across_loop_iterations():
+    """`where` on the outer part of a split, reduced by accumulating over its loop: the filtered
+    iterations contribute the identity, never their values."""
+    spec = load_spec("""
+shape M = 10, P = 3, M0 = 4
+split M = M1 * M0
+input X[M, P]
+output S[M0, P], T[M0, P]
+S[m0, p] = X[m1, m0, p] :: max(m1) where m1 >= 1
+T[m0, p] = X[m1, m0, p] where m1 != 1
+""")
+    check_executor(spec, None)

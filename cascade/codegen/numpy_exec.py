@@ -76,7 +76,8 @@ def _merge(array, axis, lo, hi):
 class _Operand:
     expr: ast.expr
     vars: list[str]
-    present: ast.expr | None = None
+    present: ast.expr | None = None  # per point, over `vars`
+    whole: ast.expr | None = None  # a condition over the statement's tile variables (see `ragged_point`)
 
 
 class _Namer:
@@ -95,6 +96,8 @@ class _Namer:
             self.tensors[t] = self.fresh(t)
         self.rings = {t: (self.fresh(t + "_prev"), self.fresh(t + "_cur")) for t in mc.semantics.tensors}
         self.presence = {t: self.fresh(t + "_present") for t in mc.semantics.tensors}
+        self.presence_rings = {t: (self.fresh(t + "_present_prev"), self.fresh(t + "_present_cur"))
+                               for t in mc.semantics.tensors}
 
     def fresh(self, base: str) -> str:
         candidate = base
@@ -251,11 +254,12 @@ class _Generator:
                 "min", A.name(n.ranks[inner]), A.binop(A.name(n.ranks[rank]), "-", start))))
         for name, st in self.mc.storage.items():
             if not st.dram and "ring" in st.axes and self.ring_loop(name) == loop.id:
-                prev, cur = n.rings[name]
-                value = A.name(cur)
-                if self.is_region_stored(name):
-                    value = A.call(ast.Attribute(A.name(cur), "copy", ast.Load()))
-                e.stmt(A.assign(A.name(prev), value))
+                rings = [n.rings[name]] + ([n.presence_rings[name]] if name in self.may_be_absent else [])
+                for prev, cur in rings:
+                    value = A.name(cur)
+                    if self.is_region_stored(name):
+                        value = A.call(ast.Attribute(A.name(cur), "copy", ast.Load()))
+                    e.stmt(A.assign(A.name(prev), value))
         self.emit_allocations(loop.id)
         self.emit_hoisted(loop.id)
         self.emit_nodes(loop.body)
@@ -324,8 +328,14 @@ class _Generator:
             target = self.names.rings[name][1] if "ring" in st.axes else self.names.tensors[name]
             self.out.stmt(A.assign(A.name(target), A.np_call("zeros", A.tup(*shape), A.name("dt"))))
             if name in self.may_be_absent:
-                self.out.stmt(A.assign(A.name(self.names.presence[name]),
+                self.out.stmt(A.assign(A.name(self.presence_base(name)),
                                        A.np_call("zeros", A.tup(*shape), A.name("bool"))))
+
+    def presence_base(self, tensor: str, previous: bool = False) -> str:
+        """The name of a tensor's presence array; a ring keeps the previous and current element's."""
+        if "ring" in self.mc.storage[tensor].axes:
+            return self.names.presence_rings[tensor][0 if previous else 1]
+        return self.names.presence[tensor]
 
     def is_region_stored(self, tensor: str) -> bool:
         """Does an on-chip tensor need an allocated array written by regions?"""
@@ -383,9 +393,61 @@ class _Generator:
                                 <= kept]
                     if lhs_only:
                         absent.add(info.name)
-                elif filters or any(r.access.tensor in absent for r in info.reads):
+                elif filters or any(r.access.tensor in absent or self.reads_ragged_point(r) for r in info.reads):
                     absent.add(info.name)
         return absent
+
+    def reads_ragged_point(self, acc: AccessInfo) -> bool:
+        """Does `acc` read a recurrence over the inner part of a split where a ragged tile may end
+        before the element read: a fixed element (`R[m1, M0, p]`, `R[m1, 2, p]`), or elements
+        along the inner rank of a fixed tile (`R[M1, m0+1, p]`, whose loop does not stop at the
+        tile's end)? Those elements are absent."""
+        inner = self.sem.tensors[acc.access.tensor].iterative
+        if inner is None or inner not in self.inner_parts:
+            return False
+        outer = self.inner_parts[inner][1]
+        axis = next(a for a in acc.axes if a.rank == inner)
+        o_axis = next((a for a in acc.axes if a.rank == outer), None)
+        if o_axis is None or o_axis.kind not in ("var", "const", "last"):
+            return False
+        if axis.kind == "var":
+            return o_axis.kind != "var"
+        return axis.kind == "last" or (axis.kind == "const" and axis.offset > 0)
+
+    def ragged_point(self, acc: AccessInfo, canon: list[str], k: int) -> ast.expr | None:
+        """For a read of a recurrence over the inner part M0 of `split M = M1 * M0` at element c
+        of M0 (`last`: c = M0) in tile m1, the condition that the element exists: tile m1 of M
+        reaches it (the step m0 = c - 1 ran), `m1 * M0 + c <= M` (over the statement's `canon`
+        tile variables when c is one). Beyond the end of a ragged tile the element is absent
+        (DESIGN.md section 2), though on chip the recurrence still holds its partial value there."""
+        if not self.reads_ragged_point(acc):
+            return None
+        n = self.names
+        inner = self.sem.tensors[acc.access.tensor].iterative
+        assert inner is not None
+        rank, outer = self.inner_parts[inner]
+        axis = next(a for a in acc.axes if a.rank == inner)
+        at: ast.expr
+        if axis.kind == "last":
+            at = A.name(n.ranks[inner])
+        elif axis.kind == "const":
+            at = A.const(axis.offset)
+        else:
+            at = self.affine(ir.AffVar(axis.var), canon, k)
+            if axis.offset:
+                at = A.binop(at, "+", A.const(axis.offset))
+        o_axis = next(a for a in acc.axes if a.rank == outer)
+        tile: ast.expr
+        if o_axis.kind == "last":
+            tile = A.binop(A.name(n.ranks[outer]), "-", A.const(1))
+        elif o_axis.kind == "const":
+            tile = A.const(o_axis.offset)
+        else:
+            tile = A.name(n.vars[outer])
+            if o_axis.offset:
+                tile = A.binop(tile, "+", A.const(o_axis.offset))
+        start = A.binop(tile, "*", A.name(n.ranks[inner]))
+        return ast.Compare(A.binop(start, "+", at), [ast.LtE()], [A.name(n.ranks[rank])])
 
     def loop_ranks_of(self, k: int) -> set[str]:
         return {self.mc.loop_of[lid] for lid in self.mc.paths[k]}
@@ -461,6 +523,7 @@ class _Generator:
         merges: list[tuple[int, str]] = []
         axes = list(acc.axes)
         local = not st.dram and not self.is_region_stored(tensor)
+        previous = False
         i = 0
         while i < len(axes):
             axis, kind = axes[i], st.axes[i]
@@ -469,7 +532,8 @@ class _Generator:
                 continue
             if kind == "ring":
                 prev, cur = n.rings[tensor]
-                base = prev if (axis.kind == "var" and axis.offset == 0 and not writing) else cur
+                previous = axis.kind == "var" and axis.offset == 0 and not writing
+                base = prev if previous else cur
                 i += 1
                 continue
             if axis.kind == "outer":
@@ -487,9 +551,11 @@ class _Generator:
                 pass
             i += 1
         expr = A.subscript(A.name(base), index) if any(not _is_full_slice(x) for x in index) else A.name(base)
-        present = None
+        present: ast.expr | None = None
         if tensor in self.may_be_absent:
-            present = A.subscript(A.name(n.presence[tensor]), index) if index else A.name(n.presence[tensor])
+            present = A.name(self.presence_base(tensor, previous))
+            if any(not _is_full_slice(x) for x in index):
+                present = A.subscript(present, index)
         for pos, var in reversed(merges):
             lo, hi = self.coordinates(var, k)
             expr = A.call("_merge", expr, A.const(pos), lo, hi)
@@ -515,10 +581,6 @@ class _Generator:
         info = self.sem.statements[k]
         stmt = info.statement
         e.comment(statement_text(stmt))
-        if "ring" in self.mc.storage[info.name].axes and info.name in self.may_be_absent:
-            from ..errors import MappingError
-
-            raise MappingError(f"{info.name}: the executor cannot keep presence (filters) through a recurrence yet")
         canon = self.tile_vars(info, k)
         lhs_vars = [v for v in stmt.lhs.variables if v in canon]
         reduced = [v for v in canon if v not in lhs_vars]
@@ -529,7 +591,7 @@ class _Generator:
             key = _access_key(read.access)
             if key not in operands:
                 expr, vars_, present = self.stored_view(read, k)
-                operands[key] = _Operand(expr, vars_, present)
+                operands[key] = _Operand(expr, vars_, present, self.ragged_point(read, canon, k))
                 if (k, key) in self.hoisted_reads:
                     expr = operands[key].expr = self.hoisted_reads[(k, key)]
                 if not isinstance(expr, ast.Name):
@@ -539,6 +601,7 @@ class _Generator:
         filters = stmt.filters if isinstance(stmt, ir.Einsum) else ()
         op = REDUCE_OPS[info.reduce_op]
         presence = [self.align(o.present, o.vars, canon) for o in operands.values() if o.present is not None]
+        presence += [o.whole for o in operands.values() if o.whole is not None]
         value = None
         if reduced and info.reduce_op == "sum" and not filters and not presence:
             value = self.einsum(stmt.expr, operands, canon, lhs_vars)
@@ -550,11 +613,12 @@ class _Generator:
                 mask = term if mask is None else A.binop(mask, "&", term) if False else ast.BinOp(mask, ast.BitAnd(), term)
             for p in presence:
                 mask = p if mask is None else ast.BinOp(mask, ast.BitAnd(), p)
-            if reduced:
-                if mask is not None:
+            if info.reduced:  # over tile variables here, over loop ranks by accumulation (emit_write)
+                if mask is not None:  # absent points count as the identity
                     value = A.np_call("where", mask, value, A.const(op.identity))
-                axes = A.tup(*[A.const(len(lhs_vars) + i) for i in range(len(reduced))])
-                value = A.np_call(op.array_fn, value, axis=axes)
+                if reduced:
+                    axes = A.tup(*[A.const(len(lhs_vars) + i) for i in range(len(reduced))])
+                    value = A.np_call(op.array_fn, value, axis=axes)
                 mask = self.lhs_mask(filters, set(stmt.lhs.variables), canon[: len(lhs_vars)], k)
             if mask is not None:
                 e.stmt(A.assign(A.name("present"), A.np_call("broadcast_to", mask,
@@ -665,13 +729,13 @@ class _Generator:
             target = ast.Subscript(target, ast.Constant(Ellipsis), ast.Load())
         presence_target = None
         if tensor in self.may_be_absent:
-            presence_target = _replace_base(target, n.presence[tensor])
+            presence_target = _replace_base(target, self.presence_base(tensor))
         acc = self.accumulation_loops(info, k)
         if not acc and not st.dram and presence_target is None:
             e.stmt(A.assign(target, value))
             return
         e.stmt(A.assign(A.name("value"), value))
-        if st.dram and presence_target is not None:
+        if st.dram and presence_target is not None and has_mask:  # absent points of a DRAM array read as 0
             e.stmt(A.assign(A.name("value"), A.np_call("where", A.name("present"), A.name("value"), A.const(0.0))))
         op = REDUCE_OPS[info.reduce_op]
         if acc:
@@ -690,7 +754,12 @@ class _Generator:
         else:
             e.stmt(A.assign(target, A.name("value")))
         if presence_target is not None:
-            e.stmt(A.assign(presence_target, A.name("present") if has_mask else A.const(True)))
+            present: ast.expr = A.name("present") if has_mask else A.const(True)
+            if isinstance(presence_target, ast.Name) and not has_mask:  # a whole on-chip element: an array
+                canon = self.tile_vars(info, k)
+                shape = A.tup(*[self.extent(v, k) for v in info.statement.lhs.variables if v in canon])
+                present = A.call("_fill", present, shape, A.name("bool"))
+            e.stmt(A.assign(presence_target, present))
         if st.dram:
             e.stmt(ast.Expr(A.call("_wr", A.name("trace"), A.const(tensor), target)))
 
