@@ -168,6 +168,113 @@ def test_lambdified_model_equals_numeric_model():
         assert float(traffic) == pytest.approx(report.dram_bytes, rel=1e-12)
 
 
+# A compute-bound target counted in cycles (clock 1 Hz, DRAM practically free): latency_s is
+# the slowest unit's cycles. Array axes of 3 and 2 PEs, so small tiles fold more than once.
+RAGGED = parse_target("""
+name: ragged
+kind: spatial
+clock_hz: 1
+word_bytes: 2
+dram: {bandwidth_bytes_per_s: 1000000000000000}
+buffer: {capacity_bytes: 1000000000}
+units:
+  row: {shape: [3], ops: [mac, add]}
+  grid: {shape: [3, 2], ops: [mac, add]}
+""", "ragged.yaml")
+SCALED = """cascade scaled
+shape M = 29, P = 5, M0 = 4
+split M = M1 * M0
+input A[M, P], S[P]
+output Z[M, P]
+
+Z[m1, m0, p] = A[m1, m0, p] * S[p]
+"""
+
+
+def _folds(tiles, n):
+    """Folds of tiles that pass through an axis of n PEs one after another."""
+    return sum(-(-t // n) for t in tiles)
+
+
+def _matmul_mapping(m_tiles, n_tiles=(), space=("M0",), unit="row"):
+    parts = {"M": m_tiles, **({"N": n_tiles} if n_tiles else {})}
+    levels = ", ".join(f"{r}: [{', '.join(f'uniform_shape({t})' for t in ts)}]" for r, ts in parts.items())
+    time = [r for r in ("M2", "M1", "N1" if n_tiles else "N", "K") if r != "M2" or len(m_tiles) == 2]
+    return (f"partitioning: {{{levels}}}\nspacetime: {{default: {{space: [{', '.join(space)}], "
+            f"time: [{', '.join(time)}]}}}}\nbinding: {{default: {unit}}}")
+
+
+@pytest.mark.parametrize("case", ["one-level", "two-level", "2d", "cascade-split"])
+def test_ragged_space_tile_costs_its_own_folds(case):
+    """A space rank that is the innermost tile of a rank the statement iterates whole is
+    processed tile by tile: the ragged last tile costs ceil(extent / n) folds, not a full
+    tile's. Matmul (one mac per point) with M = 29 in tiles of 4 on 3 PEs: tiles 4 x 7 and 1,
+    2 folds each and 1 for the last, 15 folds (a full-tile count would give 14.5)."""
+    if case == "cascade-split":  # M0 of the cascade's own split, in a statement over m1 and m0
+        spec = cascade.loads(SCALED)
+        mapping = "spacetime: {default: {space: [M0], time: [M1, P]}}\nbinding: {default: row}"
+        expected = _folds([4] * 7 + [1], 3) * 5
+    else:
+        spec = cascade.load(ROOT / "specs" / "matmul.einsum", {"K": 5, "M": 29, "N": 11})
+        if case == "one-level":
+            mapping, expected = _matmul_mapping((4,)), _folds([4] * 7 + [1], 3) * 11 * 5
+        elif case == "two-level":  # 29 = 12 + 12 + 5; the last 12-tile leaves tiles 4 and 1
+            mapping = _matmul_mapping((12, 4))
+            expected = _folds([4, 4, 4] + [4, 4, 4] + [4, 1], 3) * 11 * 5
+        else:  # M0 on 3 PEs, N0 (11 = 5 + 5 + 1) on 2 PEs
+            mapping = _matmul_mapping((4,), (5,), space=("M0", "N0"), unit="grid")
+            expected = _folds([4] * 7 + [1], 3) * _folds([5, 5, 1], 2) * 5
+    report = spec.estimate(parse_mapping(mapping), RAGGED)
+    unit = "grid" if case == "2d" else "row"
+    assert report.per_unit[unit]["cycles"] == pytest.approx(expected, rel=1e-12)
+    assert report.latency_s == pytest.approx(expected, rel=1e-12)
+
+
+def test_unsplit_space_rank_occupancy_is_unchanged():
+    """An unsplit space rank of extent e folds ceil(e/n) times: M = 29 on 3 PEs, 10 folds."""
+    spec = cascade.load(ROOT / "specs" / "matmul.einsum", {"K": 5, "M": 29, "N": 11})
+    mapping = "spacetime: {default: {space: [M], time: [N, K]}}\nbinding: {default: row}"
+    assert spec.estimate(parse_mapping(mapping), RAGGED).latency_s == pytest.approx(10 * 11 * 5, rel=1e-12)
+
+
+def _tiles(size, shapes):
+    """The innermost tiles of `size` elements cut by tile shapes, outermost first."""
+    pieces = [size]
+    for t in shapes:
+        pieces = [min(t, piece - start) for piece in pieces for start in range(0, piece, t)]
+    return pieces
+
+
+@pytest.mark.parametrize("m_tiles, n_tiles, space, unit", [
+    ((4,), (), ("M0",), "row"), ((12, 4), (), ("M0",), "row"), ((4,), (5,), ("M0", "N0"), "grid")],
+    ids=["one-level", "two-level", "2d"])
+def test_lambdified_ragged_cycles_equal_numeric(m_tiles, n_tiles, space, unit):
+    """The lambdified formula, built once and evaluated on arrays of shapes and tiles (as the
+    search does), gives the numeric model's latency and traffic, full and ragged tiles alike,
+    and both equal the per-tile fold count."""
+    shapes = {"K": 5, "M": 29, "N": 11}
+    spec = cascade.load(ROOT / "specs" / "matmul.einsum", shapes)
+    formulas = cost_formulas(spec.bind(parse_mapping(_matmul_mapping(m_tiles, n_tiles, space, unit))), RAGGED)
+    fn, names = lambdify_cost(formulas)
+    points = [(m, n, m0, m1, n0) for m in (24, 29, 31, 50) for n in (10, 11) for m0 in (2, 3, 4, 5)
+              for m1 in (2, 3) for n0 in (4, 5)]
+    reports, counts = [], []
+    for m, n, m0, m1, n0 in points:
+        ms = (m1 * m0, m0) if len(m_tiles) == 2 else (m0,)
+        mapping = parse_mapping(_matmul_mapping(ms, (n0,) if n_tiles else (), space, unit))
+        reports.append(cascade.load(ROOT / "specs" / "matmul.einsum", dict(shapes, M=m, N=n)).estimate(mapping, RAGGED))
+        counts.append(_folds(_tiles(m, ms), 3) * (_folds(_tiles(n, (n0,)), 2) if n_tiles else n) * shapes["K"])
+    columns = {"M": [p[0] for p in points], "N": [p[1] for p in points], "M0": [p[2] for p in points],
+               "M1": [p[3] for p in points], "N0": [p[4] for p in points]}
+    values = [np.asarray(columns.get(name, formulas.values[name])) for name in names]
+    latency, traffic = fn(*values)
+    for k, (report, count) in enumerate(zip(reports, counts)):
+        assert report.latency_s == pytest.approx(count, rel=1e-12), points[k]
+        assert float(latency[k]) == pytest.approx(report.latency_s, rel=1e-12), points[k]
+        assert float(traffic[k]) == pytest.approx(report.dram_bytes, rel=1e-12), points[k]
+    assert any(p[0] % p[2] for p in points)  # ragged tiles are among the points
+
+
 def test_estimate_cli_json_and_symbolic(capsys):
     code = main(["estimate", str(ATT / "mha_1pass.einsum"), "-m", str(MAPS / "mha_1pass" / "fusemax.yaml"),
                  "-t", "fusemax", "--json", "--symbolic"])

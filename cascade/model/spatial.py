@@ -1,14 +1,17 @@
 """The spatial-accelerator model: traffic, compute cycles per unit, latency, utilisation.
 
 Per fusion group: each unit's cycles are its operations over its PEs times the occupancy of
-the array by the statement's space ranks (a space rank of extent e on an array axis of n PEs
-fills e / (ceil(e/n) n) of it); the group takes max(slowest unit, DRAM bytes / bandwidth)
-(compute and memory overlap inside a group, FuseMax's pipeline rule); groups run one after
-another. Every count is a sympy expression in the shapes; numbers come from substituting them.
+the array by the statement's space ranks (see `space_axes`: a space rank of extent e on an
+array axis of n PEs fills e / (ceil(e/n) n) of it; the innermost tile of a split rank is
+charged tile by tile, so a ragged last tile costs only its own folds); the group takes
+max(slowest unit, DRAM bytes / bandwidth) (compute and memory overlap inside a group, FuseMax's
+pipeline rule); groups run one after another. Every count is a sympy expression in the shapes;
+numbers come from substituting them.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,26 +59,81 @@ class CostReport:
         }
 
 
-def occupancy(extents: list[int], shape: tuple[int, ...]) -> float:
-    occ = 1.0
-    for e, n in zip(extents, shape):
-        occ *= e / (-(-e // n) * n)
-    return occ
+def space_axes(mc: MappedCascade, name: str, variables: tuple[str, ...]) -> list[tuple[str, str | None]]:
+    """The space ranks a statement iterates, in the order the mapping lists them, each paired
+    with the rank it tiles, or None.
 
-
-def space_extents(mc: MappedCascade, name: str, variables: tuple[str, ...]) -> list[int]:
-    """Extents of the space ranks a statement iterates, in the order the mapping lists them."""
+    The pair names a rank when the space rank is the innermost tile of a rank the statement
+    iterates whole: P0 of the mapping's partition P -> P1, P0 (or P -> P2, P1, P0), or M0 of
+    the cascade's `split M = M1 * M0` in a statement over both m1 and m0. The array then
+    processes that rank tile by tile, and its occupancy along the axis is counted per tile
+    (`tile_folds`). Any other space rank (unsplit, an outer level, or M0 in a statement over m0
+    alone) occupies the array with its extent."""
     iterated = set()
     for v in variables:
         r = v.upper()
         iterated.add(r)
         if r in mc.partitions:
             iterated.update(mc.partitions[r].names)
-    out = []
+    # innermost tile -> (the rank it tiles, the rank whose iteration makes that rank whole)
+    tiling = {p.names[-1]: (rank, rank) for rank, p in mc.partitions.items()}
+    tiling.update({inner: (rank, outer) for rank, (outer, inner) in mc.semantics.splits.items()})
+    out: list[tuple[str, str | None]] = []
     for r in mc.mapping.spacetime_for(name).space:
         if r in iterated:
-            out.append(mc.shapes[r] if r not in mc.partitions else mc.shapes[r])
+            whole, witness = tiling.get(r, (None, None))
+            out.append((r, whole if witness in iterated else None))
     return out
+
+
+def tile_shapes(mc: MappedCascade, rank: str) -> tuple[int, ...]:
+    """The tile shapes a split rank is cut into, outermost first: (32768, 256) for
+    P: [uniform_shape(32768), uniform_shape(256)]; (M0,) for the cascade's split of M."""
+    if rank in mc.partitions:
+        return mc.partitions[rank].spans[:-1]
+    return (mc.shapes[mc.semantics.splits[rank][1]],)
+
+
+def tile_extents(size: int, tiles: tuple[int, ...]) -> Counter:
+    """How many innermost tiles of each extent cutting `size` elements by `tiles` (outermost
+    first) gives: each tile of a level is cut into tiles of the next, and the last tile of every
+    cut may be ragged. tile_extents(300, (256,)) = {256: 1, 44: 1}."""
+    pieces = Counter({size: 1})
+    for t in tiles:
+        cut: Counter = Counter()
+        for extent, count in pieces.items():
+            if extent // t:
+                cut[t] += count * (extent // t)
+            if extent % t:
+                cut[extent % t] += count
+        pieces = cut
+    return pieces
+
+
+def tile_folds(size: int, tiles: tuple[int, ...], n: int) -> int:
+    """Folds of a rank of `size` elements, processed one innermost tile after another, onto an
+    array axis of n PEs: the sum over its tiles of ceil(tile extent / n). For one level of tile
+    T that is floor(size/T) ceil(T/n) + ceil((size mod T)/n); with several levels, each dividing
+    the one above (as mappings require), the same, T being the innermost tile."""
+    return sum(count * -(-extent // n) for extent, count in tile_extents(size, tiles).items())
+
+
+def occupancy(mc: MappedCascade, axes: list[tuple[str, str | None]], shape: tuple[int, ...]) -> float:
+    """The fraction of the array a statement's space ranks keep busy: the product over array
+    axes of points / (folds x n), for n PEs along the axis. An unsplit space rank of extent e
+    has e points in ceil(e/n) folds; the innermost tile of a rank R iterated whole has R points
+    in `tile_folds` folds (ceil(T/n) per full tile of T, ceil(r/n) for a ragged tile of r).
+    Array axes beyond the space ranks count as full. The per-tile count is exact when the tiles
+    pass through the array one after another (the rank's outer levels in time); with an outer
+    level of the same rank on another axis too, the axes' factors still multiply, an average."""
+    occ = 1.0
+    for (rank, whole), n in zip(axes, shape):
+        if whole is None:
+            points, folds = mc.shapes[rank], -(-mc.shapes[rank] // n)
+        else:
+            points, folds = mc.shapes[whole], tile_folds(mc.shapes[whole], tile_shapes(mc, whole), n)
+        occ *= points / (folds * n)
+    return occ
 
 
 def estimate_spatial(mc: MappedCascade, target: Target, symbolic: bool = False) -> CostReport:
@@ -96,7 +154,7 @@ def estimate_spatial(mc: MappedCascade, target: Target, symbolic: bool = False) 
     for so in ops:
         info = mc.semantics.statements[so.statement]
         unit = target.units[so.unit]
-        occ = occupancy(space_extents(mc, so.name, info.variables), unit.shape)
+        occ = occupancy(mc, space_axes(mc, so.name, info.variables), unit.shape)
         n_ops = {kind: float(expr.subs(subs)) for kind, expr in so.ops.items()}
         cycles = sum(n_ops.values()) / (unit.pes * occ)
         gi = group_of[so.statement]

@@ -14,6 +14,7 @@ from typing import Any, Callable
 from ..schedule import MappedCascade
 from ..target import Target
 from .compute import statement_ops
+from .spatial import space_axes
 from .symbols import SymbolTable
 from .traffic import dram_traffic
 
@@ -42,9 +43,9 @@ def cost_formulas(mc: MappedCascade, target: Target) -> CostFormulas:
         info = mc.semantics.statements[so.statement]
         unit = target.units[so.unit]
         occ = sp.Integer(1)
-        for rank, n in zip(_space_ranks(mc, so.name, info.variables), unit.shape):
-            e = table.size(rank)
-            occ = occ * e / (sp.ceiling(e / n) * n)
+        for (rank, whole), n in zip(space_axes(mc, so.name, info.variables), unit.shape):
+            points, folds = _axis_folds(table, rank, whole, n)
+            occ = occ * points / (folds * n)
         c = sum(so.ops.values()) / (unit.pes * occ)
         gi = group_of[so.statement]
         cycles[gi][so.unit] = cycles[gi].get(so.unit, 0) + c
@@ -59,14 +60,19 @@ def cost_formulas(mc: MappedCascade, target: Target) -> CostFormulas:
     return CostFormulas(latency, sum(bytes_by_group), unit_cycles, dict(table.symbols), dict(table.values))
 
 
-def _space_ranks(mc: MappedCascade, name: str, variables: tuple[str, ...]) -> list[str]:
-    iterated = set()
-    for v in variables:
-        r = v.upper()
-        iterated.add(r)
-        if r in mc.partitions:
-            iterated.update(mc.partitions[r].names)
-    return [r for r in mc.mapping.spacetime_for(name).space if r in iterated]
+def _axis_folds(table: SymbolTable, rank: str, whole: str | None, n: int) -> tuple[Any, Any]:
+    """Points and folds of a space rank on an array axis of n PEs, as `spatial.occupancy` counts
+    them: an extent e folds ceil(e/n) times; the innermost tile T of a rank R iterated whole
+    (`whole`, see `spatial.space_axes`) folds floor(R/T) ceil(T/n) + ceil((R mod T)/n) times,
+    the full tiles and the ragged last one. That equals `spatial.tile_folds` for several
+    levels too, since each level's tile is a multiple of T (P1*P0 for P -> P2, P1, P0)."""
+    import sympy as sp
+
+    if whole is None:
+        e = table.size(rank)
+        return e, sp.ceiling(e / n)
+    size, tile = table.size(whole), table.size(rank)
+    return size, sp.floor(size / tile) * sp.ceiling(tile / n) + sp.ceiling(sp.Mod(size, tile) / n)
 
 
 def lambdify_cost(formulas: CostFormulas) -> tuple[Callable[..., tuple], list[str]]:
