@@ -323,3 +323,18 @@ def test_energy_from_per_access_energies(tmp_path):
     bytes_moved = 2 * (64 * 32 + 64 * 16 + 32 * 16)
     assert report.energy_j == pytest.approx((bytes_moved * 10 + 64 * 32 * 16 * 1) * 1e-12)
     assert spec.estimate(None, "fusemax").energy_j is None
+
+
+def test_unbound_einsums_go_to_the_first_unit_able_to_do_them():
+    """With no binding at all, each Einsum runs on the target's first unit that can do all its
+    operations: on fusemax, the divisions of A on array1d and the products on array2d; an
+    explicit binding to a unit that cannot do them is still an error that names the fix."""
+    spec = cascade.load(ATT / "attention_3pass.einsum", {"M": 64, "P": 64})
+    report = spec.estimate(None, "fusemax")
+    units = {u: set(d["ops"]) for u, d in report.per_unit.items()}
+    points = 64 * 64
+    assert "divide" in units["array1d"] and "divide" not in units["array2d"]
+    assert report.per_unit["array1d"]["ops"] == {"divide": points}  # A[m, p] = SN[m, p] / SD[p]
+    assert report.per_unit["array2d"]["ops"]["mac"] >= spec.shapes["E"] * points  # QK at least
+    with pytest.raises(TargetError, match="bind A to array1d"):
+        spec.estimate(parse_mapping("binding: {default: array2d}"), "fusemax")

@@ -33,16 +33,19 @@ class StatementOps:
 
 
 def statement_ops(mc: MappedCascade, target: Target, table: SymbolTable) -> list[StatementOps]:
+    """Operations per statement on its unit: the mapping's binding, or where the mapping binds
+    nothing (no entry and no `default`), the target's first unit able to do all of them."""
     out = []
-    default_unit = next(iter(target.units))
     for k, info in enumerate(mc.semantics.statements):
         if info.is_init:
             continue
-        unit = mc.mapping.unit_for(info.name) or default_unit
+        per_point = point_ops(info.statement, info.reduce_op, bool(info.reduced), target)
+        unit = mc.mapping.unit_for(info.name) or next(
+            (u for u, spec in target.units.items() if all(kind in spec.ops for kind in per_point)),
+            next(iter(target.units)))
         if unit not in target.units:
             raise TargetError(f"{mc.mapping.file}: binding.{info.name}: unit '{unit}' is not in target "
                               f"{target.name} (its units: {', '.join(target.units)})")
-        per_point = point_ops(info.statement, info.reduce_op, bool(info.reduced), target)
         for kind in per_point:
             if kind not in target.units[unit].ops:
                 capable = [u for u, spec in target.units.items() if kind in spec.ops]
