@@ -6,25 +6,21 @@ The module has `run(**inputs) -> dict` and `run_traced(**inputs) -> (dict, trace
 are shorter slices (their absent points simply do not exist); filters are masks. The trace
 counts the elements moved to and from DRAM-resident arrays (inputs, outputs, and
 intermediates read by another fusion group), read by read and write by write.
+
+This module owns the entry point and the module's layout: its docstring, the `PRELUDE` of
+helpers, the setup of inputs, rank shapes and DRAM arrays, and the loop tree of each fusion
+group. The generator is built in layers, each a subclass of the one before:
+`numpy_layout` (names, tile geometry) -> `numpy_access` (loads and stores, presence, trace)
+-> `numpy_statement` (one statement's value, its masks) -> `_Generator` here.
 """
 
 from __future__ import annotations
 
 import ast
-import builtins
-import keyword
-from dataclasses import dataclass
 
-from .. import ir
-from ..ops import MAP_OPS, REDUCE_OPS
-from ..schedule import Leaf, Loop, MappedCascade, statement_text
-from ..semantics import AccessInfo, AxisCoord, StatementInfo
+from ..schedule import Leaf, Loop, MappedCascade
 from . import pyast as A
-
-_RESERVED = set(keyword.kwlist) | set(dir(builtins)) | {
-    "np", "inputs", "trace", "dt", "value", "present", "run", "run_traced", "SHAPES", "TILES",
-    "_execute", "_rd", "_wr", "_input", "_fill", "_merge", "_where",
-}
+from .numpy_statement import StatementEmitter
 
 PRELUDE = '''
 def run(**inputs):
@@ -72,55 +68,14 @@ def _merge(array, axis, lo, hi):
 '''
 
 
-@dataclass
-class _Operand:
-    expr: ast.expr
-    vars: list[str]
-    present: ast.expr | None = None  # per point, over `vars`
-    whole: ast.expr | None = None  # a condition over the statement's tile variables (see `ragged_point`)
-
-
-class _Namer:
-    """Deterministic Python names for spec names; collisions get a suffix."""
-
-    def __init__(self, mc: MappedCascade):
-        self.used = set(_RESERVED)
-        self.ranks: dict[str, str] = {}
-        for r in sorted(mc.shapes):
-            self.ranks[r] = self.fresh(r)
-        self.vars = {r: self.fresh(r.lower()) for r in sorted(mc.shapes)}
-        self.bounds = {r: (self.fresh(r.lower() + "_lo"), self.fresh(r.lower() + "_hi")) for r in mc.partitions}
-        self.counts = {inner: self.fresh(inner.lower() + "_n") for _, inner in mc.semantics.splits.values()}
-        self.tensors: dict[str, str] = {}
-        for t in mc.semantics.tensors:
-            self.tensors[t] = self.fresh(t)
-        self.rings = {t: (self.fresh(t + "_prev"), self.fresh(t + "_cur")) for t in mc.semantics.tensors}
-        self.presence = {t: self.fresh(t + "_present") for t in mc.semantics.tensors}
-        self.presence_rings = {t: (self.fresh(t + "_present_prev"), self.fresh(t + "_present_cur"))
-                               for t in mc.semantics.tensors}
-
-    def fresh(self, base: str) -> str:
-        candidate = base
-        while candidate in self.used or keyword.iskeyword(candidate):
-            candidate += "_"
-        self.used.add(candidate)
-        return candidate
-
-
 def emit_numpy(mc: MappedCascade, spec_label: str = "", mapping_label: str = "") -> str:
     return _Generator(mc, spec_label, mapping_label).module()
 
 
-class _Generator:
+class _Generator(StatementEmitter):
     def __init__(self, mc: MappedCascade, spec_label: str, mapping_label: str):
-        self.mc, self.sem = mc, mc.semantics
+        super().__init__(mc)
         self.spec_label, self.mapping_label = spec_label, mapping_label
-        self.names = _Namer(mc)
-        self.out = A.Emitter()
-        self.outer_parts = {outer: rank for rank, (outer, _) in self.sem.splits.items()}
-        self.inner_parts = {inner: (rank, outer) for rank, (outer, inner) in self.sem.splits.items()}
-        self.may_be_absent = self.absent_tensors()
-        self.widen: dict[str, str] = {}
 
     # ------------------------------------------------------------ module layout
     def module(self) -> str:
@@ -139,7 +94,8 @@ class _Generator:
         e.raw("")
         e.raw("import numpy as np")
         e.raw("")
-        shapes_dict = A.text(ast.Dict([A.const(r) for r in self.mc.shapes], [A.const(n) for n in self.mc.shapes.values()]))
+        shapes_dict = A.text(ast.Dict([A.const(r) for r in self.mc.shapes],
+                                      [A.const(n) for n in self.mc.shapes.values()]))
         e.raw(f"SHAPES = {shapes_dict}")
         e.lines.extend(PRELUDE.splitlines())
         e.raw("")
@@ -164,7 +120,8 @@ class _Generator:
         known: set[str] = set()
         for decl in self.sem.cascade.inputs:
             t = n.tensors[decl.name]
-            e.stmt(A.assign(A.name(t), A.call("_input", A.name("inputs"), A.const(decl.name), A.const(len(decl.ranks)))))
+            e.stmt(A.assign(A.name(t), A.call("_input", A.name("inputs"), A.const(decl.name),
+                                              A.const(len(decl.ranks)))))
             for pos, rank in enumerate(decl.ranks):
                 dim = ast.Subscript(ast.Attribute(A.name(t), "shape", ast.Load()), A.const(pos), ast.Load())
                 if rank in known:
@@ -200,10 +157,6 @@ class _Generator:
                 e.stmt(A.assign(A.name(n.tensors[name]), A.np_call("zeros", shape, A.name("dt"))))
                 if name in self.may_be_absent:
                     e.stmt(A.assign(A.name(n.presence[name]), A.np_call("zeros", shape, A.name("bool"))))
-
-    def full_extent(self, tensor: str, rank: str) -> ast.expr:
-        size = A.name(self.names.ranks[rank])
-        return A.binop(size, "+", A.const(1)) if self.sem.tensors[tensor].iterative == rank else size
 
     # ------------------------------------------------------------ loop tree
     def emit_nodes(self, nodes: list, group_top: bool = False) -> None:
@@ -273,528 +226,9 @@ class _Generator:
         path = self.mc.paths[node.statement]
         return any(self.mc.loop_of[lid] == rank for lid in path[: path.index(loop.id)])
 
-    # ------------------------------------------------------------ loads hoisted out of inner loops
-    def plan_hoisting(self, gi: int) -> None:
-        """Name the loads the schedule hoisted out of inner loops (`MappedCascade.loads`): each is
-        loaded once at its anchor loop and kept on chip while the inner loops run."""
-        group = self.mc.groups[gi]
-        self.hoisted: dict[int, list[tuple[str, ast.expr]]] = {}
-        self.hoisted_reads: dict[tuple[int, str], str] = {}
-        for load in self.mc.loads:
-            if not load.hoisted or load.statements[0] not in group.statements:
-                continue
-            k = load.statements[0]
-            read = next(r for r in self.sem.statements[k].reads
-                        if r.access.tensor == load.tensor and r.axes == load.axes)
-            self.widen = dict(load.widen)
-            expr, vars_, _ = self.stored_view(read, k)
-            self.widen = {}
-            temp = self.names.fresh(f"{load.tensor}_tile")
-            self.hoisted.setdefault(load.anchor, []).append((temp, expr))
-            view: ast.expr = A.name(temp)
-            if load.widen:  # each statement takes its own tile out of the wider block
-                index = []
-                for var in vars_:
-                    rank = var.upper()
-                    if rank in dict(load.widen):
-                        start, _ = self.level_start(rank, dict(load.widen)[rank])
-                        lo, hi = self.names.bounds[rank]
-                        index.append(A.slice_(A.binop(A.name(lo), "-", start), A.binop(A.name(hi), "-", start)))
-                    else:
-                        index.append(A.slice_(None, None))
-                view = A.subscript(view, index)
-            for reader in load.statements:
-                for r in self.sem.statements[reader].reads:
-                    if r.access.tensor == load.tensor and r.axes == load.axes:
-                        self.hoisted_reads[(reader, _access_key(r.access))] = view
-
-    def emit_hoisted(self, anchor: int) -> None:
-        for temp, expr in getattr(self, "hoisted", {}).get(anchor, []):
-            self.out.stmt(A.assign(A.name(temp), expr))
-
-    def ring_loop(self, tensor: str) -> int | None:
-        writer = self.writer_index(tensor)
-        rank = self.sem.tensors[tensor].iterative
-        return next((lid for lid in self.mc.paths[writer] if self.mc.loop_of[lid] == rank), None)
-
-    def writer_index(self, tensor: str) -> int:
-        return next(k for k, s in enumerate(self.sem.statements) if s.name == tensor and not s.is_init)
-
-    def emit_allocations(self, scope: int) -> None:
-        for name, st in self.mc.storage.items():
-            if st.dram or st.scope != scope or not self.is_region_stored(name):
-                continue
-            shape = self.local_shape(name)
-            target = self.names.rings[name][1] if "ring" in st.axes else self.names.tensors[name]
-            self.out.stmt(A.assign(A.name(target), A.np_call("zeros", A.tup(*shape), A.name("dt"))))
-            if name in self.may_be_absent:
-                self.out.stmt(A.assign(A.name(self.presence_base(name)),
-                                       A.np_call("zeros", A.tup(*shape), A.name("bool"))))
-
-    def presence_base(self, tensor: str, previous: bool = False) -> str:
-        """The name of a tensor's presence array; a ring keeps the previous and current element's."""
-        if "ring" in self.mc.storage[tensor].axes:
-            return self.names.presence_rings[tensor][0 if previous else 1]
-        return self.names.presence[tensor]
-
-    def is_region_stored(self, tensor: str) -> bool:
-        """Does an on-chip tensor need an allocated array written by regions?"""
-        st = self.mc.storage[tensor]
-        info = self.sem.tensors[tensor]
-        for rank, kind in zip(info.ranks, st.axes):
-            if kind == "part" or (kind == "full" and (rank in self.mc.partitions or self.is_loop_rank(rank))):
-                return True
-        return False
-
-    def part_base(self, tensor: str, rank: str) -> tuple[ast.expr, int]:
-        """(start, span) of the outer-level tile a 'part' axis keeps."""
-        return self.level_start(rank, dict(self.mc.storage[tensor].parts)[rank])
-
-    def level_start(self, rank: str, level: str) -> tuple[ast.expr, int]:
-        """(start, span) of the current tile of one partition level of a rank."""
-        p = self.mc.partitions[rank]
-        j = p.names.index(level)
-        start = None
-        for name, span in zip(p.names[: j + 1], p.spans[: j + 1]):
-            term = A.binop(A.name(self.names.vars[name]), "*", A.const(span))
-            start = term if start is None else A.binop(start, "+", term)
-        return start, p.spans[j]
-
-    def is_loop_rank(self, rank: str) -> bool:
-        return any(r == rank for r in self.mc.loop_of.values())
-
-    def local_shape(self, tensor: str) -> list[ast.expr]:
-        st = self.mc.storage[tensor]
-        shape = []
-        for rank, kind in zip(self.sem.tensors[tensor].ranks, st.axes):
-            if kind in ("point", "ring"):
-                continue
-            if kind == "tile" and rank in self.mc.partitions:
-                lo, hi = self.names.bounds[rank]
-                shape.append(A.binop(A.name(hi), "-", A.name(lo)))
-            elif kind == "part":
-                start, span = self.part_base(tensor, rank)
-                shape.append(A.call("min", A.const(span), A.binop(A.name(self.names.ranks[rank]), "-", start)))
-            else:
-                shape.append(self.full_extent(tensor, rank))
-        return shape
-
-    # ------------------------------------------------------------ one statement
-    def absent_tensors(self) -> set[str]:
-        absent: set[str] = set()
-        for step in self.sem.steps:
-            for k in step.statements:
-                info = self.sem.statements[k]
-                stmt = info.statement
-                filters = stmt.filters if isinstance(stmt, ir.Einsum) else ()
-                kept = set(stmt.lhs.variables)
-                if info.reduced:
-                    lhs_only = [c for c in filters if {v.var for v in ir.affine_vars(c.left) + ir.affine_vars(c.right)}
-                                <= kept]
-                    if lhs_only:
-                        absent.add(info.name)
-                elif filters or any(r.access.tensor in absent or self.reads_ragged_point(r) for r in info.reads):
-                    absent.add(info.name)
-        return absent
-
-    def reads_ragged_point(self, acc: AccessInfo) -> bool:
-        """Does `acc` read a recurrence over the inner part of a split where a ragged tile may end
-        before the element read: a fixed element (`R[m1, M0, p]`, `R[m1, 2, p]`), or elements
-        along the inner rank of a fixed tile (`R[M1, m0+1, p]`, whose loop does not stop at the
-        tile's end)? Those elements are absent."""
-        inner = self.sem.tensors[acc.access.tensor].iterative
-        if inner is None or inner not in self.inner_parts:
-            return False
-        outer = self.inner_parts[inner][1]
-        axis = next(a for a in acc.axes if a.rank == inner)
-        o_axis = next((a for a in acc.axes if a.rank == outer), None)
-        if o_axis is None or o_axis.kind not in ("var", "const", "last"):
-            return False
-        if axis.kind == "var":
-            return o_axis.kind != "var"
-        return axis.kind == "last" or (axis.kind == "const" and axis.offset > 0)
-
-    def ragged_point(self, acc: AccessInfo, canon: list[str], k: int) -> ast.expr | None:
-        """For a read of a recurrence over the inner part M0 of `split M = M1 * M0` at element c
-        of M0 (`last`: c = M0) in tile m1, the condition that the element exists: tile m1 of M
-        reaches it (the step m0 = c - 1 ran), `m1 * M0 + c <= M` (over the statement's `canon`
-        tile variables when c is one). Beyond the end of a ragged tile the element is absent
-        (DESIGN.md section 2), though on chip the recurrence still holds its partial value there."""
-        if not self.reads_ragged_point(acc):
-            return None
-        n = self.names
-        inner = self.sem.tensors[acc.access.tensor].iterative
-        assert inner is not None
-        rank, outer = self.inner_parts[inner]
-        axis = next(a for a in acc.axes if a.rank == inner)
-        at: ast.expr
-        if axis.kind == "last":
-            at = A.name(n.ranks[inner])
-        elif axis.kind == "const":
-            at = A.const(axis.offset)
-        else:
-            at = self.affine(ir.AffVar(axis.var), canon, k)
-            if axis.offset:
-                at = A.binop(at, "+", A.const(axis.offset))
-        o_axis = next(a for a in acc.axes if a.rank == outer)
-        tile: ast.expr
-        if o_axis.kind == "last":
-            tile = A.binop(A.name(n.ranks[outer]), "-", A.const(1))
-        elif o_axis.kind == "const":
-            tile = A.const(o_axis.offset)
-        else:
-            tile = A.name(n.vars[outer])
-            if o_axis.offset:
-                tile = A.binop(tile, "+", A.const(o_axis.offset))
-        start = A.binop(tile, "*", A.name(n.ranks[inner]))
-        return ast.Compare(A.binop(start, "+", at), [ast.LtE()], [A.name(n.ranks[rank])])
-
-    def loop_ranks_of(self, k: int) -> set[str]:
-        return {self.mc.loop_of[lid] for lid in self.mc.paths[k]}
-
-    def tile_vars(self, info: StatementInfo, k: int) -> list[str]:
-        group_loops = set(self.mc.group_of(k).loop_ranks)
-        return [v for v in info.variables if v.upper() not in group_loops]
-
-    def extent(self, var: str, k: int) -> ast.expr:
-        rank, n = var.upper(), self.names
-        if rank in self.mc.partitions:
-            lo, hi = n.bounds[rank]
-            return A.binop(A.name(hi), "-", A.name(lo))
-        if rank in self.inner_parts and self.inner_parts[rank][1] in self.loop_ranks_of(k):
-            return A.name(n.counts[rank])
-        return A.name(n.ranks[rank])
-
-    def coordinates(self, var: str, k: int) -> tuple[ast.expr, ast.expr]:
-        """[lo, hi) of a tile variable's coordinates in its own rank."""
-        rank, n = var.upper(), self.names
-        if rank in self.mc.partitions:
-            lo, hi = n.bounds[rank]
-            return A.name(lo), A.name(hi)
-        return A.const(0), self.extent(var, k)
-
-    def axis_index(self, axis: AxisCoord, kind: str, k: int, stored_extent_plus: int, local: bool = False,
-                   tensor: str = ""):
-        """(index expressions for this stored axis, the variable its result axis carries or None)."""
-        n = self.names
-        if kind == "tile" or (local and axis.kind == "var" and axis.offset == 0):
-            return [A.slice_(None, None)], axis.var
-        if axis.kind == "const":
-            return [A.const(axis.offset)], None
-        if axis.kind == "last":
-            return [A.const(-1)], None
-        if axis.kind == "split":
-            outer = self.sem.splits[axis.rank][0]
-            inner = axis.tile_rank
-            start = A.binop(A.name(n.vars[outer]), "*", A.name(n.ranks[inner]))
-            if inner in self.loop_ranks_of(k):  # a recurrence over the inner part: one point
-                return [A.binop(start, "+", A.name(n.vars[inner]))], None
-            return [A.slice_(start, A.binop(start, "+", A.name(n.counts[inner])))], axis.inner
-        rank = axis.rank
-        if kind == "part":
-            lo, hi = n.bounds[rank]
-            start, _ = self.part_base(tensor, rank)
-            return [A.slice_(A.binop(A.name(lo), "-", start), A.binop(A.name(hi), "-", start))], axis.var
-        if rank in self.widen:
-            start, span = self.level_start(rank, self.widen[rank])
-            return [A.slice_(start, A.binop(start, "+", A.const(span)))], axis.var
-        if rank in self.mc.partitions:
-            lo, hi = n.bounds[rank]
-            return [A.slice_(A.name(lo), A.name(hi))], axis.var
-        if rank in self.loop_ranks_of(k):
-            index = A.name(n.vars[rank])
-            return [A.binop(index, "+", A.const(axis.offset)) if axis.offset else index], None
-        if axis.offset or stored_extent_plus or (rank in self.inner_parts and
-                                                 self.inner_parts[rank][1] in self.loop_ranks_of(k)):
-            ext = self.extent(axis.var, k)
-            lo = A.const(axis.offset)
-            return [A.slice_(lo if axis.offset else None, A.binop(ext, "+", lo) if axis.offset else ext)], axis.var
-        return [A.slice_(None, None)], axis.var
-
-    def stored_view(self, acc: AccessInfo, k: int, writing: bool = False):
-        """(array expression, [its variables], presence expression or None) for an access."""
-        tensor = acc.access.tensor
-        st = self.mc.storage[tensor]
-        info = self.sem.tensors[tensor]
-        n = self.names
-        base = n.tensors[tensor]
-        index: list[ast.expr] = []
-        vars_: list[str | None] = []
-        merges: list[tuple[int, str]] = []
-        axes = list(acc.axes)
-        local = not st.dram and not self.is_region_stored(tensor)
-        previous = False
-        i = 0
-        while i < len(axes):
-            axis, kind = axes[i], st.axes[i]
-            if kind == "point":
-                i += 1
-                continue
-            if kind == "ring":
-                prev, cur = n.rings[tensor]
-                previous = axis.kind == "var" and axis.offset == 0 and not writing
-                base = prev if previous else cur
-                i += 1
-                continue
-            if axis.kind == "outer":
-                merges.append((len(vars_), axis.var))
-                index += [A.slice_(None, None), A.slice_(None, None)]
-                vars_ += [axis.var, None]
-                i += 2
-                continue
-            extra = 1 if info.iterative == axis.rank else 0
-            idx, var = self.axis_index(axis, kind, k, extra, local, tensor)
-            index += idx
-            if var is not None:
-                vars_.append(var)
-            elif not isinstance(idx[0], ast.Slice):
-                pass
-            i += 1
-        expr = A.subscript(A.name(base), index) if any(not _is_full_slice(x) for x in index) else A.name(base)
-        present: ast.expr | None = None
-        if tensor in self.may_be_absent:
-            present = A.name(self.presence_base(tensor, previous))
-            if any(not _is_full_slice(x) for x in index):
-                present = A.subscript(present, index)
-        for pos, var in reversed(merges):
-            lo, hi = self.coordinates(var, k)
-            expr = A.call("_merge", expr, A.const(pos), lo, hi)
-            if present is not None:
-                present = A.call("_merge", present, A.const(pos), lo, hi)
-            vars_.pop(pos + 1)
-        if st.dram and not writing:
-            expr = A.call("_rd", A.name("trace"), A.const(tensor), expr)
-        return expr, [v for v in vars_ if v is not None], present
-
-    def align(self, expr: ast.expr, have: list[str], canon: list[str]) -> ast.expr:
-        order = sorted(range(len(have)), key=lambda i: canon.index(have[i]))
-        if order != list(range(len(have))):
-            expr = A.np_call("transpose", expr, A.tup(*[A.const(i) for i in order]))
-        present = {have[i] for i in order}
-        missing = [pos for pos, v in enumerate(canon) if v not in present]
-        if missing:
-            expr = A.np_call("expand_dims", expr, A.tup(*[A.const(m) for m in missing]))
-        return expr
-
-    def emit_statement(self, k: int) -> None:
-        e = self.out
-        info = self.sem.statements[k]
-        stmt = info.statement
-        e.comment(statement_text(stmt))
-        canon = self.tile_vars(info, k)
-        lhs_vars = [v for v in stmt.lhs.variables if v in canon]
-        reduced = [v for v in canon if v not in lhs_vars]
-        canon = lhs_vars + reduced
-        operands: dict[str, _Operand] = {}
-        temps: set[str] = set()
-        for read in info.reads:
-            key = _access_key(read.access)
-            if key not in operands:
-                expr, vars_, present = self.stored_view(read, k)
-                operands[key] = _Operand(expr, vars_, present, self.ragged_point(read, canon, k))
-                if (k, key) in self.hoisted_reads:
-                    expr = operands[key].expr = self.hoisted_reads[(k, key)]
-                if not isinstance(expr, ast.Name):
-                    temp = self.temporary(f"{read.access.tensor}_tile", temps)
-                    e.stmt(A.assign(A.name(temp), expr))
-                    operands[key].expr = A.name(temp)
-        filters = stmt.filters if isinstance(stmt, ir.Einsum) else ()
-        op = REDUCE_OPS[info.reduce_op]
-        presence = [self.align(o.present, o.vars, canon) for o in operands.values() if o.present is not None]
-        presence += [o.whole for o in operands.values() if o.whole is not None]
-        value = None
-        if reduced and info.reduce_op == "sum" and not filters and not presence:
-            value = self.einsum(stmt.expr, operands, canon, lhs_vars)
-        if value is None:
-            value = self.expression(stmt.expr, operands, canon)
-            mask = None
-            for cmp in filters:
-                term = ast.Compare(self.affine(cmp.left, canon, k), [_CMP[cmp.op]()], [self.affine(cmp.right, canon, k)])
-                mask = term if mask is None else A.binop(mask, "&", term) if False else ast.BinOp(mask, ast.BitAnd(), term)
-            for p in presence:
-                mask = p if mask is None else ast.BinOp(mask, ast.BitAnd(), p)
-            if info.reduced:  # over tile variables here, over loop ranks by accumulation (emit_write)
-                if mask is not None:  # absent points count as the identity
-                    value = A.np_call("where", mask, value, A.const(op.identity))
-                if reduced:
-                    axes = A.tup(*[A.const(len(lhs_vars) + i) for i in range(len(reduced))])
-                    value = A.np_call(op.array_fn, value, axis=axes)
-                mask = self.lhs_mask(filters, set(stmt.lhs.variables), canon[: len(lhs_vars)], k)
-            if mask is not None:
-                e.stmt(A.assign(A.name("present"), A.np_call("broadcast_to", mask,
-                                                             A.tup(*[self.extent(v, k) for v in lhs_vars]))))
-        else:
-            mask = None
-        covered = {v for o in operands.values() for v in o.vars}
-        if any(v not in covered for v in lhs_vars) or not operands:
-            value = A.call("_fill", value, A.tup(*[self.extent(v, k) for v in lhs_vars]), A.name("dt"))
-        self.emit_write(info, k, value, has_mask=mask is not None)
-
-    def temporary(self, base: str, taken: set[str]) -> str:
-        """A statement-local temporary name: never a name the module uses for anything else."""
-        candidate, k = base, 1
-        while candidate in self.names.used or candidate in taken:
-            k += 1
-            candidate = f"{base}{k}"
-        taken.add(candidate)
-        return candidate
-
-    def lhs_mask(self, filters, kept: set[str], canon_lhs: list[str], k: int):
-        mask = None
-        for cmp in filters:
-            used = {v.var for v in ir.affine_vars(cmp.left) + ir.affine_vars(cmp.right)}
-            if used <= kept:
-                term = ast.Compare(self.affine(cmp.left, canon_lhs, k), [_CMP[cmp.op]()],
-                                   [self.affine(cmp.right, canon_lhs, k)])
-                mask = term if mask is None else ast.BinOp(mask, ast.BitAnd(), term)
-        return mask
-
-    def einsum(self, expr: ir.Expr, operands: dict[str, _Operand], canon: list[str], lhs_vars: list[str]):
-        factors = _product_factors(expr)
-        if factors is None:
-            return None
-        letters: dict[str, str] = {}
-        for v in canon:
-            letter = v[0] if v[0] not in letters.values() else next(
-                c for c in "abcdefghijklmnopqrstuvwxyz" if c not in letters.values())
-            letters[v] = letter
-        subs, arrays, scalars = [], [], []
-        for f in factors:
-            if isinstance(f, ir.Read):
-                o = operands[_access_key(f.access)]
-                subs.append("".join(letters[v] for v in o.vars))
-                arrays.append(o.expr)
-            else:
-                scalars.append(self.expression(f, operands, canon))
-        if not arrays or any(letters[v] not in "".join(subs) for v in lhs_vars):
-            return None  # a left-side variable no factor reads: broadcast by the general path
-        spec = ",".join(subs) + "->" + "".join(letters[v] for v in lhs_vars)
-        value: ast.expr = A.np_call("einsum", A.const(spec), *arrays, optimize=A.const(True))
-        for s in scalars:
-            value = A.binop(value, "*", s)
-        return value
-
-    def expression(self, expr: ir.Expr, operands: dict[str, _Operand], canon: list[str]) -> ast.expr:
-        match expr:
-            case ir.Num(value=v):
-                return A.const(float(v))
-            case ir.ShapeScalar(rank=r):
-                return A.call(ast.Attribute(A.name("dt"), "type", ast.Load()), A.name(self.names.ranks[r]))
-            case ir.Read(access=acc):
-                o = operands[_access_key(acc)]
-                return self.align(o.expr, o.vars, canon)
-            case ir.Neg(operand=x):
-                return ast.UnaryOp(ast.USub(), self.expression(x, operands, canon))
-            case ir.BinOp(op=op, left=l, right=r):
-                return A.binop(self.expression(l, operands, canon), op, self.expression(r, operands, canon))
-            case ir.Call(fn=fn, args=args):
-                return A.np_call(MAP_OPS[fn].numpy, *[self.expression(a, operands, canon) for a in args])
-        raise AssertionError(expr)
-
-    def affine(self, aff: ir.Affine, canon: list[str], k: int) -> ast.expr:
-        match aff:
-            case ir.AffVar(var=v):
-                if v not in canon:
-                    return A.name(self.names.vars[v.upper()])
-                lo, hi = self.coordinates(v, k)
-                shape = [A.const(-1) if c == v else A.const(1) for c in canon]
-                return ast.Call(ast.Attribute(A.np_call("arange", lo, hi), "reshape", ast.Load()), [A.tup(*shape)], [])
-            case ir.AffConst(value=c):
-                return A.const(c)
-            case ir.AffShape(rank=r):
-                return A.name(self.names.ranks[r])
-            case ir.AffNeg(operand=o):
-                return ast.UnaryOp(ast.USub(), self.affine(o, canon, k))
-            case ir.AffBin(op=op, left=l, right=r):
-                return A.binop(self.affine(l, canon, k), op, self.affine(r, canon, k))
-        raise AssertionError(aff)
-
-    def accumulation_loops(self, info: StatementInfo, k: int) -> list[str]:
-        kept = set(self.sem.tensors[info.name].ranks)
-        iterated = {v.upper() for v in info.variables}
-        loops = []
-        for lid in self.mc.paths[k]:
-            rank = self.mc.loop_of[lid]
-            owner = next((p.rank for p in self.mc.partitions.values() if rank in p.names), rank)
-            if owner in iterated and owner not in kept:
-                loops.append(rank)
-        return loops
-
-    def emit_write(self, info: StatementInfo, k: int, value: ast.expr, has_mask: bool) -> None:
-        e, n = self.out, self.names
-        tensor = info.name
-        st = self.mc.storage[tensor]
-        target, _, _ = self.stored_view(info.write, k, writing=True)
-        if st.dram and isinstance(target, ast.Name):  # fill the DRAM array: never alias an input or operand
-            target = ast.Subscript(target, ast.Constant(Ellipsis), ast.Load())
-        presence_target = None
-        if tensor in self.may_be_absent:
-            presence_target = _replace_base(target, self.presence_base(tensor))
-        acc = self.accumulation_loops(info, k)
-        if not acc and not st.dram and presence_target is None:
-            e.stmt(A.assign(target, value))
-            return
-        e.stmt(A.assign(A.name("value"), value))
-        if st.dram and presence_target is not None and has_mask:  # absent points of a DRAM array read as 0
-            e.stmt(A.assign(A.name("value"), A.np_call("where", A.name("present"), A.name("value"), A.const(0.0))))
-        op = REDUCE_OPS[info.reduce_op]
-        if acc:
-            first = None
-            for rank in acc:
-                term = ast.Compare(A.name(n.vars[rank]), [ast.Eq()], [A.const(0)])
-                first = term if first is None else ast.BoolOp(ast.And(), [first, term])
-            e.open_if(first)
-            e.stmt(A.assign(target, A.name("value")))
-            e.open_else()
-            old = A.call("_rd", A.name("trace"), A.const(tensor), target) if st.dram else target
-            combined = {"sum": A.binop(old, "+", A.name("value")), "prod": A.binop(old, "*", A.name("value"))}.get(
-                op.name) or A.np_call(REDUCE_OPS[op.name].numpy, old, A.name("value"))
-            e.stmt(A.assign(target, combined))
-            e.close()
-        else:
-            e.stmt(A.assign(target, A.name("value")))
-        if presence_target is not None:
-            present: ast.expr = A.name("present") if has_mask else A.const(True)
-            if isinstance(presence_target, ast.Name) and not has_mask:  # a whole on-chip element: an array
-                canon = self.tile_vars(info, k)
-                shape = A.tup(*[self.extent(v, k) for v in info.statement.lhs.variables if v in canon])
-                present = A.call("_fill", present, shape, A.name("bool"))
-            e.stmt(A.assign(presence_target, present))
-        if st.dram:
-            e.stmt(ast.Expr(A.call("_wr", A.name("trace"), A.const(tensor), target)))
-
-
-def _access_key(access: ir.Access) -> str:
-    from ..show import show_access
-
-    return show_access(access)
-
-
-_CMP = {"<": ast.Lt, "<=": ast.LtE, "==": ast.Eq, "!=": ast.NotEq, ">=": ast.GtE, ">": ast.Gt}
-
 
 def _ceil_div(a: ast.expr, b: ast.expr) -> ast.expr:
     return A.binop(A.binop(A.binop(a, "+", b), "-", A.const(1)), "//", b)
-
-
-def _is_full_slice(node: ast.expr) -> bool:
-    return isinstance(node, ast.Slice) and node.lower is None and node.upper is None and node.step is None
-
-
-def _replace_base(expr: ast.expr, base: str) -> ast.expr:
-    if isinstance(expr, ast.Subscript):
-        return ast.Subscript(A.name(base), expr.slice, ast.Load())
-    return A.name(base)
-
-
-def _product_factors(expr: ir.Expr) -> list[ir.Expr] | None:
-    match expr:
-        case ir.BinOp(op="*", left=l, right=r):
-            left, right = _product_factors(l), _product_factors(r)
-            return None if left is None or right is None else left + right
-        case ir.Read() | ir.Num() | ir.ShapeScalar():
-            return [expr]
-    return None
 
 
 def _safe_doc(text: str) -> str:

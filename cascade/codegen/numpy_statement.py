@@ -1,0 +1,228 @@
+"""One statement of the NumPy executor generator: its value over a whole tile.
+
+`StatementEmitter.emit_statement` loads each operand's tile (through `stored_view`), computes
+the statement's value as one `np.einsum` when it is a plain sum of products with nothing
+masked, else as an elementwise expression (`expression`, with operands transposed and broadcast
+by `align`) masked by the filters (`affine` turns index arithmetic into coordinate arrays), by
+its operands' presence and by the ragged-tile points they do not reach (`ragged_point`), and
+reduced over its own tile variables; then hands the value to `emit_write`.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass
+
+from .. import ir
+from ..ops import MAP_OPS, REDUCE_OPS
+from ..schedule import statement_text
+from ..semantics import AccessInfo
+from . import pyast as A
+from .numpy_access import AccessEmitter
+from .numpy_layout import access_key
+
+
+@dataclass
+class _Operand:
+    expr: ast.expr
+    vars: list[str]
+    present: ast.expr | None = None  # per point, over `vars`
+    whole: ast.expr | None = None  # a condition over the statement's tile variables (see `ragged_point`)
+
+
+class StatementEmitter(AccessEmitter):
+    """The value of one statement; see the module docstring."""
+
+    def emit_statement(self, k: int) -> None:
+        e = self.out
+        info = self.sem.statements[k]
+        stmt = info.statement
+        e.comment(statement_text(stmt))
+        canon = self.tile_vars(info, k)
+        lhs_vars = [v for v in stmt.lhs.variables if v in canon]
+        reduced = [v for v in canon if v not in lhs_vars]
+        canon = lhs_vars + reduced
+        operands: dict[str, _Operand] = {}
+        temps: set[str] = set()
+        for read in info.reads:
+            key = access_key(read.access)
+            if key not in operands:
+                expr, vars_, present = self.stored_view(read, k)
+                operands[key] = _Operand(expr, vars_, present, self.ragged_point(read, canon, k))
+                if (k, key) in self.hoisted_reads:
+                    expr = operands[key].expr = self.hoisted_reads[(k, key)]
+                if not isinstance(expr, ast.Name):
+                    temp = self.temporary(f"{read.access.tensor}_tile", temps)
+                    e.stmt(A.assign(A.name(temp), expr))
+                    operands[key].expr = A.name(temp)
+        filters = stmt.filters if isinstance(stmt, ir.Einsum) else ()
+        op = REDUCE_OPS[info.reduce_op]
+        presence = [self.align(o.present, o.vars, canon) for o in operands.values() if o.present is not None]
+        presence += [o.whole for o in operands.values() if o.whole is not None]
+        value = None
+        if reduced and info.reduce_op == "sum" and not filters and not presence:
+            value = self.einsum(stmt.expr, operands, canon, lhs_vars)
+        if value is None:
+            value = self.expression(stmt.expr, operands, canon)
+            mask = None
+            for cmp in filters:
+                term = ast.Compare(self.affine(cmp.left, canon, k), [_CMP[cmp.op]()],
+                                   [self.affine(cmp.right, canon, k)])
+                mask = term if mask is None else ast.BinOp(mask, ast.BitAnd(), term)
+            for p in presence:
+                mask = p if mask is None else ast.BinOp(mask, ast.BitAnd(), p)
+            if info.reduced:  # over tile variables here, over loop ranks by accumulation (emit_write)
+                if mask is not None:  # absent points count as the identity
+                    value = A.np_call("where", mask, value, A.const(op.identity))
+                if reduced:
+                    axes = A.tup(*[A.const(len(lhs_vars) + i) for i in range(len(reduced))])
+                    value = A.np_call(op.array_fn, value, axis=axes)
+                mask = self.lhs_mask(filters, set(stmt.lhs.variables), canon[: len(lhs_vars)], k)
+            if mask is not None:
+                e.stmt(A.assign(A.name("present"), A.np_call("broadcast_to", mask,
+                                                             A.tup(*[self.extent(v, k) for v in lhs_vars]))))
+        else:
+            mask = None
+        covered = {v for o in operands.values() for v in o.vars}
+        if any(v not in covered for v in lhs_vars) or not operands:
+            value = A.call("_fill", value, A.tup(*[self.extent(v, k) for v in lhs_vars]), A.name("dt"))
+        self.emit_write(info, k, value, has_mask=mask is not None)
+
+    def temporary(self, base: str, taken: set[str]) -> str:
+        """A statement-local temporary name: never a name the module uses for anything else."""
+        candidate, k = base, 1
+        while candidate in self.names.used or candidate in taken:
+            k += 1
+            candidate = f"{base}{k}"
+        taken.add(candidate)
+        return candidate
+
+    # ------------------------------------------------------------ masks
+    def ragged_point(self, acc: AccessInfo, canon: list[str], k: int) -> ast.expr | None:
+        """For a read of a recurrence over the inner part M0 of `split M = M1 * M0` at element c
+        of M0 (`last`: c = M0) in tile m1, the condition that the element exists: tile m1 of M
+        reaches it (the step m0 = c - 1 ran), `m1 * M0 + c <= M` (over the statement's `canon`
+        tile variables when c is one). Beyond the end of a ragged tile the element is absent
+        (DESIGN.md section 2), though on chip the recurrence still holds its partial value there."""
+        if not self.reads_ragged_point(acc):
+            return None
+        n = self.names
+        inner = self.sem.tensors[acc.access.tensor].iterative
+        assert inner is not None
+        rank, outer = self.inner_parts[inner]
+        axis = next(a for a in acc.axes if a.rank == inner)
+        at: ast.expr
+        if axis.kind == "last":
+            at = A.name(n.ranks[inner])
+        elif axis.kind == "const":
+            at = A.const(axis.offset)
+        else:
+            at = self.affine(ir.AffVar(axis.var), canon, k)
+            if axis.offset:
+                at = A.binop(at, "+", A.const(axis.offset))
+        o_axis = next(a for a in acc.axes if a.rank == outer)
+        tile: ast.expr
+        if o_axis.kind == "last":
+            tile = A.binop(A.name(n.ranks[outer]), "-", A.const(1))
+        elif o_axis.kind == "const":
+            tile = A.const(o_axis.offset)
+        else:
+            tile = A.name(n.vars[outer])
+            if o_axis.offset:
+                tile = A.binop(tile, "+", A.const(o_axis.offset))
+        start = A.binop(tile, "*", A.name(n.ranks[inner]))
+        return ast.Compare(A.binop(start, "+", at), [ast.LtE()], [A.name(n.ranks[rank])])
+
+    def lhs_mask(self, filters, kept: set[str], canon_lhs: list[str], k: int):
+        mask = None
+        for cmp in filters:
+            used = {v.var for v in ir.affine_vars(cmp.left) + ir.affine_vars(cmp.right)}
+            if used <= kept:
+                term = ast.Compare(self.affine(cmp.left, canon_lhs, k), [_CMP[cmp.op]()],
+                                   [self.affine(cmp.right, canon_lhs, k)])
+                mask = term if mask is None else ast.BinOp(mask, ast.BitAnd(), term)
+        return mask
+
+    # ------------------------------------------------------------ expressions
+    def einsum(self, expr: ir.Expr, operands: dict[str, _Operand], canon: list[str], lhs_vars: list[str]):
+        factors = _product_factors(expr)
+        if factors is None:
+            return None
+        letters: dict[str, str] = {}
+        for v in canon:
+            letter = v[0] if v[0] not in letters.values() else next(
+                c for c in "abcdefghijklmnopqrstuvwxyz" if c not in letters.values())
+            letters[v] = letter
+        subs, arrays, scalars = [], [], []
+        for f in factors:
+            if isinstance(f, ir.Read):
+                o = operands[access_key(f.access)]
+                subs.append("".join(letters[v] for v in o.vars))
+                arrays.append(o.expr)
+            else:
+                scalars.append(self.expression(f, operands, canon))
+        if not arrays or any(letters[v] not in "".join(subs) for v in lhs_vars):
+            return None  # a left-side variable no factor reads: broadcast by the general path
+        spec = ",".join(subs) + "->" + "".join(letters[v] for v in lhs_vars)
+        value: ast.expr = A.np_call("einsum", A.const(spec), *arrays, optimize=A.const(True))
+        for s in scalars:
+            value = A.binop(value, "*", s)
+        return value
+
+    def expression(self, expr: ir.Expr, operands: dict[str, _Operand], canon: list[str]) -> ast.expr:
+        match expr:
+            case ir.Num(value=v):
+                return A.const(float(v))
+            case ir.ShapeScalar(rank=r):
+                return A.call(ast.Attribute(A.name("dt"), "type", ast.Load()), A.name(self.names.ranks[r]))
+            case ir.Read(access=acc):
+                o = operands[access_key(acc)]
+                return self.align(o.expr, o.vars, canon)
+            case ir.Neg(operand=x):
+                return ast.UnaryOp(ast.USub(), self.expression(x, operands, canon))
+            case ir.BinOp(op=op, left=l, right=r):
+                return A.binop(self.expression(l, operands, canon), op, self.expression(r, operands, canon))
+            case ir.Call(fn=fn, args=args):
+                return A.np_call(MAP_OPS[fn].numpy, *[self.expression(a, operands, canon) for a in args])
+        raise AssertionError(expr)
+
+    def align(self, expr: ast.expr, have: list[str], canon: list[str]) -> ast.expr:
+        order = sorted(range(len(have)), key=lambda i: canon.index(have[i]))
+        if order != list(range(len(have))):
+            expr = A.np_call("transpose", expr, A.tup(*[A.const(i) for i in order]))
+        present = {have[i] for i in order}
+        missing = [pos for pos, v in enumerate(canon) if v not in present]
+        if missing:
+            expr = A.np_call("expand_dims", expr, A.tup(*[A.const(m) for m in missing]))
+        return expr
+
+    def affine(self, aff: ir.Affine, canon: list[str], k: int) -> ast.expr:
+        match aff:
+            case ir.AffVar(var=v):
+                if v not in canon:
+                    return A.name(self.names.vars[v.upper()])
+                lo, hi = self.coordinates(v, k)
+                shape = [A.const(-1) if c == v else A.const(1) for c in canon]
+                return ast.Call(ast.Attribute(A.np_call("arange", lo, hi), "reshape", ast.Load()), [A.tup(*shape)], [])
+            case ir.AffConst(value=c):
+                return A.const(c)
+            case ir.AffShape(rank=r):
+                return A.name(self.names.ranks[r])
+            case ir.AffNeg(operand=o):
+                return ast.UnaryOp(ast.USub(), self.affine(o, canon, k))
+            case ir.AffBin(op=op, left=l, right=r):
+                return A.binop(self.affine(l, canon, k), op, self.affine(r, canon, k))
+        raise AssertionError(aff)
+
+
+_CMP = {"<": ast.Lt, "<=": ast.LtE, "==": ast.Eq, "!=": ast.NotEq, ">=": ast.GtE, ">": ast.Gt}
+
+
+def _product_factors(expr: ir.Expr) -> list[ir.Expr] | None:
+    match expr:
+        case ir.BinOp(op="*", left=l, right=r):
+            left, right = _product_factors(l), _product_factors(r)
+            return None if left is None or right is None else left + right
+        case ir.Read() | ir.Num() | ir.ShapeScalar():
+            return [expr]
+    return None
