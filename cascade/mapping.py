@@ -61,14 +61,9 @@ def load_mapping(path: str | Path) -> Mapping:
 
 
 def parse_mapping(text: str, file: str = "<mapping>") -> Mapping:
-    import yaml
+    from .yaml_text import load_yaml
 
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{file}:{mark.line + 1}:{mark.column + 1}" if mark else file
-        raise MappingError(f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    data = load_yaml(text, file, MappingError)
     if data is None:
         data = {}
     if not isinstance(data, dict):

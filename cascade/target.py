@@ -64,12 +64,9 @@ def load_target(path: str | Path) -> Target:
 
 
 def parse_target(text: str, file: str = "<target>") -> Target:
-    import yaml
+    from .yaml_text import load_yaml
 
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise TargetError(f"{file}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    data = load_yaml(text, file, TargetError)
     if not isinstance(data, dict):
         raise TargetError(f"{file}: a target file is a YAML mapping (name, kind, clock_hz, units, ...)")
     problems: list[str] = []

@@ -55,14 +55,9 @@ def import_teaal(document: str | MappingABC[str, Any], file: str = "<teaal>",
 
 def _load_yaml(document: str | MappingABC[str, Any], file: str) -> MappingABC[str, Any]:
     if isinstance(document, str):
-        import yaml
+        from .yaml_text import load_yaml
 
-        try:
-            document = yaml.safe_load(document)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f"{file}:{mark.line + 1}:{mark.column + 1}" if mark else file
-            raise TeaalImportError(f"{where}: not valid YAML: {getattr(exc, 'problem', None) or exc}") from None
+        document = load_yaml(document, file, TeaalImportError)
     if not isinstance(document, MappingABC):
         raise TeaalImportError(f"{file}: a TeAAL spec is a YAML mapping with an 'einsum' section")
     return document

@@ -306,6 +306,8 @@ def test_target_errors(tmp_path, capsys):
     assert code == 2 and "needs 'max' operations" in err and "Traceback" not in err
     code = main(["estimate", str(ATT / "attention_3pass.einsum"), "-t", str(tmp_path / "missing.yaml")])
     assert code == 2 and "cannot read target" in capsys.readouterr().err
+    with pytest.raises(TargetError, match=r"^t\.yaml:2:17: not valid YAML: expected"):  # a YAML syntax error, placed
+        parse_target("clock_hz: 1\nunits: {a: [1, 2}\n", "t.yaml")
 
 
 def test_unknown_unit_in_binding(capsys):
