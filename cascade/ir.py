@@ -323,3 +323,15 @@ def expr_calls(expr: Expr) -> list[Call]:
         case BinOp(left=l, right=r):
             return expr_calls(l) + expr_calls(r)
     return []
+
+
+def product_factors(expr: Expr) -> list[Expr] | None:
+    """The factors of a product of reads, numbers and shape scalars (`a * b * 2`), or None when
+    `expr` is anything else."""
+    match expr:
+        case BinOp(op="*", left=left, right=right):
+            lf, rf = product_factors(left), product_factors(right)
+            return None if lf is None or rf is None else lf + rf
+        case Read() | Num() | ShapeScalar():
+            return [expr]
+    return None

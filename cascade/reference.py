@@ -276,22 +276,12 @@ def _evaluate_statement(info: StatementInfo, splits: Mapping[str, tuple[str, str
     _write(info, store, kept_space, shapes, np.broadcast_to(total, kept_space.shape), lhs_active)
 
 
-def _product_factors(expr: ir.Expr) -> list[ir.Expr] | None:
-    match expr:
-        case ir.BinOp(op="*", left=l, right=r):
-            left, right = _product_factors(l), _product_factors(r)
-            return None if left is None or right is None else left + right
-        case ir.Read() | ir.Num() | ir.ShapeScalar():
-            return [expr]
-    return None
-
-
 def _sum_of_products(info: StatementInfo, splits: Mapping[str, tuple[str, str]], store: dict[str, _Stored],
                      shapes: Mapping[str, int], coords: dict[str, np.ndarray]) -> np.ndarray | None:
     """A sum over products of fully present reads, with no filter: one `np.einsum` call.
 
     Returns None (use the general path) whenever absent points could matter."""
-    factors = _product_factors(info.statement.expr)
+    factors = ir.product_factors(info.statement.expr)
     if info.reduce_op != "sum" or factors is None or info.statement.filters:
         return None
     space = _Space(info.variables, coords)

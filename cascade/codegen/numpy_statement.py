@@ -145,7 +145,7 @@ class StatementEmitter(AccessEmitter):
 
     # ------------------------------------------------------------ expressions
     def einsum(self, expr: ir.Expr, operands: dict[str, _Operand], canon: list[str], lhs_vars: list[str]):
-        factors = _product_factors(expr)
+        factors = ir.product_factors(expr)
         if factors is None:
             return None
         letters: dict[str, str] = {}
@@ -218,11 +218,3 @@ class StatementEmitter(AccessEmitter):
 _CMP = {"<": ast.Lt, "<=": ast.LtE, "==": ast.Eq, "!=": ast.NotEq, ">=": ast.GtE, ">": ast.Gt}
 
 
-def _product_factors(expr: ir.Expr) -> list[ir.Expr] | None:
-    match expr:
-        case ir.BinOp(op="*", left=l, right=r):
-            left, right = _product_factors(l), _product_factors(r)
-            return None if left is None or right is None else left + right
-        case ir.Read() | ir.Num() | ir.ShapeScalar():
-            return [expr]
-    return None
