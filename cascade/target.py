@@ -50,12 +50,30 @@ class Target:
     file: str = "<target>"
 
 
+def bundled_target_names() -> list[str]:
+    """The names `-t` accepts without a path (specs/targets/*.yaml)."""
+    from .commands.common import bundled_path
+    from .errors import CascadeError
+
+    try:
+        folder = bundled_path("targets")
+    except CascadeError:
+        return []
+    return sorted(f.stem for f in folder.glob("*.yaml"))
+
+
 def load_target(path: str | Path) -> Target:
     p = Path(path)
     if not p.exists() and not p.suffix:
         from .commands.common import bundled_path
+        from .errors import CascadeError
 
-        p = bundled_path("targets", f"{path}.yaml")
+        try:
+            p = bundled_path("targets", f"{path}.yaml")
+        except CascadeError:
+            names = ", ".join(bundled_target_names()) or "none found: is the package installed with its data?"
+            raise TargetError(f"{path}: no such target file, nor a bundled target of that name "
+                              f"(bundled: {names})") from None
     try:
         text = p.read_text()
     except OSError as exc:

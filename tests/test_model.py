@@ -306,6 +306,10 @@ def test_target_errors(tmp_path, capsys):
     assert code == 2 and "needs 'max' operations" in err and "Traceback" not in err
     code = main(["estimate", str(ATT / "attention_3pass.einsum"), "-t", str(tmp_path / "missing.yaml")])
     assert code == 2 and "cannot read target" in capsys.readouterr().err
+    code = main(["estimate", str(ATT / "attention_3pass.einsum"), "-t", "fusemx"])  # a misspelt bundled name
+    err = capsys.readouterr().err
+    assert code == 2 and "fusemx: no such target file, nor a bundled target" in err
+    assert "bundled: flat_cloud, flat_edge, fusemax, grayskull_e150" in err
     with pytest.raises(TargetError, match=r"^t\.yaml:2:17: not valid YAML: expected"):  # a YAML syntax error, placed
         parse_target("clock_hz: 1\nunits: {a: [1, 2}\n", "t.yaml")
 

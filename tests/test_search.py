@@ -120,6 +120,8 @@ def test_search_errors(capsys):
     assert "gives no per-access energies" in capsys.readouterr().err
     assert main(["search", spec_path, "-t", "fusemax", "--budget", "0"]) == 2
     assert "must be positive" in capsys.readouterr().err
+    assert main(["search", spec_path, "-t", "fusemax", "-o", "/nonexistent-folder/best.yaml"]) == 2
+    assert "its folder does not exist (checked before searching)" in capsys.readouterr().err
 
 
 def test_search_vs_artifact_benchmark_at_1k(capsys):
