@@ -95,9 +95,12 @@ class Spec:
         mapped = self.bind(mapping)
         return render_loop_nest(mapped, self.cascade.file, mapped.mapping.file if mapping is not None else "")
 
-    def estimate(self, mapping: "str | Path | MappingFile | None", target: Any, symbolic: bool = False) -> Any:
+    def estimate(self, mapping: "str | Path | MappingFile | None", target: Any, symbolic: bool = False,
+                 groups: "list[str] | None" = None) -> Any:
         """The cost of running this cascade with a mapping on a target (a file, a bundled name
-        such as 'fusemax', or a `Target`): a `CostReport`."""
+        such as 'fusemax', or a `Target`): a `CostReport`. On a grid target, `groups` (fusion
+        group names such as 'GM+SN+SD+A') costs only those programs, e.g. one measured kernel."""
+        from .errors import CascadeError
         from .model.spatial import estimate_spatial
         from .target import Target, load_target
 
@@ -105,7 +108,10 @@ class Spec:
         if tgt.kind == "grid":
             from .model.grayskull import estimate_grid
 
-            return estimate_grid(self.bind(mapping), tgt)
+            return estimate_grid(self.bind(mapping), tgt, groups)
+        if groups is not None:
+            raise CascadeError(f"--group: costing single programs is for grid targets; {tgt.name} is {tgt.kind}, "
+                               "where a group's cost is listed per group in the report")
         return estimate_spatial(self.bind(mapping), tgt, symbolic=symbolic)
 
     def run(self, inputs: MappingABC[str, "np.ndarray"] | None = None, seed: int = 0) -> dict[str, "np.ndarray"]:

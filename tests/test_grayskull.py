@@ -204,3 +204,20 @@ def test_cli_estimate_text_shows_each_program_per_core(capsys):
     assert f"L1 {group['l1_bytes_per_core'] / 1024:.2f} KiB per core" in out
     assert f"({group['dram_bytes_per_bank'] / 1024:.2f} KiB per bank)" in out
     assert f"NoC multicast {group['noc_multicast_bytes'] / 2**20:.2f} MiB" in out
+
+
+def test_cli_group_costs_one_program(capsys):
+    """`--group GM+SN+SD+A` costs the dedicated softmax program alone (as Table I measures it):
+    the same figures as the model restricted to that group, less than the whole mapping."""
+    argv = ["estimate", str(SPEC), "-m", str(MAPS / "grayskull_dedicated.yaml"), "-t", "grayskull_e150", "--json"]
+    assert main([*argv, "--group", "GM+SN+SD+A"]) == 0
+    alone = json.loads(capsys.readouterr().out)
+    assert main(argv) == 0
+    whole = json.loads(capsys.readouterr().out)
+    assert [g["group"] for g in alone["groups"]] == ["GM+SN+SD+A"]
+    assert alone["groups"][0] == next(g for g in whole["groups"] if g["group"] == "GM+SN+SD+A")
+    assert alone["latency_s"] < whole["latency_s"]
+    assert main([*argv, "--group", "softmax"]) == 2
+    assert "no fusion group 'softmax': the groups are QK+S, GM+SN+SD+A" in capsys.readouterr().err
+    assert main(["estimate", str(SPEC), "-t", "fusemax", "--group", "QK"]) == 2
+    assert "for grid targets" in capsys.readouterr().err

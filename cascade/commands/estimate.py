@@ -14,6 +14,9 @@ def register(sub) -> None:
     p.add_argument("-t", "--target", metavar="TARGET", required=True,
                    help="target file, or a bundled name: fusemax, flat_cloud, flat_edge, grayskull_e150")
     p.add_argument("--symbolic", action="store_true", help="also print every count as a formula in the shapes")
+    p.add_argument("--group", action="append", metavar="NAME",
+                   help="grid targets: cost only this program (fusion group, e.g. GM+SN+SD+A; repeatable), "
+                        "as a kernel measured alone")
     add_shape_option(p)
     add_json_option(p, "the cost report")
     p.set_defaults(func=run)
@@ -21,7 +24,7 @@ def register(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     spec = load_spec(args.spec, args.shape)
-    report = spec.estimate(args.mapping, args.target, symbolic=args.symbolic)
+    report = spec.estimate(args.mapping, args.target, symbolic=args.symbolic, groups=args.group)
     if args.json:
         emit_json(report.to_json())
         return 0

@@ -1,0 +1,75 @@
+"""`cascade demo` (the README's first command): its passes are FuseMax's 3 / 2 / 1, its executors
+match, and its cost rows equal the FuseMax artifact's published numbers at BERT 16K and the
+Grayskull model's per-program estimates."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+import cascade
+from cascade.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACT = ROOT.parent / "shared" / "external" / "fusemax"
+
+
+@pytest.fixture(scope="module")
+def demo():
+    import contextlib
+    import io
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = main(["demo", "--json"])
+    return code, json.loads(out.getvalue())
+
+
+def _artifact(name: str, model: str, length: str) -> dict[str, str]:
+    with open(ARTIFACT / f"attn-{name}.csv") as fh:
+        return next(r for r in csv.DictReader(fh) if r["model"] == model and r["seq_len"] == length)
+
+
+def test_passes_are_fusemax_counts(demo):
+    code, data = demo
+    assert code == 0 and data["ok"]
+    counts = {r["cascade"]: r["passes"] for r in data["passes"]}
+    assert counts["attention_3pass"] == {"M": 3}
+    assert counts["attention_2pass"] == {"M": 2}
+    assert counts["attention_1pass"] == {"M1": 1, "M0": 2}
+
+
+def test_executors_match(demo):
+    _, data = demo
+    assert len(data["executors"]) == 3
+    assert all(r["vs_reference"] < 1e-9 and r["vs_textbook"] < 1e-9 for r in data["executors"])
+
+
+def test_cost_rows_equal_the_artifact_at_bert_16k(demo):
+    _, data = demo
+    rows = {r["dataflow"]: r for r in data["costs"]}
+    for dataflow, csv_name in (("FuseMax", "binding"), ("unfused", "unfused")):
+        art = _artifact(csv_name, "BERT", "16K")
+        assert rows[dataflow]["dram_bytes"] == pytest.approx(float(art["traffic"]), rel=1e-12)
+        assert rows[dataflow]["latency_s"] == pytest.approx(float(art["latency"]), rel=1e-12)
+
+
+def test_grayskull_rows_are_the_programs_table_i_measures(demo):
+    _, data = demo
+    rows = {r["dataflow"]: r for r in data["costs"]}
+    spec = cascade.load(ROOT / "specs" / "attention" / "scores_softmax.einsum")
+    maps = ROOT / "mappings" / "scores_softmax"
+    softmax = spec.estimate(maps / "grayskull_dedicated.yaml", "grayskull_e150", groups=["GM+SN+SD+A"])
+    whole = spec.estimate(maps / "grayskull_dedicated.yaml", "grayskull_e150")
+    assert rows["Grayskull dedicated softmax"]["latency_s"] == softmax.latency_s < whole.latency_s
+    fused = spec.estimate(maps / "grayskull_fused.yaml", "grayskull_e150")
+    assert rows["Grayskull fused"]["latency_s"] == fused.latency_s
+
+
+def test_text_form(capsys):
+    assert main(["demo"]) == 0
+    out = capsys.readouterr().out
+    assert "all executors match" in out and "Grayskull dedicated softmax" in out
