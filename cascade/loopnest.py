@@ -65,7 +65,7 @@ def _trips(mc: MappedCascade, rank: str) -> int:
 
 
 def _leaves(loop: Loop) -> list[int]:
-    out = []
+    out: list[int] = []
     for node in loop.body:
         out.extend(_leaves(node) if isinstance(node, Loop) else [node.statement])
     return out

@@ -33,7 +33,7 @@ def grammar_text() -> str:
     checkout = Path(__file__).resolve().parent.parent / "grammar" / "cascade.lark"
     if checkout.is_file():
         return checkout.read_text()
-    return resources.files("cascade").joinpath("grammar", "cascade.lark").read_text()
+    return resources.files("cascade").joinpath("grammar").joinpath("cascade.lark").read_text()
 
 
 @functools.cache

@@ -281,8 +281,9 @@ def _sum_of_products(info: StatementInfo, splits: Mapping[str, tuple[str, str]],
     """A sum over products of fully present reads, with no filter: one `np.einsum` call.
 
     Returns None (use the general path) whenever absent points could matter."""
-    factors = ir.product_factors(info.statement.expr)
-    if info.reduce_op != "sum" or factors is None or info.statement.filters:
+    stmt = info.statement
+    factors = ir.product_factors(stmt.expr)
+    if info.reduce_op != "sum" or factors is None or not isinstance(stmt, ir.Einsum) or stmt.filters:
         return None
     space = _Space(info.variables, coords)
     if _active(info, splits, space, shapes, set(info.variables)) is not None:
@@ -298,8 +299,10 @@ def _sum_of_products(info: StatementInfo, splits: Mapping[str, tuple[str, str]],
             keep = [k for k, n in enumerate(value.shape) if n != 1 or space.shape[k] == 1]
             operands.append(value.reshape([value.shape[k] for k in keep]))
             subscripts.append("".join(letters[info.variables[k]] for k in keep))
-        else:
-            scale *= float(factor.value if isinstance(factor, ir.Num) else shapes[factor.rank])
+        elif isinstance(factor, ir.Num):
+            scale *= float(factor.value)
+        elif isinstance(factor, ir.ShapeScalar):
+            scale *= float(shapes[factor.rank])
     if not operands:
         return None
     kept = info.variables[: len(info.variables) - len(info.reduced)]

@@ -253,9 +253,11 @@ class _Binder:
     def loop_ranks(self, ks: list[int]) -> set[str]:
         ranks = {n for p in self.parts.values() for n in p.names[:-1]}
         ranks |= {outer for outer, _ in self.sem.splits.values()}
-        ranks |= {self.sem.tensors[self.sem.statements[k].name].iterative for k in ks
-                  if not self.sem.statements[k].is_init} - {None}
-        return ranks  # type: ignore[return-value]
+        for k in ks:
+            iterative = self.sem.tensors[self.sem.statements[k].name].iterative
+            if iterative and not self.sem.statements[k].is_init:
+                ranks.add(iterative)
+        return ranks
 
     def group_order(self, ks: list[int], loop_ranks: set[str]) -> list[str]:
         default = self.m.loop_order.get("default")

@@ -147,7 +147,7 @@ def parse_target(text: str, file: str = "<target>") -> Target:
              "exp_absorbs_subtract", "latency", "energy"}
     return Target(
         name=str(data.get("name") or Path(file).stem), kind=kind, clock_hz=clock, word_bytes=int(word),
-        dram_bandwidth=bandwidth, buffer_bytes=int(capacity or 0), units=units, op_costs=op_costs,
+        dram_bandwidth=float(bandwidth or 0), buffer_bytes=int(capacity or 0), units=units, op_costs=op_costs,
         exp_absorbs_subtract=bool(data.get("exp_absorbs_subtract", False)),
         latency_rule=str(data.get("latency", "max_per_group")),
         energy={k: float(v) for k, v in (data.get("energy") or {}).items()},

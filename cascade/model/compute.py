@@ -70,8 +70,8 @@ def iteration_points(variables: tuple[str, ...], mc: MappedCascade, table: Symbo
     return points
 
 
-def point_ops(stmt: ir.Statement, reduce_op: str, reduces: bool, target: Target) -> Counter:
-    counts: Counter = Counter()
+def point_ops(stmt: ir.Statement, reduce_op: str, reduces: bool, target: Target) -> Counter[str]:
+    counts: Counter[str] = Counter()
     expr = stmt.expr
     fused_mac = reduces and reduce_op == "sum" and isinstance(expr, ir.BinOp) and expr.op == "*"
     _count(expr, counts, target, absorb=False)
