@@ -13,6 +13,8 @@ batch rank such as B or H) is a loop outermost (tile shape 1 or more); other ran
 Einsum keeps or reduces are its space ranks; an Einsum whose space has two ranks runs on a 2D
 unit, one with a single space rank on a 1D unit, when the target has both and they can do its
 operations.
+
+Grid targets (`kind: grid`) are searched by `cascade.search_grid`, which reuses these families.
 """
 
 from __future__ import annotations
@@ -245,10 +247,14 @@ def search(spec, target, objective: str = "latency", budget_s: float = 60.0, top
     if objective not in ("latency", "traffic", "energy"):
         raise CascadeError(f"--objective {objective}: choose latency, traffic or energy")
     tgt = target if isinstance(target, Target) else load_target(target)
-    if tgt.kind != "spatial":
-        raise CascadeError(f"search supports spatial targets; {tgt.name} is a {tgt.kind} target")
     if objective == "energy" and not tgt.energy:
         raise CascadeError(f"--objective energy: target {tgt.name} gives no per-access energies")
+    if tgt.kind == "grid":
+        from .search_grid import search_grid
+
+        return search_grid(spec, tgt, objective, budget_s, top, progress, whole_up_to)
+    if tgt.kind != "spatial":
+        raise CascadeError(f"search supports spatial and grid targets; {tgt.name} is a {tgt.kind} target")
     space = _Space(spec, tgt, whole_up_to)
     families = space.families()
     start = time.perf_counter()

@@ -120,8 +120,6 @@ def run(args: argparse.Namespace) -> int:
     from ..target import load_target
 
     target = load_target(args.target)
-    if args.search and target.kind != "spatial":
-        raise CascadeError(f"--search supports spatial targets; {target.name} is a {target.kind} target")
     for pair in pairs:
         check_swept_ranks(pair, swept)
     points = run_sweep(pairs, axes, target, progress=Progress.for_stderr(),
