@@ -238,11 +238,11 @@ def search(spec, target, objective: str = "latency", budget_s: float = 60.0, top
            progress: Callable[[int, int], None] | None = None, whole_up_to: int = 128) -> SearchResult:
     """The best `top` mappings of `spec` on `target` for the objective (latency, traffic, energy).
     Ranks of `whole_up_to` elements or fewer are never split."""
+    import sympy as sp
+
     from .model.symbolic import cost_formulas, footprint_formula
     from .model.symbols import SymbolTable
     from .target import Target, load_target
-
-    import sympy as sp
 
     if objective not in ("latency", "traffic", "energy"):
         raise CascadeError(f"--objective {objective}: choose latency, traffic or energy")
@@ -260,11 +260,7 @@ def search(spec, target, objective: str = "latency", budget_s: float = 60.0, top
     start = time.perf_counter()
     best: list[Candidate] = []
     scored = candidates = 0
-    for fi, family in enumerate(families):
-        if time.perf_counter() - start > budget_s:
-            break
-        if progress:
-            progress(fi, len(families))
+    for family in within_budget(families, start, budget_s, progress):
         probe = {r: _probe_tiles(spec.shapes[r], n) for r, n in family.levels}
         try:
             mc = spec.bind(space.mapping(family, probe))
@@ -304,6 +300,17 @@ def search(spec, target, objective: str = "latency", budget_s: float = 60.0, top
         del best[top:]
     return SearchResult(best, scored, len(families), candidates, time.perf_counter() - start,
                         compulsory_bytes(spec, tgt.word_bytes), objective)
+
+
+def within_budget(families: list, start: float, budget_s: float,
+                  progress: Callable[[int, int], None] | None):
+    """The families in order while `budget_s` seconds since `start` last, reporting progress."""
+    for done, family in enumerate(families):
+        if time.perf_counter() - start > budget_s:
+            return
+        if progress:
+            progress(done, len(families))
+        yield family
 
 
 def _probe_tiles(size: int, levels: int) -> tuple[int, ...]:

@@ -38,7 +38,7 @@ from typing import Any
 
 from .errors import CascadeError, InternalError
 from .mapping import SpaceTime
-from .search import Candidate, Family, SearchResult, _Space, compulsory_bytes, tile_values
+from .search import Candidate, Family, SearchResult, _Space, compulsory_bytes, tile_values, within_budget
 
 
 @dataclass(frozen=True)
@@ -183,11 +183,7 @@ def search_grid(spec, target, objective: str = "latency", budget_s: float = 60.0
     start = time.perf_counter()
     best: list[GridCandidate] = []
     scored = candidates = 0
-    for fi, family in enumerate(families):
-        if time.perf_counter() - start > budget_s:
-            break
-        if progress:
-            progress(fi, len(families))
+    for family in within_budget(families, start, budget_s, progress):
         axes = space.tile_options(family)
         combos = list(itertools.product(*[opts for _, opts in axes]))
         floor = space.programs(family) * space.grid.dispatch_s  # every program pays its dispatch
