@@ -52,12 +52,9 @@ class Mapping:
 
 
 def load_mapping(path: str | Path) -> Mapping:
-    p = Path(path)
-    try:
-        text = p.read_text()
-    except OSError as exc:
-        raise MappingError(f"{path}: cannot read mapping: {exc.strerror}") from None
-    return parse_mapping(text, str(path))
+    from .yaml_text import read_input
+
+    return parse_mapping(read_input(path, "mapping", MappingError), str(path))
 
 
 def parse_mapping(text: str, file: str = "<mapping>") -> Mapping:

@@ -50,35 +50,30 @@ class Target:
     file: str = "<target>"
 
 
-def bundled_target_names() -> list[str]:
-    """The names `-t` accepts without a path (specs/targets/*.yaml)."""
+def bundled_targets() -> dict[str, Path]:
+    """The targets `-t` accepts by name (specs/targets/*.yaml), name -> file."""
     from .commands.common import bundled_path
     from .errors import CascadeError
 
     try:
         folder = bundled_path("targets")
     except CascadeError:
-        return []
-    return sorted(f.stem for f in folder.glob("*.yaml"))
+        return {}
+    return {f.stem: f for f in sorted(folder.glob("*.yaml"))}
 
 
 def load_target(path: str | Path) -> Target:
+    from .yaml_text import read_input
+
     p = Path(path)
     if not p.exists() and not p.suffix:
-        from .commands.common import bundled_path
-        from .errors import CascadeError
-
-        try:
-            p = bundled_path("targets", f"{path}.yaml")
-        except CascadeError:
-            names = ", ".join(bundled_target_names()) or "none found: is the package installed with its data?"
+        bundled = bundled_targets()
+        if str(path) not in bundled:
+            names = ", ".join(bundled) or "none found: is the package installed with its data?"
             raise TargetError(f"{path}: no such target file, nor a bundled target of that name "
-                              f"(bundled: {names})") from None
-    try:
-        text = p.read_text()
-    except OSError as exc:
-        raise TargetError(f"{path}: cannot read target: {exc.strerror}") from None
-    return parse_target(text, str(p))
+                              f"(bundled: {names})")
+        p = bundled[str(path)]
+    return parse_target(read_input(p, "target", TargetError), str(p))
 
 
 def parse_target(text: str, file: str = "<target>") -> Target:

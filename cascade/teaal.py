@@ -39,12 +39,9 @@ _SKIPPED_SECTIONS = {
 
 
 def load_teaal(path: str | Path, shapes: MappingABC[str, int] | None = None) -> TeaalImport:
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise TeaalImportError(f"{path}: cannot read TeAAL spec: {getattr(exc, 'strerror', None) or exc}") from None
-    return import_teaal(text, p.name, shapes)
+    from .yaml_text import read_input
+
+    return import_teaal(read_input(path, "TeAAL spec", TeaalImportError), Path(path).name, shapes)
 
 
 def import_teaal(document: str | MappingABC[str, Any], file: str = "<teaal>",

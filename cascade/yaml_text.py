@@ -1,12 +1,24 @@
-"""YAML text -> Python data for the project's YAML inputs (mappings, targets, TeAAL specs).
+"""Reading the project's YAML inputs (mappings, targets, TeAAL specs): file -> text -> data.
 
-One place owns the safe loader and how a YAML syntax error is reported: `file:line:col: not
-valid YAML: <problem>`, raised as the caller's own error class, never a traceback.
+One place owns how such a file is read (a missing, unreadable or non-UTF-8 file is the caller's
+own error naming the file) and the safe loader with how a YAML syntax error is reported:
+`file:line:col: not valid YAML: <problem>`; never a traceback.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
+
+
+def read_input(path: str | Path, what: str, error: type[Exception]) -> str:
+    """The UTF-8 text of an input file; failing that, `error('path: cannot read <what>: why')`."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise error(f"{path}: cannot read {what}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise error(f"{path}: cannot read {what}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
 
 
 def load_yaml(text: str, file: str, error: type[Exception]) -> Any:

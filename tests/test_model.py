@@ -344,3 +344,13 @@ def test_unbound_einsums_go_to_the_first_unit_able_to_do_them():
     assert report.per_unit["array2d"]["ops"]["mac"] >= spec.shapes["E"] * points  # QK at least
     with pytest.raises(TargetError, match="bind A to array1d"):
         spec.estimate(parse_mapping("binding: {default: array2d}"), "fusemax")
+
+
+@pytest.mark.parametrize("flag, what", [("-m", "mapping"), ("-t", "target")])
+def test_a_binary_mapping_or_target_file_is_a_user_error(tmp_path, capsys, flag, what):
+    bad = tmp_path / "bad.yaml"
+    bad.write_bytes(b"\xca\xfe\x00\xff")
+    argv = ["estimate", str(ROOT / "specs" / "matmul.einsum"), "-t", "fusemax", flag, str(bad)]
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert code == 2 and f"{bad}: cannot read {what}: not UTF-8 text" in err and "Traceback" not in err
