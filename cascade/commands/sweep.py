@@ -186,7 +186,7 @@ def load_pairs(args: argparse.Namespace) -> list[Pair]:
     for spec_path, mapping_path in given:
         spec = load_spec(spec_path, args.shape)
         mapping = load_mapping(mapping_path) if mapping_path else None
-        searched = bool(getattr(args, "search", False)) and mapping_path is None
+        searched = args.search and mapping_path is None
         label = f"{spec.name}:{Path(mapping_path).stem if mapping_path else ('searched' if searched else 'default')}"
         taken = {p.label for p in pairs}
         label = next(f"{label}#{i}" for i in range(2, len(given) + 2) if f"{label}#{i}" not in taken) \
