@@ -40,7 +40,7 @@ def fusemax_outer_rows(e: int, f: int, p: int, buffer_bytes: int = 16 * 2**20, m
 
 
 def fusemax_mapping(e: int, f: int, p: int):
-    from cascade.mapping import parse_mapping
+    from cascade.mapping.mapping_file import parse_mapping
 
     path = ROOT / "mappings" / "mha_1pass" / "fusemax.yaml"
     text = path.read_text().replace("uniform_shape(32768), uniform_shape(256)",
@@ -50,7 +50,7 @@ def fusemax_mapping(e: int, f: int, p: int):
 
 def row_block_mapping(name: str, rows: int):
     """A baseline mapping with blocks of `rows` query rows instead of the bundled 256."""
-    from cascade.mapping import parse_mapping
+    from cascade.mapping.mapping_file import parse_mapping
 
     path = ROOT / "mappings" / "mha_3pass" / f"{name}.yaml"
     return parse_mapping(path.read_text().replace("P: [uniform_shape(256)]", f"P: [uniform_shape({rows})]"), str(path))
@@ -79,7 +79,7 @@ def artifact(name: str) -> dict[tuple[str, str], dict[str, str]]:
 def evaluate() -> list[dict]:
     import cascade
     from cascade.errors import CascadeError
-    from cascade.target import load_target
+    from cascade.model.target import load_target
 
     targets = {"fusemax": load_target("fusemax"), "flat_cloud": load_target("flat_cloud")}
     one = cascade.load(ROOT / "specs" / "attention" / "mha_1pass.einsum")

@@ -52,7 +52,7 @@ def measured() -> dict[int, dict[str, float | None]]:
 
 
 def fused_mapping(n: int):
-    from cascade.mapping import load_mapping
+    from cascade.mapping.mapping_file import load_mapping
 
     m = load_mapping(MAPS / "grayskull_fused.yaml")
     block = n // FUSED_GRID
@@ -61,7 +61,7 @@ def fused_mapping(n: int):
 
 def estimate(kind: str, n: int, target):
     import cascade
-    from cascade.mapping import load_mapping
+    from cascade.mapping.mapping_file import load_mapping
     from cascade.model.grayskull import estimate_grid
 
     spec = cascade.load(SPEC, {"M": n, "P": n})
@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true", help="print the rows and the calibration as JSON")
     args = parser.parse_args(argv)
-    from cascade.target import load_target
+    from cascade.model.target import load_target
 
     target = load_target(ROOT / "specs" / "targets" / "grayskull_e150.yaml")
     result, cal = rows(target), calibration(target)

@@ -29,7 +29,7 @@ def main() -> int:
 
     import cascade
     from cascade.model.symbolic import cost_formulas, lambdify_cost
-    from cascade.target import load_target
+    from cascade.model.target import load_target
 
     spec = cascade.load(ROOT / "specs/attention/mha_1pass.einsum",
                         dict(B=64, H=12, E=64, F=64, M=65536, P=65536))
@@ -59,8 +59,9 @@ def main() -> int:
     subs_s = time.perf_counter() - t0
 
     # the lambdified model agrees with the numeric model on a few candidates
-    from cascade.mapping import load_mapping
     from dataclasses import replace
+
+    from cascade.mapping.mapping_file import load_mapping
 
     base = load_mapping(mapping)
     checked = 0

@@ -189,7 +189,7 @@ def run_peer(python: Path, cfg: dict, m: int, k: int, n: int) -> dict:
 
 def run_cascade(target, m: int, k: int, n: int) -> dict:
     import cascade
-    from cascade.mapping import parse_mapping
+    from cascade.mapping.mapping_file import parse_mapping
 
     rows, cols = target.units[UNIT].shape
     spec = cascade.load(ROOT / "specs" / "matmul.einsum", shapes={"K": k, "M": m, "N": n})
@@ -325,7 +325,7 @@ def main() -> int:
     parser.add_argument("--venv", type=Path, default=DEFAULT_VENV, help=f"the peer's environment ({DEFAULT_VENV})")
     parser.add_argument("--no-install", action="store_true", help="exit if SCALE-Sim is not installed yet")
     args = parser.parse_args()
-    from cascade.target import load_target
+    from cascade.model.target import load_target
 
     target = load_target(TARGET)
     try:

@@ -84,8 +84,8 @@ def flat_estimate(spec, granularity: str, p1: int, n: int, target):
 
 def part2(lengths: list[str], budget: float) -> list[dict]:
     import cascade
+    from cascade.model.target import load_target
     from cascade.search import search
-    from cascade.target import load_target
 
     target = load_target("flat_cloud")
     spec = cascade.load(ROOT / "specs" / "attention" / "mha_3pass.einsum")

@@ -1,7 +1,9 @@
 """The Python API: `cascade.load(path)` -> `Spec`, a checked cascade with its shapes.
 
-`Spec` is an immutable handle over the IR and its `Semantics`; methods run the later stages
-(`run` now; `passes`, `map`, `estimate` as those stages land) without re-parsing anything.
+`Spec` is an immutable handle over the IR and its `Semantics`; its methods run the later stages
+without re-parsing anything: `run` (reference evaluation), `passes`, `bind`/`map` (mappings into
+loop nests), `compile`/`executor` (generated NumPy code) and `estimate` (cost on a target).
+Every stage is imported lazily, so `import cascade` loads only the language.
 """
 
 from __future__ import annotations
@@ -11,18 +13,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import ir
-from .check import check
-from .parse import parse, parse_file
-from .semantics import Semantics
-from .shapes import resolve_shapes
+from .lang import ir
+from .lang.check import check
+from .lang.parse import parse, parse_file
+from .lang.semantics import Semantics
+from .lang.shapes import resolve_shapes
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from .mapping import Mapping as MappingFile
-    from .passes import PassReport
-    from .schedule import MappedCascade
+    from .analysis.passes import PassReport
+    from .mapping.mapping_file import Mapping as MappingFile
+    from .mapping.schedule import MappedCascade
 
 
 @dataclass(frozen=True)
@@ -42,13 +44,13 @@ class Spec:
         return Spec(self.cascade, self.semantics, resolve_shapes(self.semantics, merged), merged)
 
     def show(self) -> str:
-        from .show import show
+        from .lang.show import show
 
         return show(self.cascade)
 
     def passes(self) -> "PassReport":
         """Passes over every rank and the boundaries between them (DESIGN.md section 3)."""
-        from .passes import count_passes
+        from .analysis.passes import count_passes
 
         return count_passes(self.semantics, self.shapes)
 
@@ -64,8 +66,8 @@ class Spec:
 
     def bind(self, mapping: "str | Path | MappingFile | None" = None) -> "MappedCascade":
         """Apply a mapping (a file, a `Mapping`, or None for the default) -> loop nests."""
-        from .mapping import Mapping, load_mapping
-        from .schedule import bind_mapping
+        from .mapping.mapping_file import Mapping, load_mapping
+        from .mapping.schedule import bind_mapping
 
         if mapping is None:
             bound = Mapping()
@@ -84,13 +86,13 @@ class Spec:
 
     def executor(self, mapping: "str | Path | MappingFile | None" = None) -> Any:
         """The generated executor, imported as a module with `run(**inputs)`."""
-        from .executor import import_source
+        from .codegen.loader import import_source
 
         return import_source(self.compile(mapping), stem=f"{self.name}_executor")
 
     def loop_nest(self, mapping: "str | Path | MappingFile | None" = None) -> str:
         """The mapped loop nest as readable pseudo-code."""
-        from .loopnest import render_loop_nest
+        from .mapping.loopnest import render_loop_nest
 
         mapped = self.bind(mapping)
         return render_loop_nest(mapped, self.cascade.file, mapped.mapping.file if mapping is not None else "")
@@ -102,7 +104,7 @@ class Spec:
         group names such as 'GM+SN+SD+A') costs only those programs, e.g. one measured kernel."""
         from .errors import CascadeError
         from .model.spatial import estimate_spatial
-        from .target import Target, load_target
+        from .model.target import Target, load_target
 
         tgt = target if isinstance(target, Target) else load_target(target)
         if tgt.kind == "grid":

@@ -15,8 +15,8 @@ import time
 import numpy as np
 
 from .api import load
-from .commands.common import bundled_path
 from .errors import CascadeError
+from .resources import bundled_mapping, bundled_path
 
 DEMO_SPECS = ("attention_3pass", "attention_2pass", "attention_1pass")
 EXECUTOR_SHAPES = {"M": 1024, "P": 1024}
@@ -33,8 +33,6 @@ def textbook_attention(q: np.ndarray, k: np.ndarray, v: np.ndarray) -> np.ndarra
 
 
 def _mapping(folder: str, name: str):
-    from .commands.common import bundled_mapping
-
     return bundled_mapping(folder, name)
 
 

@@ -19,11 +19,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import ir
 from .errors import InputError
-from .ops import MAP_OPS, REDUCE_OPS
-from .semantics import AccessInfo, AxisCoord, Semantics, StatementInfo
-from .shapes import resolve_shapes, tensor_shape
+from .lang import ir
+from .lang.ops import MAP_OPS, REDUCE_OPS
+from .lang.semantics import AccessInfo, AxisCoord, Semantics, StatementInfo
+from .lang.shapes import resolve_shapes, tensor_shape
 
 CHUNK_ELEMENTS = 1 << 22
 

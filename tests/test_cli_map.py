@@ -24,7 +24,8 @@ import pytest
 
 import cascade
 from cascade.cli import main
-from cascade.show import show_statement
+from cascade.lang.show import show_statement
+from cascade.mapping.mapping_file import parse_mapping
 
 ROOT = Path(__file__).resolve().parent.parent
 BUNDLED = sorted((ROOT / "mappings").glob("*/*.yaml"))
@@ -100,7 +101,7 @@ def test_map_marks_space_loops(at_root, capsys):
 
 def test_map_trip_counts_stop_at_the_rank(capsys):
     spec = ROOT / "specs/attention/attention_3pass.einsum"
-    mapping = cascade.mapping.parse_mapping("partitioning: {P: [uniform_shape(8), uniform_shape(2)]}")
+    mapping = parse_mapping("partitioning: {P: [uniform_shape(8), uniform_shape(2)]}")
     text = cascade.load(spec, {"P": 11}).loop_nest(mapping)
     # P = 11 in tiles of 8 then 2: p2 runs twice, p1 at most 4 times; the last tile of p0 has 1
     assert "for p2 in [0, 2):" in text and "for p1 in [0, 4):" in text
@@ -198,7 +199,7 @@ def test_spec_names_that_shadow_module_names():
     """Tensors named like the module's own names (np, run, trace, value, dt, inputs, SHAPES) are
     renamed in the code, keep their names in run()'s keywords and results, and still compute."""
     spec = cascade.loads(HOSTILE)
-    mapping = cascade.mapping.parse_mapping("partitioning: {M: [uniform_shape(2)]}\n"
+    mapping = parse_mapping("partitioning: {M: [uniform_shape(2)]}\n"
                                             "fusion: [[dt, value, trace, inputs]]\n")
     source = spec.compile(mapping)
     compile(source, "<hostile executor>", "exec")

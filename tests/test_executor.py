@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 import cascade
-from cascade.mapping import Mapping, load_mapping, parse_mapping
+from cascade.mapping.mapping_file import Mapping, load_mapping, parse_mapping
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = ROOT / "specs"

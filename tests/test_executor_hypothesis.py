@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import cascade
-from cascade.mapping import parse_mapping
+from cascade.mapping.mapping_file import parse_mapping
 
 ROOT = Path(__file__).resolve().parent.parent
 ATTENTION = ROOT / "specs" / "attention"

@@ -1,4 +1,4 @@
-"""The iteration-space graph (`cascade.graph`): nodes, labelled edges, carried edges, producer /
+"""The iteration-space graph (`cascade.analysis.graph`): nodes, labelled edges, carried edges, producer /
 consumer / iteration-space queries, and the DOT text with pass annotations."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 import cascade
-from cascade.graph import PASS_COLOURS, build_graph, node_id, to_dot
+from cascade.analysis.graph import PASS_COLOURS, build_graph, node_id, to_dot
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 

@@ -14,9 +14,9 @@ import pytest
 import cascade
 from cascade.cli import main
 from cascade.errors import MappingError, TargetError
-from cascade.mapping import load_mapping
+from cascade.mapping.mapping_file import load_mapping
 from cascade.model.grayskull import estimate_grid
-from cascade.target import load_target, parse_target
+from cascade.model.target import load_target, parse_target
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEC = ROOT / "specs" / "attention" / "scores_softmax.einsum"

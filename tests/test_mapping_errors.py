@@ -17,7 +17,7 @@ import pytest
 import cascade
 from cascade import MappingError
 from cascade.cli import main
-from cascade.mapping import parse_mapping
+from cascade.mapping.mapping_file import parse_mapping
 
 ROOT = Path(__file__).resolve().parent.parent
 A3 = ROOT / "specs" / "attention" / "attention_3pass.einsum"

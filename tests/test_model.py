@@ -13,10 +13,10 @@ import pytest
 import cascade
 from cascade.cli import main
 from cascade.errors import MappingError, TargetError
-from cascade.mapping import parse_mapping
+from cascade.mapping.mapping_file import parse_mapping
 from cascade.model.symbolic import cost_formulas, lambdify_cost
+from cascade.model.target import load_target, parse_target
 from cascade.model.traffic import dram_traffic
-from cascade.target import load_target, parse_target
 
 ROOT = Path(__file__).resolve().parent.parent
 ATT = ROOT / "specs" / "attention"

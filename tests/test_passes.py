@@ -1,10 +1,10 @@
-"""Pass counting (`cascade.passes`) against hand-derived counts and an independent oracle.
+"""Pass counting (`cascade.analysis.passes`) against hand-derived counts and an independent oracle.
 
 Three layers:
 1. the bundled specs give the counts FuseMax states (3 / 2 / 1 passes over M, ...);
 2. further cascades, each with counts derived by hand and a one-line reason, and checks of the
    boundaries (who waits for what) and their live footprints;
-3. a brute-force oracle, written here without any of `cascade.passes`: on a tiny shape it
+3. a brute-force oracle, written here without any of `cascade.analysis.passes`: on a tiny shape it
    sweeps the fiber of a rank R from its first to its last coordinate, again and again; during a
    sweep at coordinate r it computes every point (one term of one Einsum: an assignment of all
    its variables) whose R-coordinate is r, and every point of an Einsum not iterating R, as soon
@@ -33,8 +33,8 @@ from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
 import cascade
-from cascade import ir
 from cascade.errors import SpecError
+from cascade.lang import ir
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = ROOT / "specs"

@@ -19,7 +19,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import cascade
-from cascade import ir, reference
+from cascade import reference
+from cascade.lang import ir
 
 CORPUS = Path(__file__).parent / "cascades"
 RTOL, ATOL = 1e-9, 1e-12

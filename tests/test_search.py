@@ -13,9 +13,11 @@ import pytest
 import cascade
 from cascade.cli import main
 from cascade.errors import CascadeError
-from cascade.mapping import load_mapping
-from cascade.search import _grid, _Space, compulsory_bytes, search, tile_values
-from cascade.target import parse_target
+from cascade.mapping.mapping_file import load_mapping
+from cascade.model.target import parse_target
+from cascade.search import search
+from cascade.search.space import Space, compulsory_bytes, tile_values
+from cascade.search.spatial import _grid
 
 ROOT = Path(__file__).resolve().parent.parent
 ATT = ROOT / "specs" / "attention"
@@ -42,7 +44,7 @@ def _brute_force(spec, target, objective):
     """Every mapping of the search space, one at a time, through the numeric model
     (`Spec.estimate`, which checks the buffer itself): the true optimum, and how many
     mappings the buffer refused."""
-    space = _Space(spec, target, WHOLE_UP_TO)
+    space = Space(spec, target, WHOLE_UP_TO)
     best, refused = None, 0
     for family in space.families():
         grid, tiles_of = _grid(spec, family, {})

@@ -13,10 +13,10 @@ import pytest
 import cascade
 from cascade.cli import main
 from cascade.errors import CascadeError, MappingError
-from cascade.mapping import dump_mapping, load_mapping, parse_mapping
+from cascade.mapping.mapping_file import dump_mapping, load_mapping, parse_mapping
+from cascade.model.target import load_target, parse_target
 from cascade.search import search
-from cascade.search_grid import GridFamily, _GridSpace
-from cascade.target import load_target, parse_target
+from cascade.search.grid import GridFamily, GridSpace
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEC = ROOT / "specs" / "attention" / "scores_softmax.einsum"
@@ -81,7 +81,7 @@ def test_the_mapping_found_costs_what_it_says(found, grayskull, n):
 
 def test_every_mapping_returned_fits_l1(grayskull):
     spec = scores_softmax(1024)
-    space = _GridSpace(spec, grayskull)
+    space = GridSpace(spec, grayskull)
     for fusion in space.fusions():  # whole ranks: the scores of a row block overflow a core's L1
         with pytest.raises(MappingError, match="of L1 per core"):
             spec.estimate(space.mapping(GridFamily((), (), fusion, 2), {}), grayskull)
@@ -125,7 +125,7 @@ def enumerated():
     """Every candidate of every family through `Spec.estimate`: the optimum of each objective, and
     how many candidates the L1 refused."""
     spec = cascade.load(SPEC, TINY_SHAPES)
-    space = _GridSpace(spec, TINY, WHOLE_UP_TO)
+    space = GridSpace(spec, TINY, WHOLE_UP_TO)
     best: dict[str, float] = {}
     refused = 0
     for family in space.families():

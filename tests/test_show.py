@@ -12,11 +12,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cascade import ir
-from cascade.check import check
 from cascade.cli import main
-from cascade.parse import parse, parse_file
-from cascade.show import show, show_number
+from cascade.lang import ir
+from cascade.lang.check import check
+from cascade.lang.parse import parse, parse_file
+from cascade.lang.show import show, show_number
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEC_FILES = sorted((ROOT / "specs").rglob("*.einsum")) + sorted((ROOT / "tests" / "cascades").glob("*.einsum"))

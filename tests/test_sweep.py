@@ -304,7 +304,7 @@ def test_search_sweep_errors(capsys, argv, message):
 def test_search_sweep_on_a_grid_target(capsys):
     """On Grayskull the searched mapping at each point is the grid search's, costed by the grid
     model; it is no slower than the paper's fused kernel at the same n (tiles n/8 on 8x8 cores)."""
-    from cascade.mapping import parse_mapping
+    from cascade.mapping.mapping_file import parse_mapping
 
     scores = str(ROOT / "specs" / "attention" / "scores_softmax.einsum")
     code, out, _ = sweep(capsys, scores, "--search", "--budget", "5", "-t", "grayskull_e150",

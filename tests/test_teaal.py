@@ -20,8 +20,8 @@ import yaml
 
 import cascade
 from cascade.cli import main
-from cascade.mapping import load_mapping, parse_mapping
-from cascade.teaal import DEFAULT_SHAPE, TeaalImportError, import_teaal
+from cascade.interop.teaal.importer import DEFAULT_SHAPE, TeaalImportError, import_teaal
+from cascade.mapping.mapping_file import load_mapping, parse_mapping
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT.parent / "shared" / "external" / "teaal"

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import ast
 
-from .. import ir
-from ..ops import REDUCE_OPS
-from ..schedule import MappedCascade
-from ..semantics import AccessInfo, AxisCoord, StatementInfo
+from ..lang import ir
+from ..lang.ops import REDUCE_OPS
+from ..lang.semantics import AccessInfo, AxisCoord, StatementInfo
+from ..mapping.schedule import MappedCascade
 from . import pyast as A
 from .numpy_layout import LayoutEmitter, access_key
 

@@ -1,7 +1,7 @@
 """`emit_numpy`: a `MappedCascade` -> the source of a self-contained NumPy executor module.
 
 The module has `run(**inputs) -> dict` and `run_traced(**inputs) -> (dict, trace)`. Loop ranks
-(see `cascade.schedule`) become Python `for` loops; everything below them is whole-tile NumPy:
+(see `cascade.mapping.schedule`) become Python `for` loops; everything below them is whole-tile NumPy:
 `np.einsum` for sums of products, ufuncs for maps, `max`/`sum`/... reductions. Ragged tiles
 are shorter slices (their absent points simply do not exist); filters are masks. The trace
 counts the elements moved to and from DRAM-resident arrays (inputs, outputs, and
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import ast
 
-from ..schedule import Leaf, Loop, MappedCascade
+from ..mapping.schedule import Leaf, Loop, MappedCascade
 from . import pyast as A
 from .numpy_statement import StatementEmitter
 

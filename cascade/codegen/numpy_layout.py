@@ -17,9 +17,9 @@ import ast
 import builtins
 import keyword
 
-from .. import ir
-from ..schedule import MappedCascade
-from ..semantics import StatementInfo
+from ..lang import ir
+from ..lang.semantics import StatementInfo
+from ..mapping.schedule import MappedCascade
 from . import pyast as A
 
 _RESERVED = set(keyword.kwlist) | set(dir(builtins)) | {
@@ -148,6 +148,6 @@ class LayoutEmitter:
 
 def access_key(access: ir.Access) -> str:
     """The text of an access (`A[m, k]`): the key under which a statement keeps its operands."""
-    from ..show import show_access
+    from ..lang.show import show_access
 
     return show_access(access)

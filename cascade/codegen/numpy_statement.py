@@ -13,10 +13,10 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass
 
-from .. import ir
-from ..ops import MAP_OPS, REDUCE_OPS
-from ..schedule import statement_text
-from ..semantics import AccessInfo
+from ..lang import ir
+from ..lang.ops import MAP_OPS, REDUCE_OPS
+from ..lang.semantics import AccessInfo
+from ..mapping.schedule import statement_text
 from . import pyast as A
 from .numpy_access import AccessEmitter
 from .numpy_layout import access_key

@@ -1,13 +1,10 @@
-"""Helpers shared by the subcommands: loading a spec with `--shape`, JSON output, bundled files."""
+"""Helpers shared by the subcommands: loading a spec with `--shape`, JSON output."""
 
 from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 from typing import Any
-
-from ..errors import CascadeError
 
 
 def add_shape_option(p: argparse.ArgumentParser) -> None:
@@ -21,7 +18,7 @@ def add_json_option(p: argparse.ArgumentParser, what: str = "the report") -> Non
 
 def load_spec(path: str, shape_items: list[str]):
     from ..api import load
-    from ..shapes import parse_shape_overrides
+    from ..lang.shapes import parse_shape_overrides
 
     return load(path, parse_shape_overrides(shape_items))
 
@@ -34,23 +31,3 @@ def diagnostic_json(d) -> dict[str, Any]:
     if d.span is None:
         return {"file": None, "line": None, "col": None, "message": d.message}
     return {"file": d.span.file, "line": d.span.line, "col": d.span.col, "message": d.message}
-
-
-def bundled_mapping(folder: str, name: str) -> Path:
-    """A bundled mapping file (source checkout or installed package)."""
-    here = Path(__file__).resolve().parent.parent
-    for root in (here.parent / "mappings", here / "mappings"):
-        candidate = root / folder / f"{name}.yaml"
-        if candidate.exists():
-            return candidate
-    raise CascadeError(f"bundled mapping {folder}/{name}.yaml not found (is the package installed with its data?)")
-
-
-def bundled_path(*parts: str) -> Path:
-    """A file under the bundled `specs/` folder (source checkout or installed package)."""
-    here = Path(__file__).resolve().parent.parent
-    for root in (here.parent / "specs", here / "specs"):
-        candidate = root.joinpath(*parts)
-        if candidate.exists():
-            return candidate
-    raise CascadeError(f"bundled spec {'/'.join(parts)} not found (is the package installed with its data?)")

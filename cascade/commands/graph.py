@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     if out is not None and out.suffix.lower() not in FORMATS:
         raise CascadeError(f"{out}: unknown output format '{out.suffix or '(none)'}': use one of {', '.join(FORMATS)}")
     spec = load_spec(args.spec, args.shape)
-    from ..graph import build_graph, to_dot
+    from ..analysis.graph import build_graph, to_dot
 
     graph = build_graph(spec.semantics)
     report = spec.passes()
@@ -83,7 +83,7 @@ def _render_matplotlib(graph, report, out: Path) -> None:
                            + INSTALL_HINT) from None
     import networkx as nx
 
-    from ..graph import PASS_COLOURS, einsum_pass_labels
+    from ..analysis.graph import PASS_COLOURS, einsum_pass_labels
 
     g = graph.graph
     flow = nx.DiGraph([(a, b) for a, b, d in g.edges(data=True) if d["kind"] != "carried"])

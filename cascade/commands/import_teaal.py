@@ -2,7 +2,7 @@
 
 The mapping file keeps TeAAL's vocabulary. What was skipped or changed (format, architecture,
 bindings, unmodelled partitionings, ...) is printed one line each; a spec that uses a feature the
-language lacks exits 2 with one line saying which (see `cascade.teaal`).
+language lacks exits 2 with one line saying which (see `cascade.interop.teaal`).
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..shapes import parse_shape_overrides
-    from ..teaal import load_teaal
+    from ..interop.teaal.importer import load_teaal
+    from ..lang.shapes import parse_shape_overrides
 
     source = Path(args.teaal)
     out = Path(args.output)

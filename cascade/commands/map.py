@@ -27,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def mapped_json(mapped) -> dict:
-    from ..schedule import Loop
+    from ..mapping.schedule import Loop
 
     sem = mapped.semantics
 

@@ -32,7 +32,7 @@ def _progress(done: int, total: int) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..mapping import dump_mapping
+    from ..mapping.mapping_file import dump_mapping
     from ..search import search
 
     if args.top < 1 or args.budget <= 0:

@@ -43,7 +43,7 @@ class Pair:
 
     label: str
     spec: Any  # cascade.api.Spec
-    mapping: Any  # cascade.mapping.Mapping, or None for the default mapping
+    mapping: Any  # cascade.mapping.mapping_file.Mapping, or None for the default mapping
     spec_path: str
     mapping_path: str | None
     searched: bool = False  # search the best mapping at every point instead of using `mapping`
@@ -117,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
     if args.search and not any(p.searched for p in pairs):
         raise CascadeError("--search searches the pairs given without a mapping, and every pair here has one: "
                            "give SPEC without -m (or --pair SPEC) to have its mapping searched")
-    from ..target import load_target
+    from ..model.target import load_target
 
     target = load_target(args.target)
     for pair in pairs:
@@ -168,7 +168,7 @@ def parse_over(items: list[str]) -> list[Axis]:
 
 
 def load_pairs(args: argparse.Namespace) -> list[Pair]:
-    from ..mapping import load_mapping
+    from ..mapping.mapping_file import load_mapping
 
     given: list[tuple[str, str | None]] = []
     if args.spec:
@@ -196,7 +196,7 @@ def load_pairs(args: argparse.Namespace) -> list[Pair]:
 
 
 def check_swept_ranks(pair: Pair, swept: set[str]) -> None:
-    from ..shapes import known_ranks
+    from ..lang.shapes import known_ranks
 
     outer = {o: (r, inner) for r, (o, inner) in pair.spec.semantics.splits.items()}
     ranks = known_ranks(pair.spec.cascade)

@@ -13,11 +13,11 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from .. import ir
 from ..errors import TargetError
-from ..schedule import MappedCascade
-from ..target import Target
+from ..lang import ir
+from ..mapping.schedule import MappedCascade
 from .symbols import SymbolTable
+from .target import Target
 
 _BINARY_KIND = {"*": "mac", "+": "add", "-": "add", "/": "divide"}
 _REDUCE_KIND = {"sum": "add", "max": "max", "min": "max", "prod": "mac"}

@@ -32,16 +32,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import MappingError, TargetError
-from ..schedule import Group, Load, MappedCascade
-from ..target import Target
+from ..mapping.schedule import Group, Load, MappedCascade
 from .compute import point_ops, statement_ops
 from .spatial import CostReport, _load_elements
+from .target import Target
 from .traffic import _Counter, dram_traffic
 
 
 @dataclass(frozen=True)
 class Grid:
-    """The `grid:` section of a grid target (validated by cascade.target)."""
+    """The `grid:` section of a grid target (validated by cascade.model.target)."""
 
     shape: tuple[int, int]
     compute: tuple[int, int]

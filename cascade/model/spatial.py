@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import MappingError
-from ..schedule import MappedCascade
-from ..target import Target
+from ..mapping.schedule import MappedCascade
 from .compute import statement_ops
+from .target import Target
 from .traffic import dram_traffic
 
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from ..schedule import MappedCascade
-from ..target import Target
+from ..mapping.schedule import MappedCascade
 from .compute import statement_ops
 from .spatial import space_axes
 from .symbols import SymbolTable
+from .target import Target
 from .traffic import dram_traffic
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..schedule import MappedCascade
+from ..mapping.schedule import MappedCascade
 
 
 class SymbolTable:

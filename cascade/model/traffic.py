@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..schedule import MappedCascade
-from ..semantics import AxisCoord
+from ..lang.semantics import AxisCoord
+from ..mapping.schedule import MappedCascade
 from .symbols import SymbolTable
 
 

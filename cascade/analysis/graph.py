@@ -20,8 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .semantics import Semantics
-from .show import show_access, show_index, show_statement
+from ..lang.semantics import Semantics
+from ..lang.show import show_access, show_index, show_statement
 
 if TYPE_CHECKING:
     from .passes import PassReport

@@ -4,8 +4,8 @@ For every rank some Einsum iterates, `count_passes` gives each statement a pass 
 and explains every extra pass: which Einsum must wait, for which complete tensor, and what is
 held across the boundary. The work is split by job:
 
-- `cascade.pass_count` — the counting rules, applied to one rank (`RankCounter`);
-- `cascade.pass_report` — the frozen report records (`PassReport`, `RankPasses`, `Boundary`,
+- `cascade.analysis.pass_count` — the counting rules, applied to one rank (`RankCounter`);
+- `cascade.analysis.pass_report` — the frozen report records (`PassReport`, `RankPasses`, `Boundary`,
   `Wait`, ...) and their plain-data form for JSON;
 - this module — the entry point: which ranks are counted, one counter per rank, one report.
 
@@ -18,9 +18,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from ..lang.semantics import Semantics
 from .pass_count import RankCounter
 from .pass_report import Boundary, EinsumPass, LiveAxis, LiveTensor, PassReport, RankPasses, Wait
-from .semantics import Semantics
 
 __all__ = ["Boundary", "EinsumPass", "LiveAxis", "LiveTensor", "PassReport", "RankPasses", "Wait",
            "count_passes", "counted_ranks"]

@@ -1,7 +1,7 @@
 """The pass-count report: frozen records of passes per rank, the boundaries between passes and
 what each boundary holds, plus their plain-data form for `--json` (DESIGN.md section 7).
 
-`count_passes` (`cascade.passes`) builds a `PassReport`; nothing here counts. A boundary's live
+`count_passes` (`cascade.analysis.passes`) builds a `PassReport`; nothing here counts. A boundary's live
 footprint is every computed tensor produced by the end of the previous pass and read after it
 (inputs are re-read, not held), as a number for the current shapes and as a sympy expression in
 the shapes (built only when asked for: importing sympy alone costs 0.35 s).

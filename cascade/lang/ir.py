@@ -3,7 +3,7 @@
 A `Cascade` is what a `.einsum` file says, nothing more: declarations (shapes, splits, inputs,
 outputs) and statements (`Init` and `Einsum`) in source order. Spans never take part in
 equality, so `parse(show(c)) == c`. Anything derived (tensor ranks, iteration spaces, order of
-evaluation) lives in `cascade.check.Semantics`, not here.
+evaluation) lives in `cascade.lang.semantics.Semantics`, not here.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Union
 
-from .errors import Span
+from ..errors import Span
 
 
 def _span() -> Span | None:
@@ -155,7 +155,7 @@ class BinOp:
 
 @dataclass(frozen=True, slots=True)
 class Call:
-    """A named map operator: `exp(x)`, `max(a, b)`; names are checked against `cascade.ops`."""
+    """A named map operator: `exp(x)`, `max(a, b)`; names are checked against `cascade.lang.ops`."""
 
     fn: str
     args: tuple["Expr", ...]

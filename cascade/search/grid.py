@@ -1,7 +1,7 @@
 """Mapping search on grid targets (`kind: grid`, e.g. Tenstorrent Grayskull): the grid's mapping
 families, its placement rule, its tile-shape candidates, and scoring them one at a time.
 
-The families are the spatial search's (`cascade.search._Space`: splits, loop orders, fusion
+The families are the spatial search's (`cascade.search.space.Space`: splits, loop orders, fusion
 groups), each taken with one or with two space ranks per Einsum. The grid model
 (`cascade.model.grayskull`) is numeric, not a formula, so every candidate is costed with
 `Spec.estimate`; one it refuses (a group whose L1 per core overflows) is pruned. Families are
@@ -36,9 +36,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import CascadeError, InternalError
-from .mapping import SpaceTime
-from .search import Candidate, Family, SearchResult, _Space, compulsory_bytes, tile_values, within_budget
+from ..errors import CascadeError, InternalError
+from ..mapping.mapping_file import SpaceTime
+from .space import Candidate, Family, SearchResult, Space, compulsory_bytes, tile_values, within_budget
 
 
 @dataclass(frozen=True)
@@ -62,9 +62,9 @@ class GridCandidate(Candidate):
         return dict(super().to_json(), space=self.space(), l1_bytes_per_core=self.footprint_bytes)
 
 
-class _GridSpace(_Space):
+class GridSpace(Space):
     def __init__(self, spec, target, whole_up_to: int = 128):
-        from .model.grayskull import grid_of
+        from ..model.grayskull import grid_of
 
         super().__init__(spec, target, whole_up_to)
         self.grid = grid_of(target)
@@ -134,7 +134,7 @@ class _GridSpace(_Space):
         return spacetime, binding
 
     def _contraction(self, info) -> bool:
-        from .model.compute import point_ops
+        from ..model.compute import point_ops
 
         try:
             ops = point_ops(info.statement, info.reduce_op, bool(info.reduced), self.target)
@@ -178,7 +178,7 @@ def search_grid(spec, target, objective: str = "latency", budget_s: float = 60.0
     if objective not in ("latency", "traffic"):
         raise CascadeError(f"--objective {objective}: the grid model of {target.name} gives latency and traffic; "
                            "choose one of them")
-    space = _GridSpace(spec, target, whole_up_to)
+    space = GridSpace(spec, target, whole_up_to)
     families = space.families()
     start = time.perf_counter()
     best: list[GridCandidate] = []

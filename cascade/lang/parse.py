@@ -1,21 +1,21 @@
 """Text -> `Cascade`: the only place that knows the grammar or Lark.
 
-The grammar (`grammar/cascade.lark`) is loaded by `grammar_text()`, from the source checkout or
-from the installed package data. Each line is parsed on its own (one statement a line), so every
-syntax error of a file is reported at once, each as a `Diagnostic` with file:line:col and what
-was expected. One Transformer turns Lark trees into frozen IR; trees never leave this module.
+The grammar (`grammar/cascade.lark`) comes from `cascade.resources.grammar_text()`. Each line is
+parsed on its own (one statement a line), so every syntax error of a file is reported at once,
+each as a `Diagnostic` with file:line:col and what was expected. One Transformer turns Lark trees
+into frozen IR; trees never leave this module.
 """
 
 from __future__ import annotations
 
 import functools
 import re
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from ..errors import Diagnostic, Span, SpecError
+from ..resources import grammar_text
 from . import ir
-from .errors import Diagnostic, Span, SpecError
 
 MAX_DEPTH = 200  # nesting depth of one statement's parse tree (see _too_deep)
 
@@ -26,14 +26,6 @@ _TERMINAL_WORDS = {
     "COMPARE": "a comparison (<, <=, ==, !=, >=, >)",
     "$END": "end of line",
 }
-
-
-def grammar_text() -> str:
-    """The text of `cascade.lark`, from a source checkout or from the installed wheel."""
-    checkout = Path(__file__).resolve().parent.parent / "grammar" / "cascade.lark"
-    if checkout.is_file():
-        return checkout.read_text()
-    return resources.files("cascade").joinpath("grammar").joinpath("cascade.lark").read_text()
 
 
 @functools.cache

@@ -5,7 +5,7 @@ A mapping says in which order and where a cascade is computed, never what: `part
 `default`), `spacetime` (space / time ranks per Einsum, with a `default`), `fusion` (groups of
 Einsums sharing one outer loop nest), `binding` (compute unit per Einsum, with a `default`) and
 `rank-order` (storage order per tensor). Anything left out gets a stated default. This module
-only reads and checks the file's own structure; `cascade.schedule.bind_mapping` checks it
+only reads and checks the file's own structure; `cascade.mapping.schedule.bind_mapping` checks it
 against a cascade.
 """
 
@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import MappingError
+from ..errors import MappingError
 
 KNOWN_KEYS = ("partitioning", "loop-order", "spacetime", "fusion", "binding", "rank-order")
 _UNIFORM = re.compile(r"\s*uniform_shape\(\s*(-?\d+)\s*\)\s*\Z")
@@ -52,13 +52,13 @@ class Mapping:
 
 
 def load_mapping(path: str | Path) -> Mapping:
-    from .yaml_text import read_input
+    from ..yaml_text import read_input
 
     return parse_mapping(read_input(path, "mapping", MappingError), str(path))
 
 
 def parse_mapping(text: str, file: str = "<mapping>") -> Mapping:
-    from .yaml_text import load_yaml
+    from ..yaml_text import load_yaml
 
     data = load_yaml(text, file, MappingError)
     if data is None:

@@ -1,4 +1,4 @@
-"""What every part of the TeAAL import shares (`cascade.teaal` is the entry point).
+"""What every part of the TeAAL import shares (`cascade.interop.teaal` is the entry point).
 
 The result (`TeaalImport`) and error (`TeaalImportError`) types, the default rank shape, the
 syntax of a rank name, and `ImportLog`: the file being imported and the report it collects, one
@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
-from .errors import CascadeError
+from ...errors import CascadeError
 
 DEFAULT_SHAPE = 8
 RANK = re.compile(r"[A-Z][A-Z0-9_]*\Z")

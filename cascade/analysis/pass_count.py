@@ -20,8 +20,8 @@ Init statements are not Einsums (they get no pass), but the element they write i
 any other: reading it at coordinate 0 waits for whatever the init read.
 
 For every extra pass the counter names the Einsum that must wait, the complete tensor it waits
-for, and the live footprint (see `cascade.pass_report`). It reads `Semantics` directly rather
-than the networkx graph of `cascade.graph` (importing networkx is slow); both follow the same
+for, and the live footprint (see `cascade.analysis.pass_report`). It reads `Semantics` directly rather
+than the networkx graph of `cascade.analysis.graph` (importing networkx is slow); both follow the same
 read/write relation.
 """
 
@@ -30,10 +30,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
-from .errors import Diagnostic, InternalError, SpecError
+from ..errors import Diagnostic, InternalError, SpecError
+from ..lang.semantics import AccessInfo, Semantics, StatementInfo
+from ..lang.show import show_access
 from .pass_report import Boundary, EinsumPass, LiveAxis, LiveTensor, RankPasses, Wait
-from .semantics import AccessInfo, Semantics, StatementInfo
-from .show import show_access
 
 _BY_VARIABLE = ("var", "split", "outer", "inner")
 

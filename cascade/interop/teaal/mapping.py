@@ -15,8 +15,8 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
-from .errors import InternalError, MappingError
-from .teaal_common import DEFAULT_SHAPE, RANK, ImportLog
+from ...errors import InternalError, MappingError
+from .common import DEFAULT_SHAPE, RANK, ImportLog
 
 MAPPING_KEYS = ("rank-order", "partitioning", "loop-order", "spacetime")
 _LEVEL = re.compile(r"\s*([A-Za-z_]\w*)\s*\((.*)\)\s*\Z")
@@ -212,7 +212,7 @@ class MappingReader:
 
 def mapping_text(file: str, partitioning: dict, loop_order: dict, spacetime: dict, rank_order: dict) -> str:
     """The mapping YAML text for the tables `MappingReader.read` returns (checked by parsing it)."""
-    from .mapping import parse_mapping
+    from ...mapping.mapping_file import parse_mapping
 
     def names(xs) -> str:
         return f"[{', '.join(xs)}]"

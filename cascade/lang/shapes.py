@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from ..errors import Diagnostic, Span, SpecError
 from . import ir
-from .errors import Diagnostic, Span, SpecError
 from .semantics import Semantics
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import heapq
 
-from .errors import Span
+from ..errors import Span
 from .semantics import StatementInfo, Step, TensorInfo
 
 

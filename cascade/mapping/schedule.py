@@ -22,10 +22,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from . import ir
-from .errors import MappingError
-from .mapping import Mapping
-from .semantics import AccessInfo, AxisCoord, Semantics, StatementInfo
+from ..errors import MappingError
+from ..lang import ir
+from ..lang.semantics import AccessInfo, AxisCoord, Semantics, StatementInfo
+from .mapping_file import Mapping
 
 
 @dataclass(frozen=True)
@@ -203,7 +203,7 @@ class _Binder:
         return [self.hoist_inits(ks) for ks in self.topological_groups(ordered, group_id)]
 
     def dependencies(self) -> list[tuple[int, int]]:
-        from .order import dependency_edges
+        from ..lang.order import dependency_edges
 
         return [(a, b) for a, b, _ in dependency_edges(self.sem.statements, self.sem.tensors)]
 
@@ -581,6 +581,6 @@ class _Binder:
 
 
 def statement_text(stmt: ir.Statement) -> str:
-    from .show import show_statement
+    from ..lang.show import show_statement
 
     return show_statement(stmt).replace("\n", " ")

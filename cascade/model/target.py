@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import TargetError
+from ..errors import TargetError
 
 OP_KINDS = ("mac", "add", "max", "divide", "exp")
 
@@ -52,8 +52,8 @@ class Target:
 
 def bundled_targets() -> dict[str, Path]:
     """The targets `-t` accepts by name (specs/targets/*.yaml), name -> file."""
-    from .commands.common import bundled_path
-    from .errors import CascadeError
+    from ..errors import CascadeError
+    from ..resources import bundled_path
 
     try:
         folder = bundled_path("targets")
@@ -63,7 +63,7 @@ def bundled_targets() -> dict[str, Path]:
 
 
 def load_target(path: str | Path) -> Target:
-    from .yaml_text import read_input
+    from ..yaml_text import read_input
 
     p = Path(path)
     if not p.exists() and not p.suffix:
@@ -77,7 +77,7 @@ def load_target(path: str | Path) -> Target:
 
 
 def parse_target(text: str, file: str = "<target>") -> Target:
-    from .yaml_text import load_yaml
+    from ..yaml_text import load_yaml
 
     data = load_yaml(text, file, TargetError)
     if not isinstance(data, dict):

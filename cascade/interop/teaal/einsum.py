@@ -15,9 +15,9 @@ from collections.abc import Mapping as MappingABC
 from pathlib import Path
 from typing import Any
 
-from . import ir
-from .errors import SpecError
-from .teaal_common import DEFAULT_SHAPE, RANK, ImportLog, TeaalImportError
+from ...errors import SpecError
+from ...lang import ir
+from .common import DEFAULT_SHAPE, RANK, ImportLog, TeaalImportError
 
 _TENSOR = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
 _TOKEN = re.compile(r"\s*(?:([A-Za-z_][A-Za-z0-9_]*)|(\d+(?:\.\d*)?(?:[eE][+-]?\d+)?)|(\S))")
@@ -33,7 +33,7 @@ class EinsumReader:
         self.iters: dict[str, tuple[str, ...]] = {}  # Einsum -> the ranks it iterates
 
     def cascade(self, section: MappingABC[str, Any]) -> ir.Cascade:
-        from .parse import name_from_stem
+        from ...lang.parse import name_from_stem
 
         declared = self.declaration(section.get("declaration"))
         key = "expressions" if "expressions" in section else "expression"
@@ -109,9 +109,9 @@ class EinsumReader:
 
 def einsum_text(log: ImportLog, cascade: ir.Cascade) -> str:
     """The checked `.einsum` text of the imported cascade, headed by the import report."""
-    from .check import check
-    from .parse import parse
-    from .show import show
+    from ...lang.check import check
+    from ...lang.parse import parse
+    from ...lang.show import show
 
     header = [f"# Imported from the TeAAL specification {Path(log.file).name} by `cascade import-teaal`.",
               (f"# TeAAL gives no shapes: every rank defaults to {DEFAULT_SHAPE} (twice its largest tile where the "

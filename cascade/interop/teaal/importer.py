@@ -24,10 +24,10 @@ from collections.abc import Mapping as MappingABC
 from pathlib import Path
 from typing import Any
 
-from . import ir
-from .teaal_common import DEFAULT_SHAPE, ImportLog, TeaalImport, TeaalImportError
-from .teaal_einsum import EinsumReader, einsum_text
-from .teaal_mapping import MAPPING_KEYS, MappingReader, mapping_text
+from ...lang import ir
+from .common import DEFAULT_SHAPE, ImportLog, TeaalImport, TeaalImportError
+from .einsum import EinsumReader, einsum_text
+from .mapping import MAPPING_KEYS, MappingReader, mapping_text
 
 __all__ = ["DEFAULT_SHAPE", "MAPPING_KEYS", "TeaalImport", "TeaalImportError", "import_teaal", "load_teaal"]
 
@@ -39,7 +39,7 @@ _SKIPPED_SECTIONS = {
 
 
 def load_teaal(path: str | Path, shapes: MappingABC[str, int] | None = None) -> TeaalImport:
-    from .yaml_text import read_input
+    from ...yaml_text import read_input
 
     return import_teaal(read_input(path, "TeAAL spec", TeaalImportError), Path(path).name, shapes)
 
@@ -52,7 +52,7 @@ def import_teaal(document: str | MappingABC[str, Any], file: str = "<teaal>",
 
 def _load_yaml(document: str | MappingABC[str, Any], file: str) -> MappingABC[str, Any]:
     if isinstance(document, str):
-        from .yaml_text import load_yaml
+        from ...yaml_text import load_yaml
 
         document = load_yaml(document, file, TeaalImportError)
     if not isinstance(document, MappingABC):

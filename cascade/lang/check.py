@@ -2,7 +2,7 @@
 
 The checks run in three layers (declarations, tensors, statements) and collect diagnostics
 instead of stopping at the first; each names the culprit and, where there is one, the fix.
-Evaluation order (including recurrence groups) is derived in `cascade.order`.
+Evaluation order (including recurrence groups) is derived in `cascade.lang.order`.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import difflib
 import re
 from collections.abc import Iterable
 
+from ..errors import Diagnostic, Span, SpecError
 from . import ir
-from .errors import Diagnostic, Span, SpecError
 from .ops import CALLABLE_MAP_OPS, MAP_OPS, REDUCE_OPS
 from .semantics import AccessInfo, AxisCoord, Semantics, StatementInfo, TensorInfo
 from .shapes import known_ranks
