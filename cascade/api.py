@@ -41,7 +41,8 @@ class Spec:
     def with_shapes(self, **overrides: int) -> "Spec":
         """The same cascade at other shapes, e.g. `spec.with_shapes(M=4096)`."""
         merged = {**self.overrides, **overrides}
-        return Spec(self.cascade, self.semantics, resolve_shapes(self.semantics, merged), merged)
+        shapes = resolve_shapes(self.semantics, merged)
+        return Spec(self.cascade, self.semantics, shapes, {k: shapes[k] for k in merged})
 
     def show(self) -> str:
         from .lang.show import show
@@ -137,5 +138,5 @@ def loads(text: str, shapes: MappingABC[str, int] | None = None, file: str = "<s
 
 def _spec(cascade: ir.Cascade, shapes: MappingABC[str, int] | None) -> Spec:
     sem = check(cascade)
-    overrides = dict(shapes or {})
-    return Spec(cascade, sem, resolve_shapes(sem, overrides), overrides)
+    resolved = resolve_shapes(sem, shapes)  # validates every override: whole numbers, in range
+    return Spec(cascade, sem, resolved, {k: resolved[k] for k in (shapes or {})})

@@ -22,7 +22,7 @@ PACKAGE = ROOT / "cascade"
 # lowest first; see the README's layout section
 LAYERS: list[tuple[str, ...]] = [
     ("errors",),
-    ("resources", "yaml_text"),
+    ("resources", "yaml_text", "limits"),
     ("lang",),
     ("analysis", "reference"),
     ("mapping",),

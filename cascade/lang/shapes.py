@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from ..errors import Diagnostic, Span, SpecError
+from ..limits import MAX_SHAPE, parse_int_text, quote, read_int
 from . import ir
 from .semantics import Semantics
 
@@ -19,10 +20,27 @@ def parse_shape_overrides(items: list[str] | None) -> dict[str, int]:
     for item in items or []:
         name, sep, value = item.partition("=")
         name, value = name.strip(), value.strip()
-        if not sep or not name or not value.isdigit() or int(value) < 1:
-            raise SpecError([Diagnostic(None, f"--shape {item!r}: write RANK=N with N a positive integer, e.g. M=1024")])
-        result[name] = int(value)
+        if not sep or not name:
+            raise SpecError([Diagnostic(None, f"--shape {quote(item)}: write RANK=N with N a positive integer, "
+                                              "e.g. M=1024")])
+        try:
+            result[name] = parse_int_text(value, f"--shape {quote(item)}", _BadShape, 1, MAX_SHAPE)
+        except _BadShape:
+            raise SpecError([Diagnostic(None, f"--shape {quote(item)}: write RANK=N with N a positive integer "
+                                              f"(ASCII digits, at most {MAX_SHAPE}), e.g. M=1024")]) from None
     return result
+
+
+class _BadShape(Exception):
+    pass
+
+
+def _shape_value(what: str, value: object) -> int:
+    """A rank size: a whole number from 1 to MAX_SHAPE (never a bool, float, string or NaN)."""
+    try:
+        return read_int(value, what, _BadShape, 1, MAX_SHAPE)
+    except _BadShape as exc:
+        raise SpecError([Diagnostic(None, f"{exc} (a rank's shape)")]) from None
 
 
 def resolve_shapes(sem: Semantics, overrides: Mapping[str, int] | None = None) -> dict[str, int]:
@@ -32,7 +50,18 @@ def resolve_shapes(sem: Semantics, overrides: Mapping[str, int] | None = None) -
     known = known_ranks(cascade)
     derived = {outer: (rank, inner) for rank, (outer, inner) in sem.splits.items()}
     problems: list[Diagnostic] = []
+    if overrides is not None and not isinstance(overrides, Mapping):
+        raise SpecError([Diagnostic(None, f"shapes {quote(overrides)}: give a mapping of rank name to size, "
+                                          "e.g. {'M': 1024}")])
     for name, size in (overrides or {}).items():
+        if not isinstance(name, str):
+            problems.append(Diagnostic(None, f"shape override {quote(name)}: a rank name is a string such as 'M'"))
+            continue
+        try:
+            size = _shape_value(f"shape of rank {quote(name)}", size)
+        except SpecError as exc:
+            problems.extend(exc.diagnostics)
+            continue
         if name in derived:
             rank, inner = derived[name]
             problems.append(Diagnostic(None, f"--shape {name}={size}: {name} is derived as ceil({rank} / {inner}); "
