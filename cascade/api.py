@@ -133,6 +133,15 @@ def load(path: str | Path, shapes: MappingABC[str, int] | None = None) -> Spec:
 
 def loads(text: str, shapes: MappingABC[str, int] | None = None, file: str = "<string>") -> Spec:
     """Like `load`, from text."""
+    from .errors import Diagnostic, SpecError
+    from .limits import MAX_INPUT_BYTES, quote
+
+    if not isinstance(text, str) or not isinstance(file, str):
+        raise SpecError([Diagnostic(None, f"loads({quote(text)}, file={quote(file)}): the spec text and its file "
+                                          "label are strings")])
+    if len(text) > MAX_INPUT_BYTES:
+        raise SpecError([Diagnostic(None, f"{file}: a spec of {len(text)} characters is over the limit of "
+                                          f"{MAX_INPUT_BYTES}")])
     return _spec(parse(text, file=file), shapes)
 
 

@@ -75,13 +75,13 @@ def read_real(value: Any, what: str, error: type[Exception], minimum: float = 0.
               above: bool = True, maximum: float = 1e30) -> float:
     """A finite number (int or float, not bool) above (or at least) `minimum` and at most `maximum`."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) and not is_int(value):
-        raise error(f"{what}: {quote(value)} is not a number")
+        raise error(f"{what}: expected a number, got {quote(value)}")
     try:
         number = float(value)
     except OverflowError:
         number = math.inf
     if not math.isfinite(number):
-        raise error(f"{what}: {quote(value)} is not a finite number")
+        raise error(f"{what}: expected a finite number, got {quote(value)}")
     low_ok = number > minimum if above else number >= minimum
     if not low_ok or number > maximum:
         bound = f"above {minimum:g}" if above else f"at least {minimum:g}"

@@ -43,11 +43,16 @@ def _parser() -> Any:
 
 def parse_file(path: str | Path) -> ir.Cascade:
     """Parse a `.einsum` file; raises `SpecError` listing every syntax error."""
+    from ..limits import quote
+    from ..yaml_text import read_bounded
+
+    if not isinstance(path, (str, Path)):
+        raise SpecError([Diagnostic(None, f"{quote(path)}: a spec is given as a file path (str or pathlib.Path)")])
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8-sig")  # -sig: a byte-order mark from some editors is not text
+        text = read_bounded(p).decode("utf-8-sig")  # -sig: a byte-order mark from some editors is not text
     except OSError as exc:
-        raise SpecError([Diagnostic(None, f"{path}: cannot read spec: {exc.strerror}")]) from None
+        raise SpecError([Diagnostic(None, f"{path}: cannot read spec: {exc.strerror or exc}")]) from None
     except UnicodeDecodeError as exc:
         line = exc.object[: exc.start].count(b"\n") + 1
         raise SpecError([Diagnostic(Span(str(path), line, 1), f"not UTF-8 text (byte 0x{exc.object[exc.start]:02x} "

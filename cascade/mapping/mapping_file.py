@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import MappingError
+from ..limits import MAX_SHAPE, quote
 
 KNOWN_KEYS = ("partitioning", "loop-order", "spacetime", "fusion", "binding", "rank-order")
-_UNIFORM = re.compile(r"\s*uniform_shape\(\s*(-?\d+)\s*\)\s*\Z")
+_UNIFORM = re.compile(r"\s*uniform_shape\(\s*(-?[0-9]{1,20})\s*\)\s*\Z")
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
 
 
@@ -70,7 +71,7 @@ def parse_mapping(text: str, file: str = "<mapping>") -> Mapping:
     problems: list[str] = []
     for key in data:
         if key not in KNOWN_KEYS:
-            problems.append(f"{file}: unknown key '{key}': the keys are {', '.join(KNOWN_KEYS)}")
+            problems.append(f"{file}: unknown key {quote(key)}: the keys are {', '.join(KNOWN_KEYS)}")
     reader = _Reader(file, problems)
     mapping = Mapping(
         partitioning=reader.partitioning(data.get("partitioning")),
@@ -105,7 +106,7 @@ class _Reader:
         if isinstance(value, str):
             value = [v.strip() for v in value.strip("[]").split(",") if v.strip()]
         if not isinstance(value, list) or not all(isinstance(v, str) and _NAME.match(v) for v in value):
-            self.bad(key, f"expected a list of names like [P1, M1, P0], got {value!r}")
+            self.bad(key, f"expected a list of names like [P1, M1, P0], got {quote(value)}")
             return None
         if len(set(value)) != len(value):
             repeated = sorted({v for v in value if value.count(v) > 1})
@@ -126,13 +127,13 @@ class _Reader:
                 continue
             shapes = []
             for level in levels:
-                match = _UNIFORM.match(str(level))
+                match = _UNIFORM.match(level) if isinstance(level, str) else None
                 if match is None:
-                    self.bad(key, f"'{level}' is not supported: write uniform_shape(N) with N a tile shape")
+                    self.bad(key, f"{quote(level)} is not supported: write uniform_shape(N) with N a tile shape")
                     break
                 n = int(match.group(1))
-                if n < 1:
-                    self.bad(key, f"uniform_shape({n}): a tile shape must be at least 1")
+                if not 1 <= n <= MAX_SHAPE:
+                    self.bad(key, f"uniform_shape({n}): a tile shape must be at least 1 and at most {MAX_SHAPE}")
                     break
                 shapes.append(n)
             else:
@@ -157,8 +158,8 @@ class _Reader:
             if not isinstance(entry, dict) or set(entry) - {"space", "time"}:
                 self.bad(key, "expected {space: [...], time: [...]}")
                 continue
-            space = self.names(f"{key}.space", [_strip_qualifier(r) for r in entry.get("space") or []])
-            time = self.names(f"{key}.time", [_strip_qualifier(r) for r in entry.get("time") or []])
+            space = self.names(f"{key}.space", _strip_qualifiers(entry.get("space")))
+            time = self.names(f"{key}.time", _strip_qualifiers(entry.get("time")))
             if space is not None and time is not None:
                 if set(space) & set(time):
                     self.bad(key, f"{', '.join(sorted(set(space) & set(time)))} both space and time")
@@ -189,10 +190,17 @@ class _Reader:
         out = {}
         for name, unit in self.table("binding", value).items():
             if not isinstance(unit, str) or not _NAME.match(unit):
-                self.bad(f"binding.{name}", f"expected a compute unit name, got {unit!r}")
+                self.bad(f"binding.{name}", f"expected a compute unit name, got {quote(unit)}")
                 continue
             out[str(name)] = unit
         return out
+
+
+def _strip_qualifiers(ranks: Any) -> Any:
+    """A spacetime list with qualifiers stripped; anything but a list is passed on for `names` to refuse."""
+    if ranks is None:
+        return []
+    return [_strip_qualifier(r) for r in ranks] if isinstance(ranks, list) else ranks
 
 
 def _strip_qualifier(rank: Any) -> Any:

@@ -10,11 +10,13 @@ tile, DRAM banks and achieved efficiency, NoC, cycles per tile operation, dispat
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..errors import TargetError
+from ..limits import MAX_SHAPE, is_int, quote, read_bool, read_int, read_real
 
 OP_KINDS = ("mac", "add", "max", "divide", "exp")
 
@@ -65,6 +67,10 @@ def bundled_targets() -> dict[str, Path]:
 def load_target(path: str | Path) -> Target:
     from ..yaml_text import read_input
 
+    if not isinstance(path, (str, Path)):
+        from ..limits import quote
+
+        raise TargetError(f"target {quote(path)}: give a target file path or a bundled name such as 'fusemax'")
     p = Path(path)
     if not p.exists() and not p.suffix:
         bundled = bundled_targets()
@@ -83,71 +89,124 @@ def parse_target(text: str, file: str = "<target>") -> Target:
     if not isinstance(data, dict):
         raise TargetError(f"{file}: a target file is a YAML mapping (name, kind, clock_hz, units, ...)")
     problems: list[str] = []
-
-    def need(key: str, kind: type | tuple, where: dict = data, prefix: str = "") -> Any:
-        value = where.get(key) if isinstance(where, dict) else None
-        if value is None:
-            problems.append(f"{file}: {prefix}{key}: missing")
-            return None
-        if kind in (float, (int, float)) and isinstance(value, (int, float)) and not isinstance(value, bool):
-            if value <= 0:
-                problems.append(f"{file}: {prefix}{key}: must be positive, got {value}")
-                return None
-            return float(value)
-        if not isinstance(value, kind):
-            what = "a number" if kind in (float, (int, float)) else getattr(kind, "__name__", str(kind))
-            problems.append(f"{file}: {prefix}{key}: expected {what}, got {value!r}")
-            return None
-        return value
-
+    read = _FieldReader(file, problems)
+    unknown = [k for k in data if k not in _KNOWN_KEYS]
+    if unknown:
+        problems.append(f"{file}: {', '.join(quote(k) for k in unknown)}: not a target field "
+                        f"(the fields: {', '.join(sorted(_KNOWN_KEYS))})")
     kind = data.get("kind", "spatial")
     if kind not in ("spatial", "grid"):
-        problems.append(f"{file}: kind: '{kind}' is not one of spatial, grid")
-    clock = need("clock_hz", (int, float))
-    word = need("word_bytes", (int, float))
-    dram = need("dram", dict) or {}
-    bandwidth = need("bandwidth_bytes_per_s", (int, float), dram, "dram.") if dram else None
-    buffer = data.get("buffer") or {}
-    capacity = buffer.get("capacity_bytes") if isinstance(buffer, dict) else None
-    if kind == "spatial" and not isinstance(capacity, int):
-        problems.append(f"{file}: buffer.capacity_bytes: missing or not an integer")
+        problems.append(f"{file}: kind: {quote(kind)} is not one of spatial, grid")
+    clock = read.real("clock_hz", data.get("clock_hz"))
+    word = read.integer("word_bytes", data.get("word_bytes"), maximum=1024)
+    dram = read.table("dram", data.get("dram"), required=True)
+    bandwidth = read.real("dram.bandwidth_bytes_per_s", dram.get("bandwidth_bytes_per_s")) if dram else None
+    read.no_other_keys("dram", dram, {"bandwidth_bytes_per_s"})
+    buffer = read.table("buffer", data.get("buffer"), required=kind == "spatial")
+    capacity = read.integer("buffer.capacity_bytes", buffer.get("capacity_bytes")) if kind == "spatial" else None
+    read.no_other_keys("buffer", buffer, {"capacity_bytes"})
     units: dict[str, Unit] = {}
-    for name, spec in (need("units", dict) or {}).items():
+    unit_table = read.table("units", data.get("units"), required=True)
+    for name, spec in unit_table.items():
         if not isinstance(spec, dict):
-            problems.append(f"{file}: units.{name}: expected {{shape: [...], ops: [...]}}")
+            problems.append(f"{file}: units.{quote(name)}: expected {{shape: [...], ops: [...]}}")
             continue
+        read.no_other_keys(f"units.{name}", spec, {"shape", "ops"})
         shape = spec.get("shape", [1])
         ops = spec.get("ops", [])
-        if not (isinstance(shape, list) and shape and all(isinstance(n, int) and n > 0 for n in shape)):
-            problems.append(f"{file}: units.{name}.shape: expected a list of positive integers like [256, 256]")
+        if not (isinstance(shape, list) and 0 < len(shape) <= 4
+                and all(is_int(n) and 0 < n <= MAX_SHAPE for n in shape)):
+            problems.append(f"{file}: units.{name}.shape: expected a list of positive integers like [256, 256], "
+                            f"got {quote(shape)}")
+            continue
+        if not isinstance(ops, list) or not ops or not all(isinstance(o, str) for o in ops):
+            problems.append(f"{file}: units.{name}.ops: expected a non-empty list of operation kinds "
+                            f"({', '.join(OP_KINDS)}), got {quote(ops)}")
             continue
         bad = [o for o in ops if o not in OP_KINDS]
-        if bad or not ops:
-            problems.append(f"{file}: units.{name}.ops: unknown {', '.join(map(str, bad)) or 'empty list'}; "
+        if bad:
+            problems.append(f"{file}: units.{name}.ops: unknown {', '.join(str(b)[:40] for b in bad)}; "
                             f"the operation kinds are {', '.join(OP_KINDS)}")
             continue
-        units[name] = Unit(str(name), tuple(shape), tuple(ops))
+        units[str(name)] = Unit(str(name), tuple(int(n) for n in shape), tuple(ops))
     op_costs: dict[str, dict[str, float]] = {}
-    for op, cost in (data.get("op_costs") or {}).items():
-        if not isinstance(cost, dict) or any(k not in OP_KINDS or not isinstance(v, (int, float))
-                                             for k, v in cost.items()):
-            problems.append(f"{file}: op_costs.{op}: expected {{kind: count}} with kinds from {', '.join(OP_KINDS)}")
+    for op, cost in read.table("op_costs", data.get("op_costs")).items():
+        if not isinstance(cost, dict) or any(k not in OP_KINDS for k in cost):
+            problems.append(f"{file}: op_costs.{quote(op)}: expected {{kind: count}} with kinds from "
+                            f"{', '.join(OP_KINDS)}")
             continue
-        op_costs[str(op)] = {k: int(v) if float(v).is_integer() else float(v) for k, v in cost.items()}
+        counts = {k: read.real(f"op_costs.{op}.{k}", v, minimum=0, above=False) for k, v in cost.items()}
+        if all(v is not None for v in counts.values()):
+            op_costs[str(op)] = {k: int(v) if float(v).is_integer() else float(v) for k, v in counts.items()}
+    absorbs = read.boolean("exp_absorbs_subtract", data.get("exp_absorbs_subtract", False))
+    latency = data.get("latency", "max_per_group")
+    if latency != "max_per_group":
+        problems.append(f"{file}: latency: {quote(latency)} is not a latency rule (the rule: max_per_group)")
+    energy = {str(k): read.real(f"energy.{k}", v, minimum=0, above=False)
+              for k, v in read.table("energy", data.get("energy")).items()}
+    if not isinstance(data.get("name", ""), (str, type(None))):
+        problems.append(f"{file}: name: expected a string, got {quote(data.get('name'))}")
     if kind == "grid":
         problems.extend(grid_problems(data.get("grid"), units, file))
     if problems:
         raise TargetError("\n".join(problems))
-    known = {"name", "kind", "clock_hz", "word_bytes", "dram", "buffer", "units", "op_costs",
-             "exp_absorbs_subtract", "latency", "energy"}
     return Target(
-        name=str(data.get("name") or Path(file).stem), kind=kind, clock_hz=clock, word_bytes=int(word),
-        dram_bandwidth=float(bandwidth or 0), buffer_bytes=int(capacity or 0), units=units, op_costs=op_costs,
-        exp_absorbs_subtract=bool(data.get("exp_absorbs_subtract", False)),
-        latency_rule=str(data.get("latency", "max_per_group")),
-        energy={k: float(v) for k, v in (data.get("energy") or {}).items()},
-        extra={k: v for k, v in data.items() if k not in known}, file=file,
+        name=str(data.get("name") or Path(file).stem), kind=kind, clock_hz=float(clock), word_bytes=int(word),
+        dram_bandwidth=float(bandwidth), buffer_bytes=int(capacity or 0), units=units, op_costs=op_costs,
+        exp_absorbs_subtract=bool(absorbs), latency_rule=str(latency),
+        energy={k: float(v) for k, v in energy.items()},
+        extra={k: v for k, v in data.items() if k not in _TYPED_KEYS}, file=file,
     )
+
+
+_TYPED_KEYS = {"name", "kind", "clock_hz", "word_bytes", "dram", "buffer", "units", "op_costs",
+               "exp_absorbs_subtract", "latency", "energy"}
+_KNOWN_KEYS = _TYPED_KEYS | {"grid"}
+
+
+class _Bad(Exception):
+    pass
+
+
+class _FieldReader:
+    """Reads one target file's fields through the validated-number reader, collecting problems."""
+
+    def __init__(self, file: str, problems: list[str]):
+        self.file, self.problems = file, problems
+
+    def _take(self, reader: Any, key: str, value: Any, **kw: Any) -> Any:
+        if value is None:
+            self.problems.append(f"{self.file}: {key}: missing")
+            return None
+        try:
+            return reader(value, f"{self.file}: {key}", _Bad, **kw)
+        except _Bad as exc:
+            self.problems.append(str(exc))
+            return None
+
+    def real(self, key: str, value: Any, minimum: float = 0.0, above: bool = True) -> float | None:
+        return self._take(read_real, key, value, minimum=minimum, above=above)
+
+    def integer(self, key: str, value: Any, maximum: int = 1 << 62) -> int | None:
+        return self._take(read_int, key, value, minimum=1, maximum=maximum)
+
+    def boolean(self, key: str, value: Any) -> bool | None:
+        return self._take(read_bool, key, value)
+
+    def table(self, key: str, value: Any, required: bool = False) -> dict:
+        if value is None and not required:
+            return {}
+        if not isinstance(value, dict) or (required and not value):
+            got = "missing" if value is None else f"got {quote(value)}"
+            self.problems.append(f"{self.file}: {key}: expected a mapping of fields, {got}")
+            return {}
+        return value
+
+    def no_other_keys(self, key: str, table: dict, allowed: set[str]) -> None:
+        unknown = [k for k in table if k not in allowed]
+        if unknown:
+            self.problems.append(f"{self.file}: {key}: {', '.join(quote(k) for k in unknown)} not a field here "
+                                 f"(the fields: {', '.join(sorted(allowed))})")
 
 
 def grid_problems(grid: Any, units: dict[str, Unit], file: str) -> list[str]:
@@ -159,19 +218,20 @@ def grid_problems(grid: Any, units: dict[str, Unit], file: str) -> list[str]:
     out: list[str] = []
 
     def positive(key: str, value: Any, integer: bool = False, zero_ok: bool = False) -> bool:
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and (value >= 0 if zero_ok else value > 0)
+        ok = (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+              and (value >= 0 if zero_ok else value > 0))
         if ok and integer and not float(value).is_integer():
             ok = False
         if not ok:
             what = "a non-negative" if zero_ok else "a positive"
-            out.append(f"{file}: grid.{key}: expected {what} {'integer' if integer else 'number'}, got {value!r}")
+            out.append(f"{file}: grid.{key}: expected {what} {'integer' if integer else 'number'}, got {quote(value)}")
         return ok
 
     def pair(key: str) -> tuple[int, int] | None:
         value = grid.get(key)
         if not (isinstance(value, list) and len(value) == 2
                 and all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in value)):
-            out.append(f"{file}: grid.{key}: expected [rows, columns] of positive integers, got {value!r}")
+            out.append(f"{file}: grid.{key}: expected [rows, columns] of positive integers, got {quote(value)}")
             return None
         return value[0], value[1]
 
