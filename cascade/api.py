@@ -61,9 +61,21 @@ class Spec:
         from .errors import InputError
         from .reference import random_inputs
 
-        if not isinstance(seed, (int, np.integer)) or seed < 0:
+        if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
             raise InputError(f"seed {seed!r}: a seed is a non-negative integer")
-        return random_inputs(self.semantics, self.shapes, seed, dtype or np.float64)
+        dt = np.dtype(dtype or np.float64)
+        self.check_sizes([d.name for d in self.cascade.inputs], dt.itemsize)
+        return random_inputs(self.semantics, self.shapes, seed, dt.type)
+
+    def check_sizes(self, tensors: "list[str] | None" = None, itemsize: int = 8) -> None:
+        """Refuse, before any allocation, tensors (default: every tensor of the cascade, as the
+        reference evaluator holds them) that cannot fit in memory: an `InputError` with the size."""
+        from .errors import InputError
+        from .lang.shapes import tensor_shape
+        from .limits import check_tensor_sizes
+
+        names = list(self.semantics.tensors) if tensors is None else tensors
+        check_tensor_sizes({n: tensor_shape(self.semantics, n, self.shapes) for n in names}, itemsize, InputError)
 
     def bind(self, mapping: "str | Path | MappingFile | None" = None) -> "MappedCascade":
         """Apply a mapping (a file, a `Mapping`, or None for the default) -> loop nests."""
@@ -122,6 +134,7 @@ class Spec:
         from .reference import evaluate
 
         given = dict(inputs or {})
+        self.check_sizes()
         full = {**{k: v for k, v in self.random_inputs(seed).items() if k not in given}, **given}
         return evaluate(self.semantics, full, self.shapes)
 

@@ -94,3 +94,34 @@ def read_bool(value: Any, what: str, error: type[Exception]) -> bool:
     if not isinstance(value, bool):
         raise error(f"{what}: {quote(value)} is not true or false")
     return value
+
+
+def available_memory() -> int:
+    """Bytes of memory free for new arrays (Linux `MemAvailable`), else MAX_TENSOR_BYTES."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return MAX_TENSOR_BYTES
+
+
+def check_tensor_sizes(shapes: dict[str, tuple[int, ...]], itemsize: int, error: type[Exception],
+                       hint: str = "give smaller shapes with --shape") -> None:
+    """Refuse, before anything is allocated, a set of arrays that cannot fit: one over
+    MAX_TENSOR_BYTES, or all together over the memory available ('A needs 7.3 TiB ...')."""
+    sizes = {name: math.prod(shape) * itemsize for name, shape in shapes.items()}
+    if not sizes:
+        return
+    name, biggest = max(sizes.items(), key=lambda kv: kv[1])
+    free = available_memory()
+    dims = " x ".join(map(str, shapes[name])) or "a scalar"
+    if biggest > MAX_TENSOR_BYTES:
+        raise error(f"{name} needs {human_bytes(biggest)} ({dims} elements of {itemsize} bytes), over the "
+                    f"{human_bytes(MAX_TENSOR_BYTES)} one array may have: {hint}")
+    total = sum(sizes.values())
+    if total > free:
+        raise error(f"the arrays need {human_bytes(total)} together ({name} alone {human_bytes(biggest)}), "
+                    f"more than the {human_bytes(free)} of memory available: {hint}")

@@ -129,7 +129,7 @@ READABLE = [(A1, TILED), ("specs/attention/mha_1pass.einsum", "mappings/mha_1pas
 
 # Names the module defines for itself (its prelude and fixed locals).
 MODULE_NAMES = {"numpy", "np", "SHAPES", "run", "run_traced", "inputs", "trace", "outputs", "dt", "value", "present",
-                "_execute", "_rd", "_wr", "_input", "_fill", "_merge", "_where", "tensor", "view", "array",
+                "_execute", "_rd", "_wr", "_input", "InputError", "_fill", "_merge", "_where", "tensor", "view", "array",
                 "ndim", "shape", "lo", "hi", "index",
                 "dtype", "optimize", "axis"}  # NumPy keyword arguments
 SUFFIX = re.compile(r"(?:_tile\d*|_prev|_cur|_present|_lo|_hi|_n)?_*\d*\Z")

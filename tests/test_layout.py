@@ -21,8 +21,8 @@ PACKAGE = ROOT / "cascade"
 
 # lowest first; see the README's layout section
 LAYERS: list[tuple[str, ...]] = [
-    ("errors",),
-    ("resources", "yaml_text", "limits"),
+    ("errors", "limits"),
+    ("resources", "yaml_text", "npz_input"),
     ("lang",),
     ("analysis", "reference"),
     ("mapping",),

@@ -46,12 +46,21 @@ def _wr(trace, tensor, view):
         trace["writes"][tensor] = trace["writes"].get(tensor, 0) + view.size
 
 
+class InputError(ValueError):
+    """Inputs that do not fit this executor: missing, of the wrong rank count, not real numbers."""
+
+
 def _input(inputs, tensor, ndim):
     if tensor not in inputs:
-        raise ValueError(f"missing input {tensor}")
+        raise InputError(f"missing input {tensor}")
     array = np.asarray(inputs[tensor])
+    if array.dtype.kind not in "biuf":
+        raise InputError(f"input {tensor} has dtype {array.dtype}: inputs must be real numbers "
+                         "(float, int or bool arrays)")
+    if array.dtype.kind != "f":
+        array = array.astype(np.float64)  # as the reference: integers and booleans compute in float64
     if array.ndim != ndim:
-        raise ValueError(f"input {tensor} has {array.ndim} dimensions, expected {ndim}")
+        raise InputError(f"input {tensor} has {array.ndim} dimensions, expected {ndim}")
     return array
 
 
@@ -129,7 +138,7 @@ class _Generator(StatementEmitter):
                 if rank in known:
                     e.raw(f"if {A.text(dim)} != {n.ranks[rank]}:")
                     e.depth += 1
-                    e.stmt(ast.Raise(A.call("ValueError", A.const(f"input {decl.name}: rank {rank} disagrees with "
+                    e.stmt(ast.Raise(A.call("InputError", A.const(f"input {decl.name}: rank {rank} disagrees with "
                                                                    "another input")), None))
                     e.depth -= 1
                 else:

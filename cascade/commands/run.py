@@ -31,24 +31,17 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-def read_inputs(path: str | None) -> dict[str, Any]:
-    import numpy as np
+def read_inputs(path: str | None, spec: Any) -> dict[str, Any]:
+    """Input arrays by tensor name from an .npz archive, each checked against the spec's shape
+    (and its size and dtype) before its data is read."""
+    from ..lang.shapes import tensor_shape
+    from ..npz_input import read_npz
 
     if not path:
         return {}
-    try:
-        loaded = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise InputError(f"{path}: cannot read inputs (expected an .npz archive of arrays by tensor name, "
-                         f"as written by numpy.savez): {exc}") from None
-    if not isinstance(loaded, np.lib.npyio.NpzFile):
-        raise InputError(f"{path}: a single array, not an .npz archive: save the inputs by tensor name "
-                         "with numpy.savez(path, Q=..., K=...)")
-    try:
-        with loaded as data:
-            return {k: data[k] for k in data.files}
-    except (OSError, ValueError) as exc:
-        raise InputError(f"{path}: cannot read inputs: {exc}") from None
+    expected = {d.name: tensor_shape(spec.semantics, d.name, spec.shapes) for d in spec.cascade.inputs}
+    labels = {d.name: ", ".join(f"{r}={n}" for r, n in zip(d.ranks, expected[d.name])) for d in spec.cascade.inputs}
+    return read_npz(path, expected, InputError, labels)
 
 
 def save_outputs(path: str, outputs: dict[str, Any]) -> None:
@@ -75,7 +68,8 @@ def run(args: argparse.Namespace) -> int:
     spec = load_spec(args.spec, args.shape)
     if (args.check or args.trace) and not args.mapping:
         raise InputError("--check and --trace apply to a generated executor: give a mapping with -m MAPPING")
-    given = read_inputs(args.inputs)
+    spec.check_sizes([d.name for d in spec.cascade.inputs + spec.cascade.outputs] if args.mapping else None)
+    given = read_inputs(args.inputs, spec)
     inputs = {**{k: v for k, v in spec.random_inputs(args.seed, getattr(np, args.dtype)).items()
                  if k not in given}, **given}
     trace = None
