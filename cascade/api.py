@@ -160,5 +160,28 @@ def loads(text: str, shapes: MappingABC[str, int] | None = None, file: str = "<s
 
 def _spec(cascade: ir.Cascade, shapes: MappingABC[str, int] | None) -> Spec:
     sem = check(cascade)
+    _check_index_limit(cascade)
     resolved = resolve_shapes(sem, shapes)  # validates every override: whole numbers, in range
     return Spec(cascade, sem, resolved, {k: resolved[k] for k in (shapes or {})})
+
+
+MAX_INDEX_VARIABLES = 52  # NumPy's einsum names each axis by a letter: a-z, A-Z
+
+
+def _check_index_limit(cascade: ir.Cascade) -> None:
+    """A stated limit, checked up front: an Einsum over more index variables than einsum has letters
+    is a `SpecError` at the statement, not a failure deep inside an evaluator."""
+    from .errors import Diagnostic, SpecError
+
+    problems = []
+    lines = cascade.source.split("\n") if cascade.source else []
+    for stmt in cascade.statements:
+        names = {idx.var for acc in (stmt.lhs, *ir.expr_reads(stmt.expr)) for idx in acc.indices
+                 if isinstance(idx, ir.VarIndex)}
+        if len(names) > MAX_INDEX_VARIABLES:
+            span = stmt.span
+            line = lines[span.line - 1] if span and 0 < span.line <= len(lines) else ""
+            problems.append(Diagnostic(span, f"this Einsum uses {len(names)} index variables; at most "
+                                             f"{MAX_INDEX_VARIABLES} are supported (one einsum letter each)", line))
+    if problems:
+        raise SpecError(problems)

@@ -16,11 +16,18 @@ def add_json_option(p: argparse.ArgumentParser, what: str = "the report") -> Non
     p.add_argument("--json", action="store_true", help=f"print {what} as JSON")
 
 
-def load_spec(path: str, shape_items: list[str]):
+def load_spec(path: str, shape_items: list[str], needs_einsums: str | None = None):
+    """The checked spec with `--shape` overrides; with `needs_einsums` (what the command does),
+    a cascade without Einsums is refused: 'x.einsum: no Einsums: nothing to <needs_einsums>'."""
     from ..api import load
+    from ..errors import CascadeError
     from ..lang.shapes import parse_shape_overrides
 
-    return load(path, parse_shape_overrides(shape_items))
+    spec = load(path, parse_shape_overrides(shape_items))
+    if needs_einsums and not spec.cascade.statements:
+        raise CascadeError(f"{path}: the cascade has no Einsums: nothing to {needs_einsums}; write at least one "
+                           "statement such as 'Y[m] = X[m]'")
+    return spec
 
 
 def emit_json(obj: Any) -> None:

@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.output) if args.output else None
     if out is not None and out.suffix.lower() not in FORMATS:
         raise CascadeError(f"{out}: unknown output format '{out.suffix or '(none)'}': use one of {', '.join(FORMATS)}")
-    spec = load_spec(args.spec, args.shape)
+    spec = load_spec(args.spec, args.shape, needs_einsums="graph")
     from ..analysis.graph import build_graph, to_dot
 
     graph = build_graph(spec.semantics)

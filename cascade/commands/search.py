@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.top < 1 or args.budget <= 0:
         raise CascadeError("--top and --budget must be positive")
-    spec = load_spec(args.spec, args.shape)
+    spec = load_spec(args.spec, args.shape, needs_einsums="search")
     if args.output and not Path(args.output).resolve().parent.is_dir():
         raise CascadeError(f"-o {args.output}: its folder does not exist (checked before searching)")
     result = search(spec, args.target, args.objective, args.budget, args.top, _progress)

@@ -36,38 +36,43 @@ def dependency_edges(statements: tuple[StatementInfo, ...], tensors: dict[str, T
 
 
 def strongly_connected(n: int, succ: list[list[int]]) -> list[list[int]]:
-    """Tarjan's algorithm; components in reverse topological order."""
+    """Tarjan's algorithm, iterative (a chain of thousands of Einsums needs no recursion);
+    components in reverse topological order."""
     index: dict[int, int] = {}
     low: dict[int, int] = {}
     stack: list[int] = []
     on_stack: set[int] = set()
     comps: list[list[int]] = []
-    counter = [0]
-
-    def visit(v: int) -> None:
-        index[v] = low[v] = counter[0]
-        counter[0] += 1
-        stack.append(v)
-        on_stack.add(v)
-        for w in succ[v]:
-            if w not in index:
-                visit(w)
-                low[v] = min(low[v], low[w])
-            elif w in on_stack:
-                low[v] = min(low[v], index[w])
-        if low[v] == index[v]:
-            comp = []
-            while True:
-                w = stack.pop()
-                on_stack.discard(w)
-                comp.append(w)
-                if w == v:
-                    break
-            comps.append(sorted(comp))
-
-    for v in range(n):
-        if v not in index:
-            visit(v)
+    for root in range(n):
+        if root in index:
+            continue
+        work: list[tuple[int, int]] = [(root, 0)]  # (node, next successor to look at)
+        while work:
+            v, i = work.pop()
+            if i == 0:
+                index[v] = low[v] = len(index)
+                stack.append(v)
+                on_stack.add(v)
+            if i < len(succ[v]):
+                work.append((v, i + 1))
+                w = succ[v][i]
+                if w not in index:
+                    work.append((w, 0))
+                elif w in on_stack:
+                    low[v] = min(low[v], index[w])
+                continue
+            if low[v] == index[v]:
+                comp = []
+                while True:
+                    w = stack.pop()
+                    on_stack.discard(w)
+                    comp.append(w)
+                    if w == v:
+                        break
+                comps.append(sorted(comp))
+            if work:  # back in the caller: fold this node's low-link into it
+                parent = work[-1][0]
+                low[parent] = min(low[parent], low[v])
     return comps
 
 

@@ -288,7 +288,8 @@ class _Binder:
                                                          f"{info.name} iterates {', '.join(mine)}")
                 order = list(given)
             else:
-                order = [r for r in (default or ()) if r in mine] + [r for r in mine if r not in (default or ())]
+                order = self.complete_order([r for r in (default or ()) if r in mine],
+                                            [r for r in mine if r not in (default or ())])
             loops = [r for r in order if r in loop_ranks]
             if explicit:
                 constraints.extend((a, b) for a, b in zip(loops, loops[1:])
@@ -304,6 +305,27 @@ class _Binder:
             result.append(ready[0])
             pending.remove(ready[0])
         return result
+
+    def complete_order(self, listed: list[str], omitted: list[str]) -> list[str]:
+        """A default loop order completed with the ranks it leaves out: an omitted level of a split
+        goes just before the outermost listed level inside it (its tiles lie inside its own, so it
+        must run outside them); any other omitted rank goes last, as before. Then the levels of
+        each split hold the places they take in nesting order (listed outer levels out of order
+        are refused by `check_names`; this fixes only omitted and innermost levels)."""
+        families = [p.names for p in self.parts.values()] + [(outer, inner) for outer, inner in self.sem.splits.values()]
+        order = list(listed)
+        for rank in omitted:
+            inner = next((f[f.index(rank) + 1:] for f in families if rank in f[:-1]), ())
+            spot = next((i for i, r in enumerate(order) if r in inner), None)
+            if spot is None:
+                order.append(rank)
+            else:
+                order.insert(spot, rank)
+        for family in families:  # the places a split's levels take hold them outermost first
+            slots = [i for i, r in enumerate(order) if r in family]
+            for i, r in zip(slots, [r for r in family if r in order]):
+                order[i] = r
+        return order
 
     # ---------------------------------------------------------------- loop trees
     def statement_loops(self, info: StatementInfo, order: list[str]) -> list[str]:

@@ -155,7 +155,8 @@ def estimate_spatial(mc: MappedCascade, target: Target, symbolic: bool = False) 
         info = mc.semantics.statements[so.statement]
         unit = target.units[so.unit]
         occ = occupancy(mc, space_axes(mc, so.name, info.variables), unit.shape)
-        n_ops = {kind: float(expr.subs(subs)) for kind, expr in so.ops.items()}
+        n_ops = {kind: float(expr.subs(subs)) if hasattr(expr, "subs") else float(expr)  # a rankless Einsum: a number
+                 for kind, expr in so.ops.items()}
         cycles = sum(n_ops.values()) / (unit.pes * occ)
         gi = group_of[so.statement]
         group_cycles[gi][so.unit] = group_cycles[gi].get(so.unit, 0.0) + cycles
