@@ -44,6 +44,23 @@ def read_inputs(path: str | None, spec: Any) -> dict[str, Any]:
     return read_npz(path, expected, InputError, labels)
 
 
+def check_output_path(path: str, option: str) -> None:
+    """Before any work: an output path must name a file, and one that is (or will be) a regular
+    file: an empty name saves nothing, and a FIFO or device would block or swallow the output."""
+    import os
+    import stat
+
+    if not path.strip():
+        raise InputError(f"{option} {path!r}: give a file name, e.g. {option} out.npz")
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return  # does not exist yet (or cannot be seen): writing it reports any real problem
+    if not stat.S_ISREG(mode):
+        kind = "a folder" if stat.S_ISDIR(mode) else "not a regular file (a pipe, socket or device)"
+        raise InputError(f"{option} {path}: {kind}: give the path of a file to write")
+
+
 def save_outputs(path: str, outputs: dict[str, Any]) -> None:
     """An .npz archive (what numpy.savez writes) at exactly `path`, one member per output.
 
@@ -68,6 +85,8 @@ def run(args: argparse.Namespace) -> int:
     spec = load_spec(args.spec, args.shape)
     if (args.check or args.trace) and not args.mapping:
         raise InputError("--check and --trace apply to a generated executor: give a mapping with -m MAPPING")
+    if args.save is not None:
+        check_output_path(args.save, "--save")
     spec.check_sizes([d.name for d in spec.cascade.inputs + spec.cascade.outputs] if args.mapping else None)
     given = read_inputs(args.inputs, spec)
     inputs = {**{k: v for k, v in spec.random_inputs(args.seed, getattr(np, args.dtype)).items()
@@ -90,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
     if args.check:
         reference = spec.run(inputs)
         check = {name: max_errors(outputs[name], reference[name]) for name in reference}
-    if args.save:
+    if args.save is not None:
         save_outputs(args.save, outputs)
     summary = {name: summarise(arr) for name, arr in outputs.items()}
     if args.json:
@@ -115,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
         for name, c in check.items():
             verdict = "matches the reference" if c["ok"] else "DIFFERS from the reference"
             print(f"check {name}: max abs error {c['max_abs']:.3g}, max rel error {c['max_rel']:.3g}: {verdict}")
-    if args.save:
+    if args.save is not None:
         print(f"saved outputs to {args.save}")
     return 0 if check is None or all(c["ok"] for c in check.values()) else 1
 

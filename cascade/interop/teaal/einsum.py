@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import SpecError
+from ...limits import MAX_NESTING, quote
 from ...lang import ir
 from .common import DEFAULT_SHAPE, RANK, ImportLog, TeaalImportError
 
@@ -156,9 +157,10 @@ class _ExprParser:
             kind = "name" if m.group(1) else "number" if m.group(2) else "op"
             self.tokens.append((kind, m.group(m.lastindex or 0), m.start(m.lastindex or 0), m.end()))
         self.pos = 0
+        self.depth = self.operators = 0
 
     def fail(self, message: str) -> TeaalImportError:
-        return self.fail_with(f"'{self.text}': {message}")
+        return self.fail_with(f"{quote(self.text)}: {message}")
 
     @property
     def peek(self) -> str:
@@ -191,23 +193,37 @@ class _ExprParser:
         while self.peek in ("+", "-"):
             op = self.next()[1]
             expr = ir.BinOp(op, expr, self.product())
+            self.count_operator()
         return expr
+
+    def count_operator(self) -> None:
+        """Operators nest the expression tree one level each: at most MAX_NESTING per expression."""
+        self.operators += 1
+        if self.operators > MAX_NESTING:
+            raise self.fail(f"more than {MAX_NESTING} operators in one expression: split it into several Einsums")
 
     def product(self) -> ir.Expr:
         expr = self.unary()
         while self.peek == "*":
             self.next()
             expr = ir.BinOp("*", expr, self.unary())
+            self.count_operator()
         return expr
 
     def unary(self) -> ir.Expr:
         kind, value, _, _ = self.next()
-        if value == "-":
-            return ir.Neg(self.unary())
-        if value == "(":
-            expr = self.sum()
-            self.expect(")")
-            return expr
+        if value in ("-", "("):
+            self.depth += 1
+            if self.depth > MAX_NESTING:
+                raise self.fail(f"nested more than {MAX_NESTING} levels deep (parentheses or signs): write it flatter")
+            try:
+                if value == "-":
+                    return ir.Neg(self.unary())
+                expr = self.sum()
+                self.expect(")")
+                return expr
+            finally:
+                self.depth -= 1
         if kind == "number":
             return ir.Num(float(value))
         if kind != "name":
