@@ -165,7 +165,7 @@ def _spec(cascade: ir.Cascade, shapes: MappingABC[str, int] | None) -> Spec:
     return Spec(cascade, sem, resolved, {k: resolved[k] for k in (shapes or {})})
 
 
-MAX_INDEX_VARIABLES = 52  # NumPy's einsum names each axis by a letter: a-z, A-Z
+MAX_INDEX_VARIABLES = 26  # the evaluators name each einsum axis by a lower-case letter
 
 
 def _check_index_limit(cascade: ir.Cascade) -> None:
@@ -182,6 +182,6 @@ def _check_index_limit(cascade: ir.Cascade) -> None:
             span = stmt.span
             line = lines[span.line - 1] if span and 0 < span.line <= len(lines) else ""
             problems.append(Diagnostic(span, f"this Einsum uses {len(names)} index variables; at most "
-                                             f"{MAX_INDEX_VARIABLES} are supported (one einsum letter each)", line))
+                                             f"{MAX_INDEX_VARIABLES} are supported (one einsum letter a-z each): split it into several Einsums", line))
     if problems:
         raise SpecError(problems)
