@@ -77,3 +77,10 @@ class InternalError(Exception):
 
 class InputError(CascadeError):
     """Input arrays that do not fit the cascade (missing, extra, or wrongly shaped)."""
+
+
+def source_lines(text: str) -> list[str]:
+    """The lines of a source text as line numbers count them: split at '\\n' only (and a '\\r'
+    before it dropped), so a form feed, '\\x85' or U+2028 inside a line never shifts the numbers
+    that `str.splitlines` would."""
+    return [line[:-1] if line.endswith("\r") else line for line in text.split("\n")]

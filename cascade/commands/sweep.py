@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import CascadeError, MappingError
+from ..limits import parse_int_text, quote
 from .common import add_json_option, add_shape_option, emit_json, load_spec
 
 OVER_HELP = ("ranks and the values they take, e.g. --over M=P=1024,4096,16384 (M and P both take each "
@@ -140,6 +141,15 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _whole(text: str) -> bool:
+    """ASCII digits naming a shape from 1 to MAX_SHAPE (the validated-number reader's rule)."""
+    try:
+        parse_int_text(text, "--over", CascadeError)
+    except CascadeError:
+        return False
+    return True
+
+
 def parse_over(items: list[str]) -> list[Axis]:
     """`['M=P=1024,4096']` -> `[Axis(('M', 'P'), (1024, 4096))]`; flags with equal value lists merge."""
     axes: list[Axis] = []
@@ -147,12 +157,12 @@ def parse_over(items: list[str]) -> list[Axis]:
     for item in items:
         *names, raw = [part.strip() for part in item.split("=")]
         values = [v.strip() for v in raw.split(",")]
-        if not names or not all(n.isidentifier() for n in names) or not all(v.isdigit() and int(v) > 0 for v in values):
-            raise CascadeError(f"--over {item!r}: write RANK=V1,V2,... with positive integers, or RANK=RANK=V1,V2,... "
+        if not names or not all(n.isidentifier() for n in names) or not all(_whole(v) for v in values):
+            raise CascadeError(f"--over {quote(item)}: write RANK=V1,V2,... with positive integers, or RANK=RANK=V1,V2,... "
                                "to move ranks together, e.g. --over M=P=1024,4096,16384")
         for n in names:
             if n in seen:
-                raise CascadeError(f"--over {item!r}: rank {n} is swept twice")
+                raise CascadeError(f"--over {quote(item)}: rank {n} is swept twice")
             seen.add(n)
         axis = Axis(tuple(names), tuple(int(v) for v in values))
         if axes and len(axis.values) != len(axes[0].values):

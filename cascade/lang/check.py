@@ -11,7 +11,7 @@ import difflib
 import re
 from collections.abc import Iterable
 
-from ..errors import Diagnostic, Span, SpecError
+from ..errors import Diagnostic, Span, SpecError, source_lines
 from . import ir
 from .ops import CALLABLE_MAP_OPS, MAP_OPS, REDUCE_OPS
 from .semantics import AccessInfo, AxisCoord, Semantics, StatementInfo, TensorInfo
@@ -47,7 +47,7 @@ def _suggest(name: str, options: Iterable[str]) -> str:
 class _Checker:
     def __init__(self, cascade: ir.Cascade):
         self.c = cascade
-        self.lines = cascade.source.splitlines()
+        self.lines = source_lines(cascade.source)
         self.diagnostics: list[Diagnostic] = []
         self.ranks = known_ranks(cascade)
         self.splits: dict[str, tuple[str, str]] = {}

@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ..errors import Diagnostic, Span, SpecError
+from ..errors import Diagnostic, Span, SpecError, source_lines
 from ..resources import grammar_text
 from . import ir
 
@@ -70,7 +70,7 @@ def parse(text: str, file: str = "<spec>", default_name: str = "cascade") -> ir.
     """Parse `.einsum` text into a `Cascade`; raises `SpecError` listing every syntax error."""
     import lark
 
-    lines = text.splitlines()
+    lines = source_lines(text)
     diagnostics: list[Diagnostic] = []
     parts: list[tuple[str, Any, Span]] = []
     for lineno, line in enumerate(lines, start=1):

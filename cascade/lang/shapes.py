@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from ..errors import Diagnostic, Span, SpecError
+from ..errors import Diagnostic, Span, SpecError, source_lines
 from ..limits import MAX_SHAPE, parse_int_text, quote, read_int
 from . import ir
 from .semantics import Semantics
@@ -75,7 +75,7 @@ def resolve_shapes(sem: Semantics, overrides: Mapping[str, int] | None = None) -
         if rank in shapes or rank in derived:
             continue
         span = first_mention(cascade, rank)[1]
-        line = cascade.source.splitlines()[span.line - 1] if span and cascade.source else ""
+        line = source_lines(cascade.source)[span.line - 1] if span and cascade.source else ""
         problems.append(Diagnostic(span, f"rank {rank} has no shape: add it to the 'shape' line "
                                          f"or pass --shape {rank}=<size>", line))
     if problems:

@@ -134,3 +134,18 @@ def test_all_orders_of_a_two_level_split_are_checked_or_run(root):
             assert order.index("M1") < order.index("M2")
             continue
         np.testing.assert_allclose(module.run(**inputs)["Z"], want, rtol=1e-12)
+
+
+@pytest.mark.parametrize("odd", ["\f", "\x85", "\u2028", "\u2029", "\x1c"])
+def test_odd_line_breaks_do_not_shift_line_numbers(odd):
+    text = f"shape M = 4\ninput X[M]  # a{odd} comment\noutput Y[M]\r\nY[m] = Q[m]\n"
+    with pytest.raises(cascade.SpecError) as info:
+        cascade.loads(text, file="odd.einsum")
+    (d,) = info.value.diagnostics
+    assert (d.span.line, d.span.col) == (4, 8) and d.source_line == "Y[m] = Q[m]"
+
+
+@pytest.mark.parametrize("over", ["M=²", "M=" + "9" * 5000, "M=0", "M=4,-1"])
+def test_odd_numbers_in_sweep_axes(cli, root, over):
+    code, _, err = cli("sweep", root / "specs" / "matmul.einsum", "-t", "fusemax", "--over", over)
+    assert code == 2 and "write RANK=V1,V2" in err and len(err) < 400
