@@ -295,6 +295,9 @@ class _Binder:
                 constraints.extend((a, b) for a, b in zip(loops, loops[1:])
                                    if given is not None or (a in default and b in default))  # type: ignore[operator]
             first_seen.extend(r for r in loops if r not in first_seen)
+        for family in self.split_families():  # a split's loops always nest outermost first
+            levels = [r for r in family if r in loop_ranks]
+            constraints.extend(zip(levels, levels[1:]))
         result: list[str] = []
         pending = [r for r in first_seen if r in all_mapped]
         while pending:
@@ -306,13 +309,17 @@ class _Binder:
             pending.remove(ready[0])
         return result
 
+    def split_families(self) -> list[tuple[str, ...]]:
+        """The levels of every split, outermost first: mapping partitions and the cascade's own splits."""
+        return [tuple(p.names) for p in self.parts.values()] + [tuple(pair) for pair in self.sem.splits.values()]
+
     def complete_order(self, listed: list[str], omitted: list[str]) -> list[str]:
         """A default loop order completed with the ranks it leaves out: an omitted level of a split
         goes just before the outermost listed level inside it (its tiles lie inside its own, so it
         must run outside them); any other omitted rank goes last, as before. Then the levels of
         each split hold the places they take in nesting order (listed outer levels out of order
         are refused by `check_names`; this fixes only omitted and innermost levels)."""
-        families = [p.names for p in self.parts.values()] + [(outer, inner) for outer, inner in self.sem.splits.values()]
+        families = self.split_families()
         order = list(listed)
         for rank in omitted:
             inner = next((f[f.index(rank) + 1:] for f in families if rank in f[:-1]), ())

@@ -36,25 +36,28 @@ def test_integer_and_bool_inputs_compute_in_float(root, dtype, value):
     np.testing.assert_array_equal(spec.run({"A": a, "B": b})["Z"], want)
 
 
-RANKS = {"P": ["P2", "P1", "P0"], "M": ["M1", "M0"]}
+RANKS = {"P": ["P2", "P1", "P0"], "F": ["F2", "F1", "F0"], "M": ["M1", "M0"]}
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.data())
 def test_default_loop_orders_leaving_levels_out_compute_the_reference(root, data):
     """Any sub-list of the ranks, in any order that keeps each split's listed levels outermost
     first, is a valid default loop order; the executor must equal the reference for all."""
     spec = cascade.load(root / "specs" / "attention" / "attention_3pass.einsum",
-                        shapes={"E": 3, "F": 2, "M": 6, "P": 8})
-    names = ["P2", "P1", "P0", "M1", "M0", "E", "F"]
+                        shapes={"E": 3, "F": 4, "M": 6, "P": 8})
+    names = ["P2", "P1", "P0", "M1", "M0", "E", "F2", "F1", "F0"]
     listed = data.draw(st.lists(st.sampled_from(names), unique=True, max_size=len(names)))
     for family in RANKS.values():  # keep listed outer levels in nesting order (others are an error)
         slots = [i for i, r in enumerate(listed) if r in family]
         for i, r in zip(slots, [r for r in family if r in listed]):
             listed[i] = r
-    text = "partitioning: {P: [uniform_shape(4), uniform_shape(2)], M: [uniform_shape(3)]}\n"
+    text = ("partitioning: {P: [uniform_shape(4), uniform_shape(2)], F: [uniform_shape(2), uniform_shape(1)], "
+            "M: [uniform_shape(3)]}\n")
     if listed:
         text += f"loop-order: {{default: [{', '.join(listed)}]}}\n"
+    if data.draw(st.booleans()):  # one fusion group: the group's loops merge the Einsums' orders
+        text += f"fusion: [[{', '.join(s.name for s in spec.semantics.statements if not s.is_init)}]]\n"
     inputs = spec.random_inputs(seed=5)
     got = spec.executor(parse_mapping(text, "m.yaml")).run(**inputs)["AV"]
     np.testing.assert_allclose(got, spec.run(inputs)["AV"], rtol=1e-10, atol=1e-12)
