@@ -25,6 +25,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("resources", "yaml_text"),
     ("lang",),
     ("analysis", "reference"),
+    ("transform",),
     ("mapping",),
     ("codegen", "model"),
     ("search", "interop"),
