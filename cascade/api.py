@@ -54,6 +54,22 @@ class Spec:
 
         return count_passes(self.semantics, self.shapes)
 
+    def reduce(self, rank: str = "M", tile: int | None = None) -> tuple["Spec", Any]:
+        """Fewer passes over `rank` (`cascade.transform.reduce`): the derived cascade as a `Spec`
+        (at this spec's shape overrides, plus the tile) and its `Certificate`. Raises `SpecError`
+        at the reduction that cannot be rewritten."""
+        from dataclasses import replace
+
+        from .lang.show import show
+        from .transform.reduce import reduce_passes
+
+        cascade, cert = reduce_passes(self.cascade, rank, tile)
+        if cascade is self.cascade:
+            return self, cert
+        cascade = replace(cascade, source=show(cascade), file=f"<{cascade.name}>")
+        sem = check(cascade)
+        return Spec(cascade, sem, resolve_shapes(sem, self.overrides), dict(self.overrides)), cert
+
     def random_inputs(self, seed: int = 0, dtype: Any = None) -> dict[str, "np.ndarray"]:
         import numpy as np
 

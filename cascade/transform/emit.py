@@ -14,7 +14,7 @@ import sympy as sp
 
 from ..lang import ir
 from .algebra import to_ir
-from .roles import Refusal, Roles, call_mapping, rename_compare, rename_expr
+from .roles import Refusal, Roles, call_mapping, rename_access, rename_compare, rename_expr
 from .rules import Plan, component_symbol
 
 
@@ -192,14 +192,22 @@ class Emitter:
             # written over the stabiliser's own variables; its reads are the running values
             own = gstmt.lhs
             idx_map, _ = call_mapping(gstmt, acc)
-            inverse = {}
+            inverse: dict[str, ir.Index] = {}
             for lhs_idx, idx in zip(own.indices, acc.indices):
-                inverse[str(idx)] = lhs_idx
+                if isinstance(idx, ir.VarIndex):
+                    inverse[idx.var] = lhs_idx
             read_of = {}
             for sym in t.free_symbols:
                 base, _, when = str(sym).rpartition("@")
-                read_of[sym] = self.running_read(g, own, when)
-            if t.free_symbols - set(read_of):
+                if when in ("old", "new"):
+                    read_of[sym] = self.running_read(g, own, when)
+                elif sym in full.table:  # a constant read, moved to the stabiliser's variables
+                    u = full.table[sym][1]
+                    if set(u.variables) - set(inverse):
+                        raise Refusal(gstmt.span, f"{plan.target}: the correction reads {u.tensor} over more "
+                                                  f"variables than {g} has")
+                    read_of[sym] = ir.Read(rename_access(u, inverse))
+            if t.free_symbols - set(read_of) - {s for s in t.free_symbols if s.name.isupper()}:
                 raise Refusal(gstmt.span, "a correction depends on more than the stabiliser")
             tensor, pos = self.running[g][0]
             name = self.fresh("P" + tensor)

@@ -164,7 +164,15 @@ def _plan_sum(roles: Roles, name: str, g: sp.Expr, syms: Symbols, where: str) ->
         return Plan(name, "D1" if h != 1 else "P", [Component(name, "sum", gs)], h * component_symbol(0),
                     identities)
     if all(roles.is_stabiliser(syms.table[s][1].tensor) for s in left):
-        return _roll_scaling(roles, name, g, gs, h, syms, identities, where)
+        try:
+            return _roll_scaling(roles, name, g, gs, h, syms, identities, where)
+        except Refusal as refusal:
+            if h != 1 or through_atoms or g.has(sp.exp):
+                raise
+            try:
+                return _separate(roles, name, g, syms, where)
+            except Refusal:
+                raise refusal from None
     if any(roles.is_stabiliser(syms.table[s][1].tensor) for s in rs):
         raise Refusal(stmt.span, f"{where}: mixes a max/min stabiliser with other complete values in a way "
                                  "that neither defers nor rescales; 2 passes kept")
@@ -251,7 +259,7 @@ def _pivot(roles, name, g, x, rs, syms, where) -> Plan | None:
         return None
     comps, final, check = [], sp.Integer(0), sp.Integer(0)
     for k, j in enumerate(range(poly.degree() + 1)):
-        c = poly.coeff_monomial(y ** j)
+        c = sp.factor(poly.coeff_monomial(y ** j))  # (x0 - mean) stays a difference, not K^2 - 2KS + S^2
         if c == 0:
             continue
         body = (x - k_sym) ** j
