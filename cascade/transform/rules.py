@@ -102,15 +102,20 @@ def _symbol(roles: Roles, acc: ir.Access, syms: Symbols) -> sp.Expr:
     if kind == "full":
         return syms.get("r", acc)
     if kind == "const":
-        return syms.get("u", acc)
-    stmt = roles.writer[acc.tensor]  # a complete map: inline it
+        stmt = roles.writer.get(acc.tensor)
+        if stmt is None or stmt.reduction is not None or _reduces(stmt):
+            return syms.get("u", acc)
+    stmt = roles.writer[acc.tensor]  # a map of complete values or constants: inline it
     from .roles import call_mapping, rename_expr
 
-    if stmt.reduction is not None or set(v for a in ir.expr_reads(stmt.expr) for v in a.variables) - set(
-            stmt.lhs.variables):
+    if stmt.reduction is not None or _reduces(stmt):
         raise Refusal(stmt.span, f"{acc.tensor} reduces another rank over complete values: only maps of complete "
                                  "values can be inlined")
     return to_sympy(rename_expr(stmt.expr, call_mapping(stmt, acc)[0]), lambda a: _symbol(roles, a, syms))
+
+
+def _reduces(stmt: ir.Einsum) -> bool:
+    return bool(set(v for a in ir.expr_reads(stmt.expr) for v in a.variables) - set(stmt.lhs.variables))
 
 
 def plan_producer(roles: Roles, name: str) -> Plan:
@@ -206,6 +211,18 @@ def _roll_scaling(roles, name, g, gs, h, syms, identities, where) -> Plan:
     if not is_zero(t * g_old - g_new):
         raise Refusal(stmt.span, f"{where}: sympy could not prove the rescaling T * g(x, s) = g(x, s')")
     identities.append(f"R1: ({t}) * ({g_old}) - ({g_new}) = 0")
+    # the first step rescales the identity state: T must be finite when the old value is -inf (max)
+    at_start = t
+    for s, old in olds.items():
+        start = -sp.oo if roles.reduce_op(full.table[s][1].tensor) == "max" else sp.oo
+        try:
+            at_start = sp.limit(at_start, old, start)
+        except Exception:
+            at_start = sp.nan
+    if not (at_start.is_finite and at_start.is_real):
+        raise Refusal(stmt.span, f"{where}: the repair {t} is not finite (it is {at_start}) when the running "
+                                 "stabiliser still holds its identity (the first tile); 2 passes kept")
+    identities.append(f"R1 start: T at the identity = {at_start}")
     plan = Plan(name, "D1+R1" if h != 1 else "R1", [Component(name, "sum", gs, t)], h * component_symbol(0),
                 identities)
     plan.stabilisers = sorted({full.table[s][1].tensor for s in stab_full})
