@@ -125,7 +125,7 @@ class Emitter:
                               _reduced(stmt)) if v != self.v]
         self.running[name] = []
         for k, comp in enumerate(plan.components):
-            if comp.count:
+            if _atom_free(comp.body, syms):
                 self.running[name].append(("", pos))
                 continue
             read_of = {}
@@ -223,16 +223,19 @@ class Emitter:
         stmt = self.roles.writer[name]
         syms = plan.symbols  # type: ignore[attr-defined]
         read_of = {}
+        constant = {}
         for k, comp in enumerate(plan.components):
-            if comp.count:
-                if plan.filters or _has_filters(self.roles, name):
+            if _atom_free(comp.body, syms):
+                # no point of the fiber is read: a sum is the body times the number of points,
+                # a max or min the body itself (every fiber has M >= 1 points when unfiltered)
+                if plan.filters or _has_filters(self.roles, name) or comp.op == "prod":
                     raise Refusal(stmt.span, f"{name}: the rewrite needs the number of points of a filtered "
                                              "fiber, which needs index values in the language; 2 passes kept")
-                count: ir.Expr = ir.ShapeScalar(self.r)
+                count: sp.Expr = sp.Symbol(self.r, positive=True)
                 for v in (stmt.reduction.variables if stmt.reduction else _reduced(stmt)):
                     if v != self.v:
-                        count = ir.BinOp("*", count, ir.ShapeScalar(v.upper()))
-                read_of[component_symbol(k)] = count
+                        count = count * sp.Symbol(v.upper(), positive=True)
+                constant[component_symbol(k)] = comp.body * count if comp.op == "sum" else comp.body
             else:
                 read_of[component_symbol(k)] = self.running_read(name, stmt.lhs, "last", k)
         for sym, (role, acc) in syms.table.items():
@@ -240,7 +243,7 @@ class Emitter:
                 read_of[sym] = self.final_read(acc)
             elif role in ("u", "pivot"):
                 read_of[sym] = ir.Read(acc)
-        return to_ir(plan.final, read_of)
+        return to_ir(plan.final.subs(constant), read_of)
 
     def final_read(self, acc: ir.Access) -> ir.Expr:
         """A read of full reduction `acc.tensor` after the pass."""
@@ -312,6 +315,10 @@ def _atom_names(roles: Roles, name: str) -> list[str]:
         if roles.kind[a.tensor] in ("stream", "input-stream") and a.tensor not in out:
             out.append(a.tensor)
     return out
+
+
+def _atom_free(body: sp.Expr, syms) -> bool:
+    return not any(syms.table.get(s, ("",))[0] == "x" for s in body.free_symbols)
 
 
 def _has_filters(roles: Roles, name: str) -> bool:

@@ -41,7 +41,6 @@ class Component:
     op: str
     body: sp.Expr  # over atoms (x) and new stabilisers
     correction: sp.Expr | None = None  # over old/new stabiliser symbols
-    count: bool = False  # a body with no atom: the (unfiltered) number of points
 
 
 @dataclass
@@ -205,6 +204,9 @@ def _roll_scaling(roles, name, g, gs, h, syms, identities, where) -> Plan:
     except Exception:
         t = sp.nan
     xs = full.of_role(t, "x")
+    if not xs and not t.has(sp.nan) and not _exponential(t):
+        raise Refusal(stmt.span, f"{where}: the repair {t} is not an exponential, so the body at an intermediate "
+                                 "running value may leave its domain (log, division); 2 passes kept")
     if t.has(sp.nan) or xs or t.free_symbols - set(olds.values()) - set(news.values()) - _u_and_shapes(full, t):
         raise Refusal(stmt.span, f"{where}: no finite repair: g(x, s')/g(x, s) = {t} depends on "
                                  f"{', '.join(map(str, xs)) or 'more than the stabilisers'}; 2 passes kept")
@@ -231,6 +233,11 @@ def _roll_scaling(roles, name, g, gs, h, syms, identities, where) -> Plan:
     return plan
 
 
+def _exponential(t: sp.Expr) -> bool:
+    """exp(...) or a product of exps: finite and positive for every finite running value."""
+    return all(isinstance(f, sp.exp) for f in sp.Mul.make_args(sp.powsimp(t, force=True)))
+
+
 def _u_and_shapes(syms: Symbols, e: sp.Expr) -> set:
     return {s for s in e.free_symbols if syms.table.get(s, ("shape",))[0] in ("u", "shape")}
 
@@ -252,7 +259,7 @@ def _separate(roles: Roles, name: str, g: sp.Expr, syms: Symbols, where: str) ->
         terms[hk] = terms.get(hk, 0) + gk
     comps, final = [], sp.Integer(0)
     for k, (hk, gk) in enumerate(terms.items()):
-        comps.append(Component(f"{name}_{k}", "sum", gk, count=not syms.of_role(gk, "x")))
+        comps.append(Component(f"{name}_{k}", "sum", gk))
         final += hk * component_symbol(k)
     identities = [f"D2: {g} - ({' + '.join(f'({h}) * ({gk})' for h, gk in terms.items())}) = 0"]
     if not is_zero(g - sum(h * gk for h, gk in terms.items())):
@@ -280,7 +287,7 @@ def _pivot(roles, name, g, x, rs, syms, where) -> Plan | None:
         if c == 0:
             continue
         body = (x - k_sym) ** j
-        comps.append(Component(f"{name}_{j}", "sum", body, count=(j == 0)))
+        comps.append(Component(f"{name}_{j}", "sum", body))
         final += c * component_symbol(len(comps) - 1)
         check += c * body
     if not is_zero(g - check):

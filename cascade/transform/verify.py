@@ -54,7 +54,7 @@ def _same(a: np.ndarray, b: np.ndarray, rtol: float) -> tuple[float, bool]:
     if not np.array_equal(finite, np.isfinite(b)) or not np.array_equal(np.isnan(a), np.isnan(b)):
         return float("inf"), False
     if not finite.any():
-        return 0.0, bool(np.array_equal(a[~finite], b[~finite]))
+        return 0.0, bool(np.array_equal(a[~finite], b[~finite], equal_nan=True))
     scale = max(float(np.max(np.abs(a[finite]))), 1e-300)
     err = float(np.max(np.abs(a[finite] - b[finite]))) / scale
     inf_ok = np.array_equal(a[~finite & ~np.isnan(a)], b[~finite & ~np.isnan(b)])
