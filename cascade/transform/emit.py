@@ -13,7 +13,7 @@ from __future__ import annotations
 import sympy as sp
 
 from ..lang import ir
-from .algebra import to_ir
+from .algebra import NotAlgebraic, to_ir
 from .roles import Refusal, Roles, call_mapping, rename_access, rename_compare, rename_expr
 from .rules import Plan, component_symbol
 
@@ -264,6 +264,13 @@ class Emitter:
                 return ir.Call(fn, tuple(self.pass2_expr(x) for x in args))
         return expr
 
+    def _guarded(self, step, name: str):
+        try:
+            return step(name)
+        except NotAlgebraic as exc:
+            raise Refusal(self.roles.writer[name].span, f"{name}: {exc} (the body is undefined or has no "
+                                                        "spelling in the language); 2 passes kept") from None
+
     def emit(self) -> ir.Cascade:
         roles, c = self.roles, self.roles.cascade
         outputs = {d.name for d in c.outputs}
@@ -276,9 +283,9 @@ class Emitter:
                                           tuple(self.tiled(f) for f in s.filters)))
         fulls = [t for t in roles.order if roles.kind[t] == "full"]
         for t in fulls:
-            self.emit_components(t)
+            self._guarded(self.emit_components, t)
         for t in fulls:
-            final = self.final_own(t)
+            final = self._guarded(self.final_own, t)
             plain = isinstance(final, ir.Read) and not self.guards.get(t)
             if t in outputs or not plain:
                 s = roles.writer[t]

@@ -14,7 +14,7 @@ final value of Z is `final`, a sympy expression in the components' final values,
   Z = sum_j c_j(K, r) * sum (x - K)^j (the shifted-data form: stable for a large mean).
 - D2 (separable terms, sum): g = sum_k G_k(x) * H_k(r); a constant G_k is a count.
 - D3 (monotone, max/min): g = G(x) + H(r): Z = op G + H by the lemma
-  max(a + c, b + c) = max(a, b) + c (min likewise); an increasing exp/log/sqrt around it is peeled.
+  max(a + c, b + c) = max(a, b) + c (min likewise); an increasing exp (log, sqrt of a positive) is peeled.
 Anything else is a `Refusal` naming the reduction and why.
 """
 
@@ -31,7 +31,8 @@ from .roles import Refusal, Roles, inline, presence
 
 LEMMAS = {
     "max-shift": "max(a + c, b + c) = max(a, b) + c, min likewise (built-in lemma: sympy cannot prove it)",
-    "monotone": "op(phi(a), phi(b)) = phi(op(a, b)) for increasing phi in {exp, log, sqrt} (built-in lemma)",
+    "monotone": "op(phi(a), phi(b)) = phi(op(a, b)) for increasing phi: exp, and log or sqrt of a provably "
+                "positive argument (built-in lemma)",
 }
 
 
@@ -200,7 +201,9 @@ def _roll_scaling(roles, name, g, gs, h, syms, identities, where) -> Plan:
     news = {s: old_new(s)[1] for s in stab_full}
     g_old, g_new = gf.subs(olds), gf.subs(news)
     try:
-        t = sp.simplify(sp.powsimp(g_new / g_old, force=True))
+        t = sp.powsimp(sp.expand_power_exp(g_new / g_old), force=True)  # cheap, enough for exp bodies
+        if full.of_role(t, "x"):
+            t = sp.simplify(t)
     except Exception:
         t = sp.nan
     xs = full.of_role(t, "x")
@@ -301,9 +304,15 @@ def _plan_monotone(roles: Roles, name: str, op: str, g: sp.Expr, syms: Symbols, 
     stmt = roles.writer[name]
     rs = syms.of_role(g, "r")
     inner, lemmas, fns = g, [], []
-    while isinstance(inner, (sp.exp, sp.log)) or (inner.is_Pow and inner.exp == sp.Rational(1, 2)):
-        fns.append(sp.sqrt if inner.is_Pow else type(inner))
-        inner = inner.base if inner.is_Pow else inner.args[0]
+    while True:  # peel increasing maps; log and sqrt only where sympy proves the argument positive
+        if isinstance(inner, sp.exp) or (isinstance(inner, sp.log) and inner.args[0].is_positive):
+            fns.append(type(inner))
+            inner = inner.args[0]
+        elif inner.is_Pow and inner.exp == sp.Rational(1, 2) and inner.base.is_positive:
+            fns.append(sp.sqrt)
+            inner = inner.base
+        else:
+            break
         lemmas.append(LEMMAS["monotone"])
     gx, hr = inner.as_independent(*rs, as_Add=True)
     if syms.of_role(hr, "x") or syms.of_role(gx, "r"):
