@@ -24,7 +24,6 @@ from cascade.lang import ir
 from cascade.lang.check import check
 from cascade.lang.parse import parse
 from cascade.lang.show import show
-from cascade.reference import evaluate
 from cascade.resources import bundled_mapping, bundled_path
 from cascade.transform.isomorphism import isomorphic
 from cascade.transform.reduce import reduce_passes
@@ -192,7 +191,7 @@ def test_random_bodies_refuse_cleanly_or_verify(body, op):
     except SpecError:
         return  # e.g. a body that does not iterate m
     try:
-        derived, cert = reduce_passes(spec.cascade, "M", 3)
+        derived, _ = reduce_passes(spec.cascade, "M", 3)
     except SpecError as exc:
         assert exc.first.span is not None and "cannot reduce" in exc.first.message
         return

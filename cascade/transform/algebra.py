@@ -18,6 +18,10 @@ from ..lang import ir
 _UNARY = {"exp": sp.exp, "log": sp.log, "sqrt": sp.sqrt, "abs": sp.Abs}
 
 
+# what sympy raises when it gives up on an expression (a failed proof, never a crash of ours)
+SYMPY_GAVE_UP = (NotImplementedError, TypeError, ValueError, ArithmeticError, RecursionError, sp.PolynomialError)
+
+
 class NotAlgebraic(Exception):
     """A sympy expression with no `.einsum` spelling (the rule using it is refused)."""
 
@@ -124,6 +128,6 @@ def is_zero(expr: sp.Expr) -> bool:
         try:
             if simplify(expr) == 0:
                 return True
-        except Exception:  # sympy gave up: not proved
+        except SYMPY_GAVE_UP:  # sympy gave up: not proved
             return False
     return False

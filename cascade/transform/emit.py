@@ -120,7 +120,7 @@ class Emitter:
         stmt = self.roles.writer[name]
         pos = self.position(name)
         o = stmt.lhs.indices
-        syms = plan.symbols  # type: ignore[attr-defined]
+        syms = plan.symbols
         others = [v for v in (stmt.reduction.variables if stmt.reduction else
                               _reduced(stmt)) if v != self.v]
         self.running[name] = []
@@ -142,7 +142,6 @@ class Emitter:
             body = to_ir(comp.body, read_of)
             single = len(plan.components) == 1
             if plan.rule in ("D1+R1", "D1") and single:
-                atoms = [a.tensor for a in ir.expr_reads(self.roles.writer[name].expr)]
                 hint_stem = "".join(_stem(t) for t in _atom_names(self.roles, name))
             else:
                 hint_stem = _stem(name) + ("" if single else f"_{k}")
@@ -175,7 +174,7 @@ class Emitter:
 
     def correction(self, plan: Plan, t: sp.Expr, syms) -> ir.Expr:
         """The shared correction statement (FuseMax's PRM) for one stabiliser, read in context."""
-        full = plan.full_symbols  # type: ignore[attr-defined]
+        full = plan.full_symbols
         stab_syms = {s for s in full.table if full.table[s][0] == "r"}
         accs = {full.table[s][1] for s in stab_syms if str(s) + "@old" in {str(x) for x in t.free_symbols}
                 or str(s) + "@new" in {str(x) for x in t.free_symbols}}
@@ -191,14 +190,13 @@ class Emitter:
         if key not in self.corrections:
             # written over the stabiliser's own variables; its reads are the running values
             own = gstmt.lhs
-            idx_map, _ = call_mapping(gstmt, acc)
             inverse: dict[str, ir.Index] = {}
             for lhs_idx, idx in zip(own.indices, acc.indices):
                 if isinstance(idx, ir.VarIndex):
                     inverse[idx.var] = lhs_idx
             read_of = {}
             for sym in t.free_symbols:
-                base, _, when = str(sym).rpartition("@")
+                when = str(sym).rpartition("@")[2]
                 if when in ("old", "new"):
                     read_of[sym] = self.running_read(g, own, when)
                 elif sym in full.table:  # a constant read, moved to the stabiliser's variables
@@ -221,7 +219,7 @@ class Emitter:
         """Z's final value over Z's own left-side variables."""
         plan = self.plans[name]
         stmt = self.roles.writer[name]
-        syms = plan.symbols  # type: ignore[attr-defined]
+        syms = plan.symbols
         read_of = {}
         constant = {}
         for k, comp in enumerate(plan.components):

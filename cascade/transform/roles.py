@@ -85,7 +85,6 @@ def analyse(sem: Semantics, rank: str) -> Roles:
     for init in c.inits:
         raise Refusal(init.span, f"the cascade already has a recurrence ({init.name}); recurrences are left "
                                  "as written: reduce takes cascades of plain Einsums")
-    infos = {s.name: s for s in sem.statements}
     for step in sem.steps:
         for k in step.statements:
             info = sem.statements[k]
@@ -106,7 +105,6 @@ def analyse(sem: Semantics, rank: str) -> Roles:
                 roles.kind[name] = "stream"
             else:
                 roles.kind[name] = "complete" if deps else "const"
-    del infos
     return roles
 
 

@@ -26,7 +26,7 @@ import sympy as sp
 
 from ..lang import ir
 from ..lang.show import show_access, show_expr
-from .algebra import NotAlgebraic, is_zero, to_sympy
+from .algebra import SYMPY_GAVE_UP, NotAlgebraic, is_zero, to_sympy
 from .roles import Refusal, Roles, inline, presence
 
 LEMMAS = {
@@ -56,6 +56,8 @@ class Plan:
     filters: list[ir.Compare] = field(default_factory=list)
     stabilisers: list[str] = field(default_factory=list)
     pivot: ir.Access | None = None
+    symbols: Symbols | None = None  # the body's symbols (atoms stop at streams of stabilisers)
+    full_symbols: Symbols | None = None  # R1: the fully inlined body's symbols
 
 
 @dataclass
@@ -115,7 +117,7 @@ def _symbol(roles: Roles, acc: ir.Access, syms: Symbols) -> sp.Expr:
 
 
 def _reduces(stmt: ir.Einsum) -> bool:
-    return bool(set(v for a in ir.expr_reads(stmt.expr) for v in a.variables) - set(stmt.lhs.variables))
+    return bool({v for a in ir.expr_reads(stmt.expr) for v in a.variables} - set(stmt.lhs.variables))
 
 
 def plan_producer(roles: Roles, name: str) -> Plan:
@@ -123,9 +125,7 @@ def plan_producer(roles: Roles, name: str) -> Plan:
     syms = Symbols()
     g = to_sympy(stmt.expr, lambda acc: _symbol(roles, acc, syms))
     op = roles.reduce_op(name)
-    plan = Plan(name, "P", [Component(name, op, g)], component_symbol(0), body=show_expr(stmt.expr))
-    plan.symbols = syms  # type: ignore[attr-defined]
-    return plan
+    return Plan(name, "P", [Component(name, op, g)], component_symbol(0), body=show_expr(stmt.expr), symbols=syms)
 
 
 def plan_target(roles: Roles, name: str) -> Plan:
@@ -147,7 +147,7 @@ def plan_target(roles: Roles, name: str) -> Plan:
                       f"{where}: a {op} over complete values has no registered rescaling; 2 passes kept")
     plan.body = str(g)
     plan.filters = filters
-    plan.symbols = syms  # type: ignore[attr-defined]
+    plan.symbols = syms
     return plan
 
 
@@ -204,7 +204,7 @@ def _roll_scaling(roles, name, g, gs, h, syms, identities, where) -> Plan:
         t = sp.powsimp(sp.expand_power_exp(g_new / g_old), force=True)  # cheap, enough for exp bodies
         if full.of_role(t, "x"):
             t = sp.simplify(t)
-    except Exception:
+    except SYMPY_GAVE_UP:
         t = sp.nan
     xs = full.of_role(t, "x")
     if not xs and not t.has(sp.nan) and not _exponential(t):
@@ -222,7 +222,7 @@ def _roll_scaling(roles, name, g, gs, h, syms, identities, where) -> Plan:
         start = -sp.oo if roles.reduce_op(full.table[s][1].tensor) == "max" else sp.oo
         try:
             at_start = sp.limit(at_start, old, start)
-        except Exception:
+        except SYMPY_GAVE_UP:
             at_start = sp.nan
     if not (at_start.is_finite and at_start.is_real):
         raise Refusal(stmt.span, f"{where}: the repair {t} is not finite (it is {at_start}) when the running "
@@ -231,8 +231,7 @@ def _roll_scaling(roles, name, g, gs, h, syms, identities, where) -> Plan:
     plan = Plan(name, "D1+R1" if h != 1 else "R1", [Component(name, "sum", gs, t)], h * component_symbol(0),
                 identities)
     plan.stabilisers = sorted({full.table[s][1].tensor for s in stab_full})
-    plan.correction_symbols = {str(k): v for k, v in {**olds, **news}.items()}  # type: ignore[attr-defined]
-    plan.full_symbols = full  # type: ignore[attr-defined]
+    plan.full_symbols = full
     return plan
 
 
