@@ -38,7 +38,7 @@ class Spec:
     def name(self) -> str:
         return self.cascade.name
 
-    def with_shapes(self, **overrides: int) -> "Spec":
+    def with_shapes(self, **overrides: int) -> Spec:
         """The same cascade at other shapes, e.g. `spec.with_shapes(M=4096)`."""
         merged = {**self.overrides, **overrides}
         shapes = resolve_shapes(self.semantics, merged)
@@ -49,13 +49,29 @@ class Spec:
 
         return show(self.cascade)
 
-    def passes(self) -> "PassReport":
+    def passes(self) -> PassReport:
         """Passes over every rank and the boundaries between them (DESIGN.md section 3)."""
         from .analysis.passes import count_passes
 
         return count_passes(self.semantics, self.shapes)
 
-    def random_inputs(self, seed: int = 0, dtype: Any = None) -> dict[str, "np.ndarray"]:
+    def reduce(self, rank: str = "M", tile: int | None = None) -> tuple[Spec, Any]:
+        """Fewer passes over `rank` (`cascade.transform.reduce`): the derived cascade as a `Spec`
+        (at this spec's shape overrides, plus the tile) and its `Certificate`. Raises `SpecError`
+        at the reduction that cannot be rewritten."""
+        from dataclasses import replace
+
+        from .lang.show import show
+        from .transform.reduce import reduce_passes
+
+        cascade, cert = reduce_passes(self.cascade, rank, tile)
+        if cascade is self.cascade:
+            return self, cert
+        cascade = replace(cascade, source=show(cascade), file=f"<{cascade.name}>")
+        sem = check(cascade)
+        return Spec(cascade, sem, resolve_shapes(sem, self.overrides), dict(self.overrides)), cert
+
+    def random_inputs(self, seed: int = 0, dtype: Any = None) -> dict[str, np.ndarray]:
         import numpy as np
 
         from .errors import InputError
@@ -77,7 +93,7 @@ class Spec:
         names = list(self.semantics.tensors) if tensors is None else tensors
         check_tensor_sizes({n: tensor_shape(self.semantics, n, self.shapes) for n in names}, itemsize, InputError)
 
-    def bind(self, mapping: "str | Path | MappingFile | None" = None) -> "MappedCascade":
+    def bind(self, mapping: str | Path | MappingFile | None = None) -> MappedCascade:
         """Apply a mapping (a file, a `Mapping`, or None for the default) -> loop nests."""
         from .mapping.mapping_file import Mapping, load_mapping
         from .mapping.schedule import bind_mapping
@@ -90,28 +106,28 @@ class Spec:
             bound = load_mapping(mapping)
         return bind_mapping(self.semantics, bound, self.shapes)
 
-    def compile(self, mapping: "str | Path | MappingFile | None" = None) -> str:
+    def compile(self, mapping: str | Path | MappingFile | None = None) -> str:
         """The source of the NumPy executor module for a mapping."""
         from .codegen.numpy_exec import emit_numpy
 
         mapped = self.bind(mapping)
         return emit_numpy(mapped, self.cascade.file, mapped.mapping.file if mapping is not None else "")
 
-    def executor(self, mapping: "str | Path | MappingFile | None" = None) -> Any:
+    def executor(self, mapping: str | Path | MappingFile | None = None) -> Any:
         """The generated executor, imported as a module with `run(**inputs)`."""
         from .codegen.loader import import_source
 
         return import_source(self.compile(mapping), stem=f"{self.name}_executor")
 
-    def loop_nest(self, mapping: "str | Path | MappingFile | None" = None) -> str:
+    def loop_nest(self, mapping: str | Path | MappingFile | None = None) -> str:
         """The mapped loop nest as readable pseudo-code."""
         from .mapping.loopnest import render_loop_nest
 
         mapped = self.bind(mapping)
         return render_loop_nest(mapped, self.cascade.file, mapped.mapping.file if mapping is not None else "")
 
-    def estimate(self, mapping: "str | Path | MappingFile | None", target: Any, symbolic: bool = False,
-                 groups: "list[str] | None" = None) -> Any:
+    def estimate(self, mapping: str | Path | MappingFile | None, target: Any, symbolic: bool = False,
+                 groups: list[str] | None = None) -> Any:
         """The cost of running this cascade with a mapping on a target (a file, a bundled name
         such as 'fusemax', or a `Target`): a `CostReport`. On a grid target, `groups` (fusion
         group names such as 'GM+SN+SD+A') costs only those programs, e.g. one measured kernel."""
@@ -129,7 +145,7 @@ class Spec:
                                "where a group's cost is listed per group in the report")
         return estimate_spatial(self.bind(mapping), tgt, symbolic=symbolic)
 
-    def run(self, inputs: MappingABC[str, "np.ndarray"] | None = None, seed: int = 0) -> dict[str, "np.ndarray"]:
+    def run(self, inputs: MappingABC[str, np.ndarray] | None = None, seed: int = 0) -> dict[str, np.ndarray]:
         """Evaluate with the reference evaluator; missing inputs are seeded random."""
         from .reference import evaluate
 

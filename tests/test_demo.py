@@ -73,3 +73,12 @@ def test_text_form(capsys):
     assert main(["demo"]) == 0
     out = capsys.readouterr().out
     assert "all executors match" in out and "Grayskull dedicated softmax" in out
+
+
+def test_derived_1pass_costs_what_fusemax_costs(demo):
+    _, report = demo
+    d = report["reduce"]
+    assert (d["passes_before"], d["passes_after"]) == (3, 1) and d["isomorphic_to_mha_1pass"]
+    assert (d["latency_s"], d["dram_bytes"]) == (d["bundled_latency_s"], d["bundled_dram_bytes"])
+    fusemax = next(r for r in report["costs"] if r["dataflow"] == "FuseMax")
+    assert (d["latency_s"], d["dram_bytes"]) == (fusemax["latency_s"], fusemax["dram_bytes"])

@@ -25,6 +25,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("resources", "yaml_text", "npz_input"),
     ("lang",),
     ("analysis", "reference"),
+    ("transform",),
     ("mapping",),
     ("codegen", "model"),
     ("search", "interop"),

@@ -1,0 +1,348 @@
+"""Plans -> the tiled cascade: `split R = R1 * R0`, local reductions per tile, running values
+with `init`, corrections shared per stabiliser, then the final values and the statements that
+must wait for them (a second pass, when the lower bound is 2).
+
+Names follow FuseMax's where the structure matches: a reduction GM or SD gets local `LM`/`SLD`,
+running `RM`/`RD`, scaled previous `SPD`, the correction of stabiliser RM is `PRM`, a stream SN
+evaluated at the new running values is `SLN`, and a deferred numerator is named after its atoms
+(SN * V -> `SNV`, so `SLNV`, `SPNV`, `RNV`). A clash gets a numeric suffix.
+"""
+
+from __future__ import annotations
+
+import sympy as sp
+
+from ..lang import ir
+from .algebra import NotAlgebraic, to_ir
+from .roles import Refusal, Roles, call_mapping, rename_access, rename_compare, rename_expr
+from .rules import Plan, component_symbol
+
+
+def _stem(name: str) -> str:
+    return name[1:] if len(name) > 1 and name[0] in "GS" else name
+
+
+class Emitter:
+    def __init__(self, roles: Roles, plans: dict[str, Plan], tile: int, guards: dict[str, list[ir.Compare]]):
+        self.roles, self.plans, self.tile, self.guards = roles, plans, tile, guards
+        c = roles.cascade
+        self.r, self.r1, self.r0 = roles.rank, roles.rank + "1", roles.rank + "0"
+        self.v, self.v1, self.v0 = roles.var, self.r1.lower(), self.r0.lower()
+        self.taken = {d.name for d in c.inputs} | set(roles.writer)
+        self.out: list[ir.Statement] = []
+        self.local_stream: dict[str, str] = {}
+        self.corrections: dict[tuple, tuple[str, str, int]] = {}
+        self.running: dict[str, list[tuple[str, int]]] = {}  # Z -> per component (tensor, pos)
+        self.named: set[str] = set()
+
+    # ---------------------------------------------------------------- names and indices
+    def fresh(self, hint: str) -> str:
+        name, k = hint, 2
+        while name in self.taken:
+            name, k = f"{hint}{k}", k + 1
+        self.taken.add(name)
+        return name
+
+    def split_access(self, acc: ir.Access) -> ir.Access:
+        out: list[ir.Index] = []
+        for idx in acc.indices:
+            if isinstance(idx, ir.VarIndex) and idx.var == self.v:
+                out += [ir.VarIndex(self.v1), ir.VarIndex(self.v0)]
+            else:
+                out.append(idx)
+        return ir.Access(acc.tensor, tuple(out))
+
+    def tiled(self, cmp: ir.Compare) -> ir.Compare:
+        point = ir.AffBin("+", ir.AffBin("*", ir.AffVar(self.v1), ir.AffShape(self.r0)), ir.AffVar(self.v0))
+        return rename_compare(cmp, {self.v: point})
+
+    def position(self, name: str) -> int:
+        stmt = self.roles.writer[name]
+        for acc in ir.expr_reads(stmt.expr):
+            for k, idx in enumerate(acc.indices):
+                if isinstance(idx, ir.VarIndex) and idx.var == self.v:
+                    return min(k, len(stmt.lhs.indices))
+        return 0
+
+    @staticmethod
+    def at(tensor: str, indices: tuple[ir.Index, ...], pos: int, step: ir.Index) -> ir.Access:
+        return ir.Access(tensor, indices[:pos] + (step,) + indices[pos:])
+
+    def step_index(self, when: str) -> ir.Index:
+        return {"old": ir.VarIndex(self.v1), "new": ir.VarIndex(self.v1, 1), "last": ir.LastIndex(self.r1),
+                "zero": ir.ConstIndex(0)}[when]
+
+    def running_read(self, name: str, acc: ir.Access, when: str, k: int = 0) -> ir.Read:
+        tensor, pos = self.running[name][k]
+        return ir.Read(self.at(tensor, acc.indices, pos, self.step_index(when)))
+
+    # ---------------------------------------------------------------- pass 1
+    def emit_local_stream(self, name: str) -> str:
+        """A stream that reads stabilisers, evaluated at their new running values."""
+        if name in self.local_stream:
+            return self.local_stream[name]
+        stmt = self.roles.writer[name]
+        expr = self.pass1_expr(stmt.expr)
+        new = self.fresh("SL" + _stem(name))
+        self.out.append(ir.Einsum(self.split_access(ir.Access(new, stmt.lhs.indices)), expr, stmt.reduction,
+                                  tuple(self.tiled(c) for c in stmt.filters)))
+        self.local_stream[name] = new
+        return new
+
+    def pass1_expr(self, expr: ir.Expr) -> ir.Expr:
+        roles = self.roles
+
+        def go(e: ir.Expr) -> ir.Expr:
+            match e:
+                case ir.Read(access=a):
+                    kind = roles.kind[a.tensor]
+                    if kind == "full":
+                        if not roles.is_stabiliser(a.tensor):
+                            raise Refusal(a.span, f"{a.tensor} is read inside the pass before it is complete")
+                        return self.running_read(a.tensor, a, "new")
+                    if kind == "stream" and roles.deps[a.tensor]:
+                        return ir.Read(self.split_access(ir.Access(self.emit_local_stream(a.tensor), a.indices)))
+                    if kind in ("stream", "input-stream"):
+                        return ir.Read(self.split_access(a))
+                    return e
+                case ir.Neg(operand=o):
+                    return ir.Neg(go(o))
+                case ir.BinOp(op=op, left=l, right=r):
+                    return ir.BinOp(op, go(l), go(r))
+                case ir.Call(fn=fn, args=args):
+                    return ir.Call(fn, tuple(go(x) for x in args))
+            return e
+
+        return go(expr)
+
+    def emit_components(self, name: str) -> None:
+        plan = self.plans[name]
+        stmt = self.roles.writer[name]
+        pos = self.position(name)
+        o = stmt.lhs.indices
+        syms = plan.symbols
+        others = [v for v in (stmt.reduction.variables if stmt.reduction else
+                              _reduced(stmt)) if v != self.v]
+        self.running[name] = []
+        for k, comp in enumerate(plan.components):
+            if _atom_free(comp.body, syms):
+                self.running[name].append(("", pos))
+                continue
+            read_of = {}
+            for sym, (role, acc) in syms.table.items():
+                if role == "x":
+                    kind = self.roles.kind[acc.tensor]
+                    tensor = self.emit_local_stream(acc.tensor) if kind == "stream" and self.roles.deps[
+                        acc.tensor] else acc.tensor
+                    read_of[sym] = ir.Read(self.split_access(ir.Access(tensor, acc.indices)))
+                elif role == "r":
+                    read_of[sym] = self.running_read(acc.tensor, acc, "new")
+                else:
+                    read_of[sym] = ir.Read(acc)
+            body = to_ir(comp.body, read_of)
+            single = len(plan.components) == 1
+            if plan.rule in ("D1+R1", "D1") and single:
+                hint_stem = "".join(_stem(t) for t in _atom_names(self.roles, name))
+            else:
+                hint_stem = _stem(name) + ("" if single else f"_{k}")
+            if comp.correction is not None:
+                local, running, scaled = ("SL" + hint_stem, "R" + hint_stem, "SP" + hint_stem)
+            else:
+                local, running, scaled = ("L" + hint_stem, "R" + hint_stem, "")
+            red_vars = tuple(others) + (self.v0,)
+            reduction = None if comp.op == "sum" else ir.Reduction(comp.op, red_vars)
+            lname = self.fresh(local)
+            filters = tuple(self.tiled(c) for c in (plan.filters if plan.rule != "P" else stmt.filters))
+            self.out.append(ir.Einsum(self.at(lname, o, pos, ir.VarIndex(self.v1)), body, reduction, filters))
+            rname = self.fresh(running)
+            self.running[name].append((rname, pos))
+            from ..lang.ops import REDUCE_OPS
+
+            self.out.append(ir.Init(self.at(rname, o, pos, ir.ConstIndex(0)), ir.Num(REDUCE_OPS[comp.op].identity)))
+            prev = ir.Read(self.at(rname, o, pos, ir.VarIndex(self.v1)))
+            local_read = ir.Read(self.at(lname, o, pos, ir.VarIndex(self.v1)))
+            if comp.correction is not None:
+                corr = self.correction(plan, comp.correction, syms)
+                sname = self.fresh(scaled)
+                self.out.append(ir.Einsum(self.at(sname, o, pos, ir.VarIndex(self.v1)), ir.BinOp("*", corr, prev)))
+                value: ir.Expr = ir.BinOp("+", ir.Read(self.at(sname, o, pos, ir.VarIndex(self.v1))), local_read)
+            elif comp.op in ("max", "min"):
+                value = ir.Call(comp.op, (prev, local_read))
+            else:
+                value = ir.BinOp("+" if comp.op == "sum" else "*", prev, local_read)
+            self.out.append(ir.Einsum(self.at(rname, o, pos, ir.VarIndex(self.v1, 1)), value))
+
+    def correction(self, plan: Plan, t: sp.Expr, syms) -> ir.Expr:
+        """The shared correction statement (FuseMax's PRM) for one stabiliser, read in context."""
+        full = plan.full_symbols
+        stab_syms = {s for s in full.table if full.table[s][0] == "r"}
+        accs = {full.table[s][1] for s in stab_syms if str(s) + "@old" in {str(x) for x in t.free_symbols}
+                or str(s) + "@new" in {str(x) for x in t.free_symbols}}
+        tensors = {a.tensor for a in accs}
+        if len(tensors) != 1 or len(accs) != 1:
+            raise Refusal(self.roles.writer[plan.target].span,
+                          f"{plan.target}: a correction over several stabilisers ({', '.join(sorted(tensors))}) "
+                          "is not emitted yet")
+        acc = next(iter(accs))
+        g = acc.tensor
+        gstmt = self.roles.writer[g]
+        key = (str(t), g)
+        if key not in self.corrections:
+            # written over the stabiliser's own variables; its reads are the running values
+            own = gstmt.lhs
+            inverse: dict[str, ir.Index] = {}
+            for lhs_idx, idx in zip(own.indices, acc.indices):
+                if isinstance(idx, ir.VarIndex):
+                    inverse[idx.var] = lhs_idx
+            read_of = {}
+            for sym in t.free_symbols:
+                when = str(sym).rpartition("@")[2]
+                if when in ("old", "new"):
+                    read_of[sym] = self.running_read(g, own, when)
+                elif sym in full.table:  # a constant read, moved to the stabiliser's variables
+                    u = full.table[sym][1]
+                    if set(u.variables) - set(inverse):
+                        raise Refusal(gstmt.span, f"{plan.target}: the correction reads {u.tensor} over more "
+                                                  f"variables than {g} has")
+                    read_of[sym] = ir.Read(rename_access(u, inverse))
+            if t.free_symbols - set(read_of) - {s for s in t.free_symbols if s.name.isupper()}:
+                raise Refusal(gstmt.span, "a correction depends on more than the stabiliser")
+            tensor, pos = self.running[g][0]
+            name = self.fresh("P" + tensor)
+            self.out.append(ir.Einsum(self.at(name, own.indices, pos, ir.VarIndex(self.v1)), to_ir(t, read_of)))
+            self.corrections[key] = (name, g, pos)
+        name, _, pos = self.corrections[key]
+        return ir.Read(self.at(name, acc.indices, pos, ir.VarIndex(self.v1)))
+
+    # ---------------------------------------------------------------- finals and pass 2
+    def final_own(self, name: str) -> ir.Expr:
+        """Z's final value over Z's own left-side variables."""
+        plan = self.plans[name]
+        stmt = self.roles.writer[name]
+        syms = plan.symbols
+        read_of = {}
+        constant = {}
+        for k, comp in enumerate(plan.components):
+            if _atom_free(comp.body, syms):
+                # no point of the fiber is read: a sum is the body times the number of points,
+                # a max or min the body itself (every fiber has M >= 1 points when unfiltered)
+                if plan.filters or _has_filters(self.roles, name) or comp.op == "prod":
+                    raise Refusal(stmt.span, f"{name}: the rewrite needs the number of points of a filtered "
+                                             "fiber, which needs index values in the language; 2 passes kept")
+                count: sp.Expr = sp.Symbol(self.r, positive=True)
+                for v in (stmt.reduction.variables if stmt.reduction else _reduced(stmt)):
+                    if v != self.v:
+                        count = count * sp.Symbol(v.upper(), positive=True)
+                constant[component_symbol(k)] = comp.body * count if comp.op == "sum" else comp.body
+            else:
+                read_of[component_symbol(k)] = self.running_read(name, stmt.lhs, "last", k)
+        for sym, (role, acc) in syms.table.items():
+            if role == "r":
+                read_of[sym] = self.final_read(acc)
+            elif role in ("u", "pivot"):
+                read_of[sym] = ir.Read(acc)
+        return to_ir(plan.final.subs(constant), read_of)
+
+    def final_read(self, acc: ir.Access) -> ir.Expr:
+        """A read of full reduction `acc.tensor` after the pass."""
+        if acc.tensor in self.named:
+            return ir.Read(acc)
+        stmt = self.roles.writer[acc.tensor]
+        return rename_expr(self.final_own(acc.tensor), call_mapping(stmt, acc)[0])
+
+    def pass2_expr(self, expr: ir.Expr) -> ir.Expr:
+        match expr:
+            case ir.Read(access=a):
+                return self.final_read(a) if self.roles.kind[a.tensor] == "full" else expr
+            case ir.Neg(operand=o):
+                return ir.Neg(self.pass2_expr(o))
+            case ir.BinOp(op=op, left=l, right=r):
+                return ir.BinOp(op, self.pass2_expr(l), self.pass2_expr(r))
+            case ir.Call(fn=fn, args=args):
+                return ir.Call(fn, tuple(self.pass2_expr(x) for x in args))
+        return expr
+
+    def _guarded(self, step, name: str):
+        try:
+            return step(name)
+        except NotAlgebraic as exc:
+            raise Refusal(self.roles.writer[name].span, f"{name}: {exc} (the body is undefined or has no "
+                                                        "spelling in the language); 2 passes kept") from None
+
+    def emit(self) -> ir.Cascade:
+        roles, c = self.roles, self.roles.cascade
+        outputs = {d.name for d in c.outputs}
+        consts = [roles.writer[t] for t in roles.order if roles.kind[t] == "const"]
+        self.out.extend(consts)
+        for t in roles.order:
+            if roles.kind[t] == "stream" and not roles.deps[t]:
+                s = roles.writer[t]
+                self.out.append(ir.Einsum(self.split_access(s.lhs), self.pass1_expr(s.expr), s.reduction,
+                                          tuple(self.tiled(f) for f in s.filters)))
+        fulls = [t for t in roles.order if roles.kind[t] == "full"]
+        for t in fulls:
+            self._guarded(self.emit_components, t)
+        for t in fulls:
+            final = self._guarded(self.final_own, t)
+            plain = isinstance(final, ir.Read) and not self.guards.get(t)
+            if t in outputs or not plain:
+                s = roles.writer[t]
+                self.out.append(ir.Einsum(s.lhs, final, None, tuple(self.guards.get(t, ()))))
+                self.named.add(t)
+        for t in roles.order:
+            if roles.kind[t] in ("complete",) or (roles.kind[t] == "stream" and roles.deps[t]):
+                s = roles.writer[t]
+                self.out.append(ir.Einsum(s.lhs, self.pass2_expr(s.expr), s.reduction, s.filters))
+        statements = _live(self.out, outputs)
+        shapes = c.shapes + (ir.ShapeDecl(self.r0, self.tile),)
+        return ir.Cascade(c.name + "_reduced", shapes, c.splits + (ir.Split(self.r, (self.r1, self.r0)),),
+                          c.inputs, c.outputs, tuple(statements), file=c.file)
+
+
+def _reduced(stmt: ir.Einsum) -> tuple[str, ...]:
+    lhs = set(stmt.lhs.variables)
+    seen: list[str] = []
+    for a in ir.expr_reads(stmt.expr):
+        for v in a.variables:
+            if v not in lhs and v not in seen:
+                seen.append(v)
+    return tuple(seen)
+
+
+def _atom_names(roles: Roles, name: str) -> list[str]:
+    """The streams a deferred numerator reads, in order (A = SN / SD inlined: SN, then V)."""
+    from .roles import inline
+
+    stmt = roles.writer[name]
+    expr, _ = inline(roles, stmt.expr, lambda t: all(roles.is_stabiliser(d) for d in roles.deps[t]))
+    out: list[str] = []
+    for a in ir.expr_reads(expr):
+        if roles.kind[a.tensor] in ("stream", "input-stream") and a.tensor not in out:
+            out.append(a.tensor)
+    return out
+
+
+def _atom_free(body: sp.Expr, syms) -> bool:
+    return not any(syms.table.get(s, ("",))[0] == "x" for s in body.free_symbols)
+
+
+def _has_filters(roles: Roles, name: str) -> bool:
+    from .rules import body_presence
+
+    return bool(body_presence(roles, name))
+
+
+def _live(statements: list[ir.Statement], outputs: set[str]) -> list[ir.Statement]:
+    """Statements some output needs (an init lives with its recurrence)."""
+    writers: dict[str, list[ir.Statement]] = {}
+    for s in statements:
+        writers.setdefault(s.name, []).append(s)
+    live, todo = set(), list(outputs)
+    while todo:
+        t = todo.pop()
+        if t in live:
+            continue
+        live.add(t)
+        for s in writers.get(t, []):
+            todo.extend(a.tensor for a in ir.expr_reads(s.expr))
+    return [s for s in statements if s.name in live]

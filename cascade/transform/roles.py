@@ -1,0 +1,224 @@
+"""What each tensor of a cascade is with respect to one rank R (variable r), and the least
+number of passes over R any rewrite can reach.
+
+- *stream*: keeps r (`QK[m, p]`, `SN[m, p]`); *full*: reduces r (`GM[p]`, `SD[p]`);
+  *complete*: does not iterate r but reads a full one (`MU[p] = S[p] / M`); *const*: neither.
+- `deps[T]`: the full reductions whose complete value T needs; a full reduction whose body has
+  deps is a *target* (it waits for another pass), otherwise a *producer*.
+- `lower_bound`: 2 when an output keeps r and reads a complete value (it cannot be written
+  before the fiber is seen), else 1.
+`Roles` also inlines map statements into a body (with variable renaming) and collects the
+filters a body's presence depends on; nothing here rewrites.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..errors import Span
+from ..lang import ir
+from ..lang.semantics import Semantics
+
+
+class Refusal(Exception):
+    """A reduction (or the cascade) that cannot be rewritten: where and why."""
+
+    def __init__(self, span: Span | None, reason: str):
+        super().__init__(reason)
+        self.span = span
+        self.reason = reason
+
+
+@dataclass
+class Roles:
+    sem: Semantics
+    rank: str
+    kind: dict[str, str] = field(default_factory=dict)
+    deps: dict[str, frozenset[str]] = field(default_factory=dict)
+    writer: dict[str, ir.Einsum] = field(default_factory=dict)
+    order: list[str] = field(default_factory=list)
+
+    @property
+    def var(self) -> str:
+        return self.rank.lower()
+
+    @property
+    def cascade(self) -> ir.Cascade:
+        return self.sem.cascade
+
+    def is_full(self, name: str) -> bool:
+        return self.kind.get(name) == "full"
+
+    def reduce_op(self, name: str) -> str:
+        stmt = self.writer[name]
+        return stmt.reduction.op if stmt.reduction else "sum"
+
+    def is_stabiliser(self, name: str) -> bool:
+        return self.is_full(name) and self.reduce_op(name) in ("max", "min")
+
+    def targets(self) -> list[str]:
+        return [t for t in self.order if self.kind[t] == "full" and self.deps[t]]
+
+    def producers(self) -> list[str]:
+        return [t for t in self.order if self.kind[t] == "full" and not self.deps[t]]
+
+    def lower_bound(self) -> tuple[int, str]:
+        for d in self.cascade.outputs:
+            if self.kind.get(d.name) == "stream" and self.deps[d.name]:
+                return 2, (f"{d.name} keeps {self.var} and reads {', '.join(sorted(self.deps[d.name]))}, "
+                           f"complete over {self.var}: 2 is the least")
+        return 1, "no output keeps " + self.var + " and reads a complete value: 1 is the least"
+
+
+def analyse(sem: Semantics, rank: str) -> Roles:
+    """Classify every tensor; refuse cascades whose R already has a split or a recurrence."""
+    c = sem.cascade
+    roles = Roles(sem, rank)
+    var = roles.var
+    if rank in sem.splits or any(rank in parts for parts in sem.splits.values()):
+        split = next(s for s in c.splits if rank == s.rank or rank in s.parts)
+        raise Refusal(split.span, f"{rank} is already split ('split {split.rank} = ...'): reduce takes the "
+                                  "untiled cascade and emits the split itself")
+    for d in c.inputs:
+        roles.kind[d.name] = "input-stream" if rank in d.ranks else "const"
+        roles.deps[d.name] = frozenset()
+    for init in c.inits:
+        raise Refusal(init.span, f"the cascade already has a recurrence ({init.name}); recurrences are left "
+                                 "as written: reduce takes cascades of plain Einsums")
+    for step in sem.steps:
+        for k in step.statements:
+            info = sem.statements[k]
+            stmt = info.statement
+            assert isinstance(stmt, ir.Einsum)
+            _check_accesses(stmt, var)
+            name = stmt.name
+            roles.writer[name] = stmt
+            roles.order.append(name)
+            deps: set[str] = set()
+            for acc in ir.expr_reads(stmt.expr):
+                t = acc.tensor
+                deps |= {t} if roles.kind.get(t) == "full" else roles.deps.get(t, frozenset())
+            roles.deps[name] = frozenset(deps)
+            if var in info.reduced:
+                roles.kind[name] = "full"
+            elif var in info.variables:
+                roles.kind[name] = "stream"
+            else:
+                roles.kind[name] = "complete" if deps else "const"
+    return roles
+
+
+def _check_accesses(stmt: ir.Einsum, var: str) -> None:
+    for acc in [stmt.lhs, *ir.expr_reads(stmt.expr)]:
+        for idx in acc.indices:
+            if isinstance(idx, ir.VarIndex) and idx.var == var and idx.offset:
+                raise Refusal(acc.span, f"{acc.tensor} is read at {var}{idx.offset:+d}: a shifted access along "
+                                        f"{var} is a recurrence; reduce takes cascades of plain Einsums")
+
+
+def rename_expr(expr: ir.Expr, mapping: dict[str, ir.Index]) -> ir.Expr:
+    """The expression with rank variables renamed (`mapping` var -> index)."""
+    match expr:
+        case ir.Read(access=a):
+            return ir.Read(rename_access(a, mapping), span=expr.span)
+        case ir.Neg(operand=o):
+            return ir.Neg(rename_expr(o, mapping))
+        case ir.BinOp(op=op, left=l, right=r):
+            return ir.BinOp(op, rename_expr(l, mapping), rename_expr(r, mapping))
+        case ir.Call(fn=fn, args=args):
+            return ir.Call(fn, tuple(rename_expr(x, mapping) for x in args))
+    return expr
+
+
+def rename_access(acc: ir.Access, mapping: dict[str, ir.Index]) -> ir.Access:
+    out = []
+    for idx in acc.indices:
+        if isinstance(idx, ir.VarIndex) and idx.var in mapping:
+            new = mapping[idx.var]
+            if isinstance(new, ir.VarIndex):
+                new = ir.VarIndex(new.var, new.offset + idx.offset)
+            out.append(new)
+        else:
+            out.append(idx)
+    return ir.Access(acc.tensor, tuple(out), span=acc.span)
+
+
+def rename_affine(aff: ir.Affine, mapping: dict[str, ir.Affine]) -> ir.Affine:
+    match aff:
+        case ir.AffVar(var=v):
+            return mapping.get(v, aff)
+        case ir.AffBin(op=op, left=l, right=r):
+            return ir.AffBin(op, rename_affine(l, mapping), rename_affine(r, mapping))
+        case ir.AffNeg(operand=o):
+            return ir.AffNeg(rename_affine(o, mapping))
+    return aff
+
+
+def rename_compare(cmp: ir.Compare, mapping: dict[str, ir.Affine]) -> ir.Compare:
+    return ir.Compare(cmp.op, rename_affine(cmp.left, mapping), rename_affine(cmp.right, mapping), span=cmp.span)
+
+
+def _index_affine(idx: ir.Index) -> ir.Affine:
+    if isinstance(idx, ir.VarIndex):
+        base: ir.Affine = ir.AffVar(idx.var)
+        return base if not idx.offset else ir.AffBin("+", base, ir.AffConst(idx.offset))
+    if isinstance(idx, ir.ConstIndex):
+        return ir.AffConst(idx.value)
+    return ir.AffShape(idx.rank)
+
+
+def call_mapping(stmt: ir.Einsum, acc: ir.Access) -> tuple[dict[str, ir.Index], dict[str, ir.Affine]]:
+    """How the writer's left-side variables map to the indices of a read of it."""
+    idx_map: dict[str, ir.Index] = {}
+    aff_map: dict[str, ir.Affine] = {}
+    for lhs_idx, idx in zip(stmt.lhs.indices, acc.indices):
+        assert isinstance(lhs_idx, ir.VarIndex)
+        idx_map[lhs_idx.var] = idx
+        aff_map[lhs_idx.var] = _index_affine(idx)
+    return idx_map, aff_map
+
+
+def inline(roles: Roles, expr: ir.Expr, stop) -> tuple[ir.Expr, list[ir.Compare]]:
+    """`expr` with every read of a stream map statement inlined unless `stop(tensor)`; returns the
+    expression and the filters of the inlined statements (renamed to the caller's variables)."""
+    filters: list[ir.Compare] = []
+
+    def go(e: ir.Expr) -> ir.Expr:
+        match e:
+            case ir.Read(access=a):
+                stmt = roles.writer.get(a.tensor)
+                if stmt is None or roles.kind[a.tensor] != "stream" or stop(a.tensor):
+                    return e
+                if stmt.reduction is not None or len(set(_vars(stmt.expr)) - set(stmt.lhs.variables)):
+                    raise Refusal(stmt.span, f"{a.tensor} reads a complete value and reduces another rank: "
+                                             "only maps can be inlined into a reduction")
+                idx_map, aff_map = call_mapping(stmt, a)
+                filters.extend(rename_compare(cmp, aff_map) for cmp in stmt.filters)
+                return go(rename_expr(stmt.expr, idx_map))
+            case ir.Neg(operand=o):
+                return ir.Neg(go(o))
+            case ir.BinOp(op=op, left=l, right=r):
+                return ir.BinOp(op, go(l), go(r))
+            case ir.Call(fn=fn, args=args):
+                return ir.Call(fn, tuple(go(x) for x in args))
+        return e
+
+    return go(expr), filters
+
+
+def presence(roles: Roles, expr: ir.Expr) -> list[ir.Compare]:
+    """Every filter the presence of `expr` depends on through the streams it reads."""
+    out: list[ir.Compare] = []
+    for acc in ir.expr_reads(expr):
+        stmt = roles.writer.get(acc.tensor)
+        if stmt is None or roles.kind[acc.tensor] != "stream":
+            continue
+        _, aff_map = call_mapping(stmt, acc)
+        out.extend(rename_compare(cmp, aff_map) for cmp in stmt.filters)
+        inner = rename_expr(stmt.expr, call_mapping(stmt, acc)[0])
+        out.extend(presence(roles, inner))
+    return out
+
+
+def _vars(expr: ir.Expr) -> list[str]:
+    return [v for a in ir.expr_reads(expr) for v in a.variables]
