@@ -43,7 +43,10 @@ def cost_formulas(mc: MappedCascade, target: Target) -> CostFormulas:
         info = mc.semantics.statements[so.statement]
         unit = target.units[so.unit]
         occ = sp.Integer(1)
-        for (rank, whole), n in zip(space_axes(mc, so.name, info.variables), unit.shape):
+        axes = space_axes(mc, so.name, info.variables)
+        if not axes:  # nothing spatial: one PE (`spatial.occupancy`)
+            occ = sp.Integer(1) / unit.pes
+        for (rank, whole), n in zip(axes, unit.shape):
             points, folds = _axis_folds(table, rank, whole, n)
             occ = occ * points / (folds * n)
         c = sum(so.ops.values()) / (unit.pes * occ)
