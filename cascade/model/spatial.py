@@ -20,7 +20,7 @@ from ..errors import MappingError
 from ..mapping.schedule import MappedCascade
 from .compute import statement_ops
 from .target import Target
-from .traffic import dram_traffic
+from .traffic import accumulator_elements, dram_traffic
 
 
 @dataclass(frozen=True)
@@ -228,7 +228,16 @@ def energy(target: Target, dram_bytes: float, per_unit: dict[str, dict[str, Any]
 
 def check_capacity(mc: MappedCascade, target: Target) -> float:
     """The largest on-chip footprint of a group (tensors kept on chip plus loaded tiles), in
-    bytes; a mapping whose footprint exceeds the buffer is refused, saying by how much."""
+    bytes; a mapping whose footprint exceeds the buffer is refused, saying by how much. An
+    on-chip accumulator of a DRAM-resident result counts too (`traffic.accumulator_elements`)."""
+    from .symbols import SymbolTable
+
+    table = SymbolTable(mc)
+    subs = None
+    if mc.accumulators:
+        for k in mc.accumulators:
+            accumulator_elements(mc, table, k)  # create the symbols before substituting
+        subs = table.substitutions()
     worst = 0.0
     for group in mc.groups:
         elements = 0
@@ -241,6 +250,9 @@ def check_capacity(mc: MappedCascade, target: Target) -> float:
         for load in mc.loads:
             if load.statements[0] in group.statements:
                 elements += _load_elements(mc, load)
+        for k in group.statements:
+            if mc.accumulators.get(k) == "on-chip":
+                elements += int(accumulator_elements(mc, table, k).subs(subs))
         size = elements * target.word_bytes
         worst = max(worst, size)
         if target.buffer_bytes and size > target.buffer_bytes:

@@ -16,7 +16,7 @@ from .compute import statement_ops
 from .spatial import space_axes
 from .symbols import SymbolTable
 from .target import Target
-from .traffic import dram_traffic
+from .traffic import accumulator_elements, dram_traffic
 
 
 @dataclass(frozen=True)
@@ -91,7 +91,7 @@ def lambdify_cost(formulas: CostFormulas) -> tuple[Callable[..., tuple], list[st
 
 def footprint_formula(mc: MappedCascade, table: SymbolTable) -> Any:
     """The largest on-chip footprint of a fusion group, in elements, as a formula in the tile
-    shapes (the same accounting as `spatial.check_capacity`)."""
+    shapes (the same accounting as `spatial.check_capacity`, on-chip accumulators included)."""
     import sympy as sp
 
     worst = []
@@ -126,6 +126,9 @@ def footprint_formula(mc: MappedCascade, table: SymbolTable) -> Any:
                 elif rank not in loops:
                     n = n * table.size(rank)
             total += n
+        for k in group.statements:
+            if mc.accumulators.get(k) == "on-chip":
+                total += accumulator_elements(mc, table, k)
         worst.append(total)
     return sp.Max(*worst) if len(worst) > 1 else (worst[0] if worst else sp.Integer(0))
 
