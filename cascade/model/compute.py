@@ -8,6 +8,10 @@ cost nothing (they are computed once), so a division by a constant is a multiply
 reciprocal: `x / M` and `x * (1/M)` both cost one mac. Points of a split pair (m1, m0) number
 M, not M1*M0.
 
+Only present points cost anything: a `where` filter, and the absent points it leaves flowing
+through the merge rules, shrink a statement's points to `presence.Presence.points` (a triangle
+for `m <= p`, a band for a window).
+
 Loop-invariant factors are hoisted out of sums: in `QK[m, p] = Q[e, p] * K[e, m] / sqrt(E)`
 the factor `1/sqrt(E)` does not vary along the reduced rank e, and sum(x * c) = c * sum(x), so
 it costs one op per *output* point (m, p), not per point (e, m, p). The same holds for a factor
@@ -43,7 +47,10 @@ class StatementOps:
 def statement_ops(mc: MappedCascade, target: Target, table: SymbolTable) -> list[StatementOps]:
     """Operations per statement on its unit: the mapping's binding, or where the mapping binds
     nothing (no entry and no `default`), the target's first unit able to do all of them."""
+    from .presence import Presence
+
     out = []
+    present = Presence(mc, table)
     for k, info in enumerate(mc.semantics.statements):
         if info.is_init:
             continue
@@ -59,10 +66,11 @@ def statement_ops(mc: MappedCascade, target: Target, table: SymbolTable) -> list
                 capable = [u for u, spec in target.units.items() if kind in spec.ops]
                 raise TargetError(f"{info.name} needs '{kind}' operations, which {unit} of {target.name} cannot do; "
                                   f"bind {info.name} to {' or '.join(capable) or 'another unit'}")
-        points = iteration_points(info.variables, mc, table)
+        points = present.points(k, iteration_points(info.variables, mc, table), info.variables)
         ops = {kind: points * n for kind, n in per_point.items()}
         if per_output:
-            outputs = iteration_points(info.statement.lhs.variables, mc, table)
+            lhs = info.statement.lhs.variables
+            outputs = present.points(k, iteration_points(lhs, mc, table), lhs)
             for kind, n in per_output.items():
                 ops[kind] = ops.get(kind, 0) + outputs * n
         out.append(StatementOps(k, info.name, unit, points, ops))
