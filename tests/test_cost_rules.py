@@ -42,7 +42,7 @@ def test_scale_inside_a_contraction_costs_like_the_prescaled_form():
     assert scaled.per_unit["array2d"]["ops"] == {"mac": E * M * P + M * P}
     assert pre.per_unit["array2d"]["ops"] == {"mac": E * P + E * M * P}
     assert scaled.per_unit["array1d"]["ops"] == {} and pre.per_unit["array1d"]["ops"] == {}
-    compute = lambda r: sum(g["compute_s"] for g in r.groups)  # noqa: E731
+    compute = lambda r: sum(g["compute_s"] for g in r.groups)
     assert compute(scaled) == pytest.approx(compute(pre), rel=1.0 / E)
 
 

@@ -75,7 +75,7 @@ def test_causal_attention_costs_n_plus_1_over_2n_of_dense_macs(n):
     dense = cascade.loads(TWO_PASS.format(m=n, p=n, w="")).estimate(SPACE, "fusemax")
     assert ops(causal)["mac"] / ops(dense)["mac"] == pytest.approx((n + 1) / (2 * n), rel=1e-12)
     assert ops(causal)["divide"] == ops(dense)["divide"] == 6 * n  # AV: one per output point
-    compute = lambda r: sum(g["compute_s"] for g in r.groups)  # noqa: E731
+    compute = lambda r: sum(g["compute_s"] for g in r.groups)
     assert compute(causal) < compute(dense) and causal.latency_s <= dense.latency_s
 
 

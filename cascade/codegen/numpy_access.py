@@ -270,12 +270,9 @@ class AccessEmitter(LayoutEmitter):
                 present = A.call("_fill", present, shape, A.name("bool"))
             e.stmt(A.assign(presence_target, present))
         if on_chip:  # the reduction is complete at the last step of its loops
-            last = None
-            for rank in acc:
-                term = ast.Compare(A.name(n.vars[rank]), [ast.Eq()],
-                                   [A.binop(self.loop_extent(rank), "-", A.const(1))])
-                last = term if last is None else ast.BoolOp(ast.And(), [last, term])
-            e.open_if(last)
+            ends: list[ast.expr] = [ast.Compare(A.name(n.vars[rank]), [ast.Eq()],
+                                                [A.binop(self.loop_extent(rank), "-", A.const(1))]) for rank in acc]
+            e.open_if(ends[0] if len(ends) == 1 else ast.BoolOp(ast.And(), ends))
             e.stmt(ast.Expr(A.call("_wr", A.name("trace"), A.const(tensor), target)))
             e.close()
         elif st.dram:

@@ -99,11 +99,11 @@ class Presence:
         form = self.linear(ir.AffBin("-", c.left, c.right))
         if form is None:
             return None
-        coeffs, const = form
-        coeffs = self.merge_splits(coeffs)
-        if coeffs is None or len(coeffs) != 2:
+        merged = self.merge_splits(form[0])
+        const = form[1]
+        if merged is None or len(merged) != 2:
             return None
-        (x, cx), (y, cy) = sorted(coeffs.items())
+        (x, cx), (y, cy) = sorted(merged.items())
         if not (cx == 1 and cy == -1) and not (cx == -1 and cy == 1):
             return None
         if not {x, y} <= self.wholes(info.variables):
@@ -187,9 +187,9 @@ class Presence:
         if access is None:
             return None
         for axis in access.axes:
-            if self.part_of.get(axis.rank, axis.rank) in (band.a, band.b):
-                if axis.kind not in ("var", "split") or axis.offset:
-                    return None
+            on_band = self.part_of.get(axis.rank, axis.rank) in (band.a, band.b)
+            if on_band and (axis.kind not in ("var", "split") or axis.offset):
+                return None
         return band if {band.a, band.b} <= self.wholes(info.variables) else None
 
     # ------------------------------------------------------------ counts
