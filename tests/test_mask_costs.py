@@ -140,3 +140,31 @@ def test_an_unmasked_cascade_costs_as_before():
     """No filter: every point present (the dense count E*M*P + ... is unchanged)."""
     dense = cascade.loads(TWO_PASS.format(m=12, p=9, w="")).estimate(SPACE, "fusemax")
     assert ops(dense)["mac"] == (8 + 6 + 6) * 12 * 9 and ops(dense)["max"] == 12 * 9
+
+
+def test_the_search_formulas_agree_with_the_numeric_model_on_masks_hoists_and_accumulators():
+    """The lambdified formulas a search scores candidates with apply the same rules: a causal
+    1-pass cascade (bands over a split rank) with a hoisted scale, and a matmul whose K-tiled
+    accumulator stays on chip, give the numeric model's latency and DRAM bytes."""
+    from cascade.model.symbolic import cost_formulas, lambdify_cost
+    from cascade.model.target import load_target
+
+    target = load_target("fusemax")
+    causal = ONE_PASS.replace("Q[e, p] * K[e, m1, m0]", "Q[e, p] * K[e, m1, m0] / sqrt(E)")
+    cases = [
+        (cascade.loads(causal.format(m=300, p=200, w="where m1*M0 + m0 <= p")),
+         "partitioning: {P: [uniform_shape(64)], M: [uniform_shape(32)]}\nloop-order: {default: [P1, M1]}\n"
+         "spacetime: {default: {space: [P0, M0], time: [P1, M1, E, F]}}\n"
+         "fusion: [[QK, LM, RM, SLN, PRM, SPD, SLD, RD, SPNV, SLNV, RNV, AV]]"),
+        (cascade.loads("shape K = 300, M = 70, N = 90\ninput A[K, M], B[K, N]\noutput Z[M, N]\n"
+                       "Z[m, n] = A[k, m] * B[k, n]\n"),
+         "partitioning: {K: [uniform_shape(64)]}\nspacetime: {default: {space: [M, N], time: [K1, K0]}}"),
+    ]
+    for spec, text in cases:
+        mapping = parse_mapping(text)
+        formulas = cost_formulas(spec.bind(mapping), target)
+        fn, names = lambdify_cost(formulas)
+        latency, dram = fn(*[formulas.values[n] for n in names])
+        report = spec.estimate(mapping, target)
+        assert latency == pytest.approx(report.latency_s, rel=1e-12)
+        assert dram == pytest.approx(report.dram_bytes, rel=1e-12)
