@@ -59,6 +59,7 @@ def test_a_wide_on_chip_accumulator_counts_in_the_footprint():
     dram = spec.estimate(parse_mapping(base + "accumulate: {Z: dram}"), "fusemax")
     chip = spec.estimate(parse_mapping(base + "accumulate: {Z: on-chip}"), "fusemax")
     assert chip.on_chip_bytes - dram.on_chip_bytes == M * N * 2  # fusemax words are 2 bytes
+    assert [p.get("accumulator") for p in (dram.placement + chip.placement)] == ["dram", "on-chip"]
     assert dram.dram_bytes - chip.dram_bytes == ((K1 - 1) * M * N + (K1 - 1) * M * N) * 2
     big = cascade.load(ROOT / "specs" / "matmul.einsum", {"K": 64, "M": 4096, "N": 4096})
     with pytest.raises(MappingError, match="keeps .* on chip"):

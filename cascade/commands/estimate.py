@@ -78,8 +78,9 @@ def format_report(r) -> str:
         lines.append("placement (space ranks over the unit's PEs; none: one PE, the default):")
         for pl in r.placement:
             space = ", ".join(pl["space"]) or "none"
-            lines.append(f"  {pl['einsum']:<10} on {pl['unit']:<10} space: {space:<16} "
-                         f"occupancy {pl['occupancy']:.1%}")
+            acc = f"; partial sums {pl['accumulator']}" if "accumulator" in pl else ""
+            busy = f"occupancy {pl['occupancy']:.1%}" if pl["space"] else "one PE"
+            lines.append(f"  {pl['einsum']:<10} on {pl['unit']:<10} space: {space:<16} {busy}{acc}")
     lines.append("")
     lines.append(f"{'group':<40}{'compute ms':>12}{'memory ms':>12}  bound")
     for g in r.groups:

@@ -165,8 +165,9 @@ def estimate_spatial(mc: MappedCascade, target: Target, symbolic: bool = False) 
         unit = target.units[so.unit]
         axes = space_axes(mc, so.name, info.variables)
         occ = occupancy(mc, axes, unit.shape)
-        placement.append({"einsum": so.name, "unit": so.unit, "space": [r for r, _ in axes],
-                          "occupancy": occ})
+        placement.append({"einsum": so.name, "unit": so.unit, "space": [r for r, _ in axes], "occupancy": occ,
+                          **({"accumulator": mc.accumulators[so.statement]} if so.statement in mc.accumulators
+                             else {})})
         n_ops = {kind: float(expr.subs(subs)) for kind, expr in so.ops.items()}
         cycles = sum(n_ops.values()) / (unit.pes * occ)
         gi = group_of[so.statement]
