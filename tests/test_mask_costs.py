@@ -168,3 +168,15 @@ def test_the_search_formulas_agree_with_the_numeric_model_on_masks_hoists_and_ac
         report = spec.estimate(mapping, target)
         assert latency == pytest.approx(report.latency_s, rel=1e-12)
         assert dram == pytest.approx(report.dram_bytes, rel=1e-12)
+
+
+def test_a_window_given_as_a_shape_is_a_band_in_that_shape():
+    """`p < m + W` with W a shape: the count is a formula in W too, exact at every W."""
+    import sympy as sp
+
+    text = TWO_PASS.replace("M = {m}, P = {p}", "M = {m}, P = {p}, W = {w_}")
+    for w in (1, 4, 9, 40):
+        spec = cascade.loads(text.format(m=30, p=25, w_=w, w="where m <= p and p < m + W"))
+        report = spec.estimate(SPACE, "fusemax", symbolic=True)
+        assert ops(report)["max"] == pairs(30, 25, lambda i, j, w=w: i <= j < i + w)
+    assert "W" in {str(s) for s in sp.sympify(report.symbolic["GM.max"]).free_symbols}
