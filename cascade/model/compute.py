@@ -104,7 +104,7 @@ def split_ops(stmt: ir.Statement, reduce_op: str, reduces: bool, target: Target)
     counts: Counter[str] = Counter()
     expr = stmt.expr
     if reduces and reduce_op == "sum":
-        reduced = {v for a in ir.expr_reads(expr) for v in a.variables} - set(stmt.lhs.variables)
+        reduced = {v for a in ir.expr_reads(expr) for v in a.variables} - set(stmt.lhs.variables) | _EVERYWHERE
         factors = _factors(expr, "*")
         varying = [(f, op) for f, op in factors if _variables(f) & reduced]
         invariant = [(f, op) for f, op in factors if not _variables(f) & reduced]
@@ -145,12 +145,27 @@ def _factors(expr: ir.Expr, op: str) -> list[tuple[ir.Expr, str]]:
     return [(expr, op)]
 
 
+_EVERYWHERE = {"*"}  # stands for every variable: an expression this module does not know may vary along any
+
+
 def _variables(expr: ir.Expr) -> set[str]:
-    return {v for a in ir.expr_reads(expr) for v in a.variables}
+    """The rank variables an expression's value varies along (its reads' variables)."""
+    match expr:
+        case ir.Num() | ir.ShapeScalar():
+            return set()
+        case ir.Read(access=a):
+            return set(a.variables)
+        case ir.Neg(operand=o):
+            return _variables(o)
+        case ir.BinOp(left=l, right=r):
+            return _variables(l) | _variables(r)
+        case ir.Call(args=args):
+            return set().union(*(_variables(x) for x in args))
+    return set(_EVERYWHERE)
 
 
 def _constant(expr: ir.Expr) -> bool:
-    return not ir.expr_reads(expr)
+    return not _variables(expr)
 
 
 def _count(expr: ir.Expr, counts: Counter, target: Target, absorb: bool) -> None:
