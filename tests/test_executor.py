@@ -600,9 +600,12 @@ def test_trace_matmul_accumulation(order):
     K, M, N, K0, M0 = 10, 3, 5, 4, 2
     partitions = f"K: [uniform_shape({K0})]" + (f", M: [uniform_shape({M0})]" if "M1" in order else "")
     reads, writes = trace_of(load_spec("specs/matmul.einsum", {"K": K, "M": M, "N": N}),
-                             f"partitioning: {{{partitions}}}\nloop-order: {{default: {order}}}")
+                             f"partitioning: {{{partitions}}}\nloop-order: {{default: {order}}}\n"
+                             "accumulate: {Z: dram}")
     k1 = cdiv(K, K0)
-    # Z is accumulated across the K1 loop in DRAM: written every k1, read back every k1 but the first
+    # Z is accumulated across the K1 loop in DRAM (as the mapping asks; the default keeps a
+    # one-tile accumulator on chip, tests/test_accumulate.py): written every k1, read back
+    # every k1 but the first
     assert writes == {"Z": k1 * M * N}
     assert reads["Z"] == (k1 - 1) * M * N
     assert reads["A"] == K * M                        # each A element in exactly one (k1, m1) tile
@@ -610,17 +613,23 @@ def test_trace_matmul_accumulation(order):
     assert reads["B"] == K * N * (cdiv(M, M0) if order == "[M1, K1]" else 1)
 
 
-def test_trace_3pass_fused_accumulates_av():
+@pytest.mark.parametrize("place", ["default", "dram"])
+def test_trace_3pass_fused_accumulates_av(place):
     E, F, M, P, M0, P0 = 3, 2, 10, 7, 4, 3
     reads, writes = trace_of(load_spec(A3, {"E": E, "F": F, "M": M, "P": P}), f"""
 partitioning: {{M: [uniform_shape({M0})], P: [uniform_shape({P0})]}}
 loop-order: {{default: [P1, M1]}}
-fusion: {A3_ALL}""")
+fusion: {A3_ALL}""" + ("\naccumulate: {AV: dram}" if place == "dram" else ""))
     # for p1: three m1 loops (pass boundaries after GM and SD); K in the first, V in the third;
-    # AV, the only DRAM result, is accumulated over m1 in DRAM
+    # AV, the only DRAM result, is accumulated over m1: by default on chip (one tile of AV per
+    # p1, written once), or in DRAM when the mapping says so (read back every m1 but the first)
     m1 = cdiv(M, M0)
-    assert reads == {"Q": E * P, "K": E * M * cdiv(P, P0), "V": F * M * cdiv(P, P0), "AV": F * P * (m1 - 1)}
-    assert writes == {"AV": F * P * m1}
+    if place == "dram":
+        assert reads == {"Q": E * P, "K": E * M * cdiv(P, P0), "V": F * M * cdiv(P, P0), "AV": F * P * (m1 - 1)}
+        assert writes == {"AV": F * P * m1}
+    else:
+        assert reads == {"Q": E * P, "K": E * M * cdiv(P, P0), "V": F * M * cdiv(P, P0)}
+        assert writes == {"AV": F * P}
 
 
 def test_trace_online_softmax():

@@ -243,15 +243,19 @@ class AccessEmitter(LayoutEmitter):
         if st.dram and presence_target is not None and has_mask:  # absent points of a DRAM array read as 0
             e.stmt(A.assign(A.name("value"), A.np_call("where", A.name("present"), A.name("value"), A.const(0.0))))
         op = REDUCE_OPS[info.reduce_op]
+        on_chip = st.dram and self.mc.accumulators.get(k) == "on-chip"
         if acc:
             first = None
             for rank in acc:
                 term = ast.Compare(A.name(n.vars[rank]), [ast.Eq()], [A.const(0)])
                 first = term if first is None else ast.BoolOp(ast.And(), [first, term])
+            if on_chip:
+                e.comment(f"accumulator on chip: partial {tensor} stays on chip over {', '.join(acc)}, "
+                          "written to DRAM once")
             e.open_if(first)
             e.stmt(A.assign(target, A.name("value")))
             e.open_else()
-            old = A.call("_rd", A.name("trace"), A.const(tensor), target) if st.dram else target
+            old = A.call("_rd", A.name("trace"), A.const(tensor), target) if st.dram and not on_chip else target
             combined = {"sum": A.binop(old, "+", A.name("value")), "prod": A.binop(old, "*", A.name("value"))}.get(
                 op.name) or A.np_call(REDUCE_OPS[op.name].numpy, old, A.name("value"))
             e.stmt(A.assign(target, combined))
@@ -265,7 +269,13 @@ class AccessEmitter(LayoutEmitter):
                 shape = A.tup(*[self.extent(v, k) for v in info.statement.lhs.variables if v in canon])
                 present = A.call("_fill", present, shape, A.name("bool"))
             e.stmt(A.assign(presence_target, present))
-        if st.dram:
+        if on_chip:  # the reduction is complete at the last step of its loops
+            ends: list[ast.expr] = [ast.Compare(A.name(n.vars[rank]), [ast.Eq()],
+                                                [A.binop(self.loop_extent(rank), "-", A.const(1))]) for rank in acc]
+            e.open_if(ends[0] if len(ends) == 1 else ast.BoolOp(ast.And(), ends))
+            e.stmt(ast.Expr(A.call("_wr", A.name("trace"), A.const(tensor), target)))
+            e.close()
+        elif st.dram:
             e.stmt(ast.Expr(A.call("_wr", A.name("trace"), A.const(tensor), target)))
 
 

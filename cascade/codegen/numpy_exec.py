@@ -180,20 +180,6 @@ class _Generator(StatementEmitter):
             else:
                 self.emit_loop(node)
 
-    def loop_extent(self, rank: str) -> ast.expr:
-        """A loop's trip count; an inner partition level stops at the end of a ragged rank."""
-        n = self.names
-        for p in self.mc.partitions.values():
-            if rank in p.names[1:-1]:
-                j = p.names.index(rank)
-                start = None
-                for level, span in zip(p.names[:j], p.spans[:j]):
-                    term = A.binop(A.name(n.vars[level]), "*", A.const(span))
-                    start = term if start is None else A.binop(start, "+", term)
-                left = A.binop(A.name(n.ranks[p.rank]), "-", start)
-                return A.call("min", A.name(n.ranks[rank]), _ceil_div(left, A.const(p.spans[j])))
-        return A.name(n.ranks[rank])
-
     def emit_loop(self, loop: Loop) -> None:
         e, n = self.out, self.names
         extent = self.loop_extent(loop.rank)

@@ -128,6 +128,22 @@ class LayoutEmitter:
         group_loops = set(self.mc.group_of(k).loop_ranks)
         return [v for v in info.variables if v.upper() not in group_loops]
 
+    def loop_extent(self, rank: str) -> ast.expr:
+        """A loop's trip count; an inner partition level stops at the end of a ragged rank."""
+        n = self.names
+        for p in self.mc.partitions.values():
+            if rank in p.names[1:-1]:
+                j = p.names.index(rank)
+                start = None
+                for level, span in zip(p.names[:j], p.spans[:j]):
+                    term = A.binop(A.name(n.vars[level]), "*", A.const(span))
+                    start = term if start is None else A.binop(start, "+", term)
+                left = A.binop(A.name(n.ranks[p.rank]), "-", start)
+                span_ = A.const(p.spans[j])
+                return A.call("min", A.name(n.ranks[rank]),
+                              A.binop(A.binop(A.binop(left, "+", span_), "-", A.const(1)), "//", span_))
+        return A.name(n.ranks[rank])
+
     def extent(self, var: str, k: int) -> ast.expr:
         rank, n = var.upper(), self.names
         if rank in self.mc.partitions:

@@ -73,6 +73,14 @@ def format_report(r) -> str:
     for u, d in r.per_unit.items():
         ops = ", ".join(f"{k} {v:,.0f}" for k, v in d["ops"].items()) or "-"
         lines.append(f"{u:<12}{d['cycles']:>18,.0f}{d['utilization']:>14.1%}  {ops}")
+    if r.placement:
+        lines.append("")
+        lines.append("placement (space ranks over the unit's PEs; none: one PE, the default):")
+        for pl in r.placement:
+            space = ", ".join(pl["space"]) or "none"
+            acc = f"; partial sums {pl['accumulator']}" if "accumulator" in pl else ""
+            busy = f"occupancy {pl['occupancy']:.1%}" if pl["space"] else "one PE"
+            lines.append(f"  {pl['einsum']:<10} on {pl['unit']:<10} space: {space:<16} {busy}{acc}")
     lines.append("")
     lines.append(f"{'group':<40}{'compute ms':>12}{'memory ms':>12}  bound")
     for g in r.groups:

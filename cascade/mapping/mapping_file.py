@@ -4,7 +4,9 @@ A mapping says in which order and where a cascade is computed, never what: `part
 (rank splits, `uniform_shape(n)` per level, outermost first), `loop-order` (per Einsum, with a
 `default`), `spacetime` (space / time ranks per Einsum, with a `default`), `fusion` (groups of
 Einsums sharing one outer loop nest), `binding` (compute unit per Einsum, with a `default`) and
-`rank-order` (storage order per tensor). Anything left out gets a stated default. This module
+`rank-order` (storage order per tensor) and `accumulate` (per Einsum, with a `default`: where the
+partial results of a reduction live while a loop over the reduced rank runs, `on-chip` or
+`dram`; see `cascade.mapping.accumulate`). Anything left out gets a stated default. This module
 only reads and checks the file's own structure; `cascade.mapping.schedule.bind_mapping` checks it
 against a cascade.
 """
@@ -19,7 +21,8 @@ from typing import Any
 from ..errors import MappingError
 from ..limits import MAX_SHAPE, quote
 
-KNOWN_KEYS = ("partitioning", "loop-order", "spacetime", "fusion", "binding", "rank-order")
+KNOWN_KEYS = ("partitioning", "loop-order", "spacetime", "fusion", "binding", "rank-order", "accumulate")
+ACCUMULATE = ("on-chip", "dram")
 _UNIFORM = re.compile(r"\s*uniform_shape\(\s*(-?[0-9]{1,20})\s*\)\s*\Z")
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
 
@@ -41,6 +44,7 @@ class Mapping:
     binding: dict[str, str] = field(default_factory=dict)
     rank_order: dict[str, tuple[str, ...]] = field(default_factory=dict)
     file: str = "<default mapping>"
+    accumulate: dict[str, str] = field(default_factory=dict)  # Einsum or 'default' -> 'on-chip' | 'dram'
 
     def order_for(self, einsum: str) -> tuple[str, ...] | None:
         return self.loop_order.get(einsum, self.loop_order.get("default"))
@@ -50,6 +54,10 @@ class Mapping:
 
     def unit_for(self, einsum: str) -> str | None:
         return self.binding.get(einsum, self.binding.get("default"))
+
+    def accumulate_for(self, einsum: str) -> str | None:
+        """'on-chip', 'dram', or None where the mapping leaves it to the default."""
+        return self.accumulate.get(einsum, self.accumulate.get("default"))
 
 
 def load_mapping(path: str | Path) -> Mapping:
@@ -81,6 +89,7 @@ def parse_mapping(text: str, file: str = "<mapping>") -> Mapping:
         binding=reader.binding(data.get("binding")),
         rank_order=reader.name_lists("rank-order", data.get("rank-order")),
         file=file,
+        accumulate=reader.accumulate(data.get("accumulate")),
     )
     if problems:
         raise MappingError("\n".join(problems))
@@ -186,6 +195,15 @@ class _Reader:
                 seen[name] = k
         return tuple(groups)
 
+    def accumulate(self, value: Any) -> dict[str, str]:
+        out = {}
+        for name, where in self.table("accumulate", value).items():
+            if where not in ACCUMULATE:
+                self.bad(f"accumulate.{name}", f"expected {' or '.join(ACCUMULATE)}, got {where!r}")
+                continue
+            out[str(name)] = where
+        return out
+
     def binding(self, value: Any) -> dict[str, str]:
         out = {}
         for name, unit in self.table("binding", value).items():
@@ -231,4 +249,7 @@ def dump_mapping(mapping: Mapping, comment: str = "") -> str:
     if mapping.binding:
         lines.append("binding:")
         lines.extend(f"  {name}: {unit}" for name, unit in mapping.binding.items())
+    if mapping.accumulate:
+        lines.append("accumulate:")
+        lines.extend(f"  {name}: {where}" for name, where in mapping.accumulate.items())
     return "\n".join(lines) + "\n"

@@ -20,11 +20,12 @@ group's loops, and builds its loop tree:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ..errors import MappingError
 from ..lang import ir
 from ..lang.semantics import AccessInfo, AxisCoord, Semantics, StatementInfo
+from .accumulate import accumulator_places
 from .mapping_file import Mapping
 
 
@@ -95,6 +96,7 @@ class MappedCascade:
     paths: dict[int, tuple[int, ...]]  # statement -> ids of its enclosing loops
     loop_of: dict[int, str]  # loop id -> rank
     loads: tuple[Load, ...] = ()
+    accumulators: dict[int, str] = field(default_factory=dict)  # statement -> 'on-chip' | 'dram' (accumulate.py)
 
     def load_for(self, statement: int, axes: tuple[AxisCoord, ...], tensor: str) -> Load | None:
         for load in self.loads:
@@ -482,8 +484,9 @@ class _Binder:
         for k, level in self.shapes_of_levels().items():
             self.shapes[k] = level
         storage = self.storage(groups)
-        return MappedCascade(self.sem, self.m, self.shapes, self.parts, tuple(groups), storage,
-                             self.paths, self.loop_of, self.loads(groups, storage))
+        mc = MappedCascade(self.sem, self.m, self.shapes, self.parts, tuple(groups), storage,
+                           self.paths, self.loop_of, self.loads(groups, storage))
+        return replace(mc, accumulators=accumulator_places(mc))
 
     # ---------------------------------------------------------------- DRAM loads
     def loads(self, groups: list[Group], storage: dict[str, Storage]) -> tuple[Load, ...]:
@@ -585,7 +588,7 @@ class _Binder:
     def check_names(self) -> None:
         every = {r for s in self.sem.statements for r in self.mapped_ranks(s)}
         for table, key in ((self.m.loop_order, "loop-order"), (self.m.spacetime, "spacetime"),
-                           (self.m.binding, "binding")):
+                           (self.m.binding, "binding"), (self.m.accumulate, "accumulate")):
             for name in table:
                 if name != "default" and name not in self.names:
                     self.fail(f"{key}.{name}", f"unknown Einsum {name}: the Einsums are {', '.join(sorted(self.names))}")

@@ -4,7 +4,19 @@ Each point of a statement's iteration space costs the operations of its expressi
 mac, `+ -` an add, `/` a divide, `max min abs` a max, `exp log sqrt` what the target's
 `op_costs` say (e.g. exp = 6 mac + 1 add); a sum of products fuses its multiply and add into
 one mac; other reductions cost one op of their kind per point. Sub-expressions of constants
-cost nothing (they are computed once). Points of a split pair (m1, m0) number M, not M1*M0.
+cost nothing (they are computed once), so a division by a constant is a multiply by its
+reciprocal: `x / M` and `x * (1/M)` both cost one mac. Points of a split pair (m1, m0) number
+M, not M1*M0.
+
+Only present points cost anything: a `where` filter, and the absent points it leaves flowing
+through the merge rules, shrink a statement's points to `presence.Presence.points` (a triangle
+for `m <= p`, a band for a window).
+
+Loop-invariant factors are hoisted out of sums: in `QK[m, p] = Q[e, p] * K[e, m] / sqrt(E)`
+the factor `1/sqrt(E)` does not vary along the reduced rank e, and sum(x * c) = c * sum(x), so
+it costs one op per *output* point (m, p), not per point (e, m, p). The same holds for a factor
+read per output point (`/ SD[p]` inside a sum over m): its own operations and the multiply or
+divide that applies it are counted once per output point.
 """
 
 from __future__ import annotations
@@ -35,24 +47,33 @@ class StatementOps:
 def statement_ops(mc: MappedCascade, target: Target, table: SymbolTable) -> list[StatementOps]:
     """Operations per statement on its unit: the mapping's binding, or where the mapping binds
     nothing (no entry and no `default`), the target's first unit able to do all of them."""
+    from .presence import Presence
+
     out = []
+    present = Presence(mc, table)
     for k, info in enumerate(mc.semantics.statements):
         if info.is_init:
             continue
-        per_point = point_ops(info.statement, info.reduce_op, bool(info.reduced), target)
+        per_point, per_output = split_ops(info.statement, info.reduce_op, bool(info.reduced), target)
         unit = mc.mapping.unit_for(info.name) or next(
-            (u for u, spec in target.units.items() if all(kind in spec.ops for kind in per_point)),
+            (u for u, spec in target.units.items() if all(kind in spec.ops for kind in per_point + per_output)),
             next(iter(target.units)))
         if unit not in target.units:
             raise TargetError(f"{mc.mapping.file}: binding.{info.name}: unit '{unit}' is not in target "
                               f"{target.name} (its units: {', '.join(target.units)})")
-        for kind in per_point:
+        for kind in per_point + per_output:
             if kind not in target.units[unit].ops:
                 capable = [u for u, spec in target.units.items() if kind in spec.ops]
                 raise TargetError(f"{info.name} needs '{kind}' operations, which {unit} of {target.name} cannot do; "
                                   f"bind {info.name} to {' or '.join(capable) or 'another unit'}")
-        points = iteration_points(info.variables, mc, table)
-        out.append(StatementOps(k, info.name, unit, points, {kind: points * n for kind, n in per_point.items()}))
+        points = present.points(k, iteration_points(info.variables, mc, table), info.variables)
+        ops = {kind: points * n for kind, n in per_point.items()}
+        if per_output:
+            lhs = info.statement.lhs.variables
+            outputs = present.points(k, iteration_points(lhs, mc, table), lhs)
+            for kind, n in per_output.items():
+                ops[kind] = ops.get(kind, 0) + outputs * n
+        out.append(StatementOps(k, info.name, unit, points, ops))
     return out
 
 
@@ -71,17 +92,80 @@ def iteration_points(variables: tuple[str, ...], mc: MappedCascade, table: Symbo
 
 
 def point_ops(stmt: ir.Statement, reduce_op: str, reduces: bool, target: Target) -> Counter[str]:
+    """Every kind of operation a statement needs, with its count per iteration point (hoisted
+    factors included as if per point: what a capability check or a per-point view needs)."""
+    per_point, per_output = split_ops(stmt, reduce_op, reduces, target)
+    return per_point + per_output
+
+
+def split_ops(stmt: ir.Statement, reduce_op: str, reduces: bool, target: Target) -> tuple[Counter, Counter]:
+    """(operations per iteration point, operations per output point): the second holds the
+    factors of a sum that do not vary along a reduced rank (see the module docstring)."""
     counts: Counter[str] = Counter()
     expr = stmt.expr
+    if reduces and reduce_op == "sum":
+        reduced = {v for a in ir.expr_reads(expr) for v in a.variables} - set(stmt.lhs.variables) | _EVERYWHERE
+        factors = _factors(expr, "*")
+        varying = [(f, op) for f, op in factors if _variables(f) & reduced]
+        invariant = [(f, op) for f, op in factors if not _variables(f) & reduced]
+        if varying and invariant:
+            hoisted: Counter[str] = Counter()
+            scale = False  # the constant factors fold into one, applied by one mac
+            for f, op in invariant:
+                if _constant(f):
+                    scale = True
+                    continue
+                _count(f, hoisted, target, absorb=False)
+                hoisted["divide" if op == "/" else "mac"] += 1
+            if scale:
+                hoisted["mac"] += 1
+            fused = len(varying) > 1 and all(op == "*" for _, op in varying[1:])
+            for j, (f, op) in enumerate(varying):
+                _count(f, counts, target, absorb=False)
+                if j:
+                    counts["mac" if op == "*" else "divide"] += 1
+            if not fused:
+                counts["add"] += 1
+            return +counts, +hoisted
     fused_mac = reduces and reduce_op == "sum" and isinstance(expr, ir.BinOp) and expr.op == "*"
     _count(expr, counts, target, absorb=False)
     if reduces and not fused_mac:
         counts[_REDUCE_KIND[reduce_op]] += 1
-    return +counts
+    return +counts, Counter()
+
+
+def _factors(expr: ir.Expr, op: str) -> list[tuple[ir.Expr, str]]:
+    """The factors of a chain of `*` and `/` with the operator that applies each: a * b / c ->
+    [(a, '*'), (b, '*'), (c, '/')]. A divisor is one factor, whatever it holds."""
+    match expr:
+        case ir.BinOp(op="*", left=left, right=right):
+            return _factors(left, op) + _factors(right, "*")
+        case ir.BinOp(op="/", left=left, right=right):
+            return _factors(left, op) + [(right, "/")]
+    return [(expr, op)]
+
+
+_EVERYWHERE = {"*"}  # stands for every variable: an expression this module does not know may vary along any
+
+
+def _variables(expr: ir.Expr) -> set[str]:
+    """The rank variables an expression's value varies along (its reads' variables)."""
+    match expr:
+        case ir.Num() | ir.ShapeScalar():
+            return set()
+        case ir.Read(access=a):
+            return set(a.variables)
+        case ir.Neg(operand=o):
+            return _variables(o)
+        case ir.BinOp(left=l, right=r):
+            return _variables(l) | _variables(r)
+        case ir.Call(args=args):
+            return set().union(*(_variables(x) for x in args))
+    return set(_EVERYWHERE)
 
 
 def _constant(expr: ir.Expr) -> bool:
-    return not ir.expr_reads(expr)
+    return not _variables(expr)
 
 
 def _count(expr: ir.Expr, counts: Counter, target: Target, absorb: bool) -> None:
@@ -91,7 +175,9 @@ def _count(expr: ir.Expr, counts: Counter, target: Target, absorb: bool) -> None
         case ir.Neg(operand=o):
             _count(o, counts, target, False)
         case ir.BinOp(op=op, left=l, right=r):
-            if not (absorb and op == "-"):
+            if op == "/" and _constant(r):
+                counts["mac"] += 1  # a multiply by the reciprocal, computed once
+            elif not (absorb and op == "-"):
                 counts[_BINARY_KIND[op]] += 1
             _count(l, counts, target, False)
             _count(r, counts, target, False)

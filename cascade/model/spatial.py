@@ -11,6 +11,7 @@ numbers come from substituting them.
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,7 +20,7 @@ from ..errors import MappingError
 from ..mapping.schedule import MappedCascade
 from .compute import statement_ops
 from .target import Target
-from .traffic import dram_traffic
+from .traffic import accumulator_elements, dram_traffic
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,7 @@ class CostReport:
     on_chip_bytes: float = 0.0
     energy_j: float | None = None  # when the target gives per-access energies
     extra: dict[str, Any] = field(default_factory=dict)  # target-specific detail (e.g. per-core figures)
+    placement: list[dict[str, Any]] = field(default_factory=list)  # per Einsum: unit, space ranks, occupancy
 
     @property
     def dram_bytes(self) -> float:
@@ -56,6 +58,7 @@ class CostReport:
             "per_tensor": self.per_tensor, "per_unit": self.per_unit, "groups": self.groups,
             **({"symbolic": self.symbolic} if self.symbolic else {}),
             **({"extra": self.extra} if self.extra else {}),
+            **({"placement": self.placement} if self.placement else {}),
         }
 
 
@@ -123,9 +126,14 @@ def occupancy(mc: MappedCascade, axes: list[tuple[str, str | None]], shape: tupl
     axes of points / (folds x n), for n PEs along the axis. An unsplit space rank of extent e
     has e points in ceil(e/n) folds; the innermost tile of a rank R iterated whole has R points
     in `tile_folds` folds (ceil(T/n) per full tile of T, ceil(r/n) for a ragged tile of r).
-    Array axes beyond the space ranks count as full. The per-tile count is exact when the tiles
-    pass through the array one after another (the rank's outer levels in time); with an outer
-    level of the same rank on another axis too, the axes' factors still multiply, an average."""
+    Array axes beyond the space ranks count as full (as FuseMax's artifact charges a statement
+    over fewer ranks than the array has axes). A statement with no space rank at all (the
+    default: nothing spatial) runs on one PE: `pes` gives its occupancy 1/pes. The per-tile count
+    is exact when the tiles pass through the array one after another (the rank's outer levels in
+    time); with an outer level of the same rank on another axis too, the axes' factors still
+    multiply, an average."""
+    if not axes:
+        return 1.0 / math.prod(shape)
     occ = 1.0
     for (rank, whole), n in zip(axes, shape):
         if whole is None:
@@ -151,10 +159,15 @@ def estimate_spatial(mc: MappedCascade, target: Target, symbolic: bool = False) 
     group_of = {k: gi for gi, g in enumerate(mc.groups) for k in g.statements}
     group_cycles: list[dict[str, float]] = [dict() for _ in mc.groups]
     per_unit: dict[str, dict[str, Any]] = {u: {"ops": {}, "cycles": 0.0} for u in target.units}
+    placement: list[dict[str, Any]] = []
     for so in ops:
         info = mc.semantics.statements[so.statement]
         unit = target.units[so.unit]
-        occ = occupancy(mc, space_axes(mc, so.name, info.variables), unit.shape)
+        axes = space_axes(mc, so.name, info.variables)
+        occ = occupancy(mc, axes, unit.shape)
+        placement.append({"einsum": so.name, "unit": so.unit, "space": [r for r, _ in axes], "occupancy": occ,
+                          **({"accumulator": mc.accumulators[so.statement]} if so.statement in mc.accumulators
+                             else {})})
         n_ops = {kind: float(expr.subs(subs)) if hasattr(expr, "subs") else float(expr)  # a rankless Einsum: a number
                  for kind, expr in so.ops.items()}
         cycles = sum(n_ops.values()) / (unit.pes * occ)
@@ -200,7 +213,7 @@ def estimate_spatial(mc: MappedCascade, target: Target, symbolic: bool = False) 
                 sym[f"{so.name}.{kind}"] = str(expr)
     return CostReport(mc.semantics.cascade.name, target.name, dict(mc.shapes), reads, writes, latency,
                       "memory" if memory_time > compute_time else "compute", per_tensor, per_unit, groups, sym,
-                      on_chip, energy(target, reads + writes, per_unit))
+                      on_chip, energy(target, reads + writes, per_unit), placement=placement)
 
 
 def energy(target: Target, dram_bytes: float, per_unit: dict[str, dict[str, Any]]) -> float | None:
@@ -217,7 +230,16 @@ def energy(target: Target, dram_bytes: float, per_unit: dict[str, dict[str, Any]
 
 def check_capacity(mc: MappedCascade, target: Target) -> float:
     """The largest on-chip footprint of a group (tensors kept on chip plus loaded tiles), in
-    bytes; a mapping whose footprint exceeds the buffer is refused, saying by how much."""
+    bytes; a mapping whose footprint exceeds the buffer is refused, saying by how much. An
+    on-chip accumulator of a DRAM-resident result counts too (`traffic.accumulator_elements`)."""
+    from .symbols import SymbolTable
+
+    table = SymbolTable(mc)
+    subs = None
+    if mc.accumulators:
+        for k in mc.accumulators:
+            accumulator_elements(mc, table, k)  # create the symbols before substituting
+        subs = table.substitutions()
     worst = 0.0
     for group in mc.groups:
         elements = 0
@@ -230,6 +252,9 @@ def check_capacity(mc: MappedCascade, target: Target) -> float:
         for load in mc.loads:
             if load.statements[0] in group.statements:
                 elements += _load_elements(mc, load)
+        for k in group.statements:
+            if mc.accumulators.get(k) == "on-chip":
+                elements += int(accumulator_elements(mc, table, k).subs(subs))
         size = elements * target.word_bytes
         worst = max(worst, size)
         if target.buffer_bytes and size > target.buffer_bytes:

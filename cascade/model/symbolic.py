@@ -16,7 +16,7 @@ from .compute import statement_ops
 from .spatial import space_axes
 from .symbols import SymbolTable
 from .target import Target
-from .traffic import dram_traffic
+from .traffic import accumulator_elements, dram_traffic
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,10 @@ def cost_formulas(mc: MappedCascade, target: Target) -> CostFormulas:
         info = mc.semantics.statements[so.statement]
         unit = target.units[so.unit]
         occ = sp.Integer(1)
-        for (rank, whole), n in zip(space_axes(mc, so.name, info.variables), unit.shape):
+        axes = space_axes(mc, so.name, info.variables)
+        if not axes:  # nothing spatial: one PE (`spatial.occupancy`)
+            occ = sp.Integer(1) / unit.pes
+        for (rank, whole), n in zip(axes, unit.shape):
             points, folds = _axis_folds(table, rank, whole, n)
             occ = occ * points / (folds * n)
         c = sum(so.ops.values()) / (unit.pes * occ)
@@ -88,7 +91,7 @@ def lambdify_cost(formulas: CostFormulas) -> tuple[Callable[..., tuple], list[st
 
 def footprint_formula(mc: MappedCascade, table: SymbolTable) -> Any:
     """The largest on-chip footprint of a fusion group, in elements, as a formula in the tile
-    shapes (the same accounting as `spatial.check_capacity`)."""
+    shapes (the same accounting as `spatial.check_capacity`, on-chip accumulators included)."""
     import sympy as sp
 
     worst = []
@@ -123,6 +126,9 @@ def footprint_formula(mc: MappedCascade, table: SymbolTable) -> Any:
                 elif rank not in loops:
                     n = n * table.size(rank)
             total += n
+        for k in group.statements:
+            if mc.accumulators.get(k) == "on-chip":
+                total += accumulator_elements(mc, table, k)
         worst.append(total)
     return sp.Max(*worst) if len(worst) > 1 else (worst[0] if worst else sp.Integer(0))
 

@@ -1,7 +1,8 @@
 """DRAM traffic of a mapped cascade, in elements, exactly as the generated executor moves it.
 
 Every `Load` of the schedule and every write of a DRAM-resident tensor is summed over the
-iterations of the loops around it. Region sizes factor by rank, so each sum is a product of
+iterations of the loops around it; a reduction whose partial results go to DRAM also reads
+them back, one whose accumulator stays on chip (`cascade.mapping.accumulate`) is written once. Region sizes factor by rank, so each sum is a product of
 one closed form per rank family (a partitioned rank's levels, a split rank's outer loop, an
 iterative rank's loop, or a rank computed whole). Counts are sympy expressions in the rank
 shapes and tile shapes (symbols named after the ranks), evaluated for the current shapes.
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..lang.semantics import AxisCoord
+from ..mapping.accumulate import accumulation_loops, inner_loops
 from ..mapping.schedule import MappedCascade
 from .symbols import SymbolTable
 
@@ -126,11 +128,17 @@ class _Counter(SymbolTable):
             if not self.mc.storage[info.name].dram:
                 continue
             path = self.mc.paths[k]
+            if self.mc.accumulators.get(k) == "on-chip":  # written once, when the reduced loops end
+                acc_loops = accumulation_loops(self.mc, k)
+                n = self.count(info.write.axes, info.name, tuple(lid for lid in path if lid not in acc_loops))
+                writes[info.name] = writes.get(info.name, 0) + n
+                add(k, info.name, "write", n)
+                continue
             n = self.count(info.write.axes, info.name, path)
             writes[info.name] = writes.get(info.name, 0) + n
             add(k, info.name, "write", n)
             acc = self.accumulation_families(info, path)
-            if acc:
+            if acc:  # partial sums through DRAM: every step after the first reads the region back
                 first = sp.Integer(1)
                 loops_by_family: dict[str, list[str]] = {}
                 for lid in path:
@@ -155,3 +163,33 @@ class _Counter(SymbolTable):
             if owner in iterated and owner not in kept and self.family(rank) not in fams:
                 fams.append(self.family(rank))
         return fams
+
+
+def accumulator_elements(mc: MappedCascade, table: SymbolTable, k: int) -> Any:
+    """Elements an on-chip accumulator of statement k holds (`cascade.mapping.accumulate`): the
+    output tile, widened along every rank whose loop runs inside the outermost reduced loop."""
+    sp = table.sp
+    info = mc.semantics.statements[k]
+    inside = {mc.loop_of[lid] for lid in inner_loops(mc, k)}
+    on_path = {mc.loop_of[lid] for lid in mc.paths[k]}
+    n = sp.Integer(1)
+    for axis in info.write.axes:
+        rank = axis.rank
+        if axis.kind in ("const", "last", "inner"):
+            continue
+        if rank in mc.partitions:
+            p = mc.partitions[rank]
+            levels = [j for j, name in enumerate(p.names[:-1]) if name in inside]
+            if not levels:
+                n = n * sp.Min(table.size(p.names[-1]), table.size(rank))
+            else:
+                j = min(levels)
+                n = n * (table.size(rank) if j == 0 else sp.Min(table.span(rank, j - 1), table.size(rank)))
+        elif rank in mc.semantics.splits and axis.kind in ("split", "outer"):
+            outer, inner = mc.semantics.splits[rank]
+            n = n * (table.size(rank) if outer in inside else table.size(inner))
+        elif rank in on_path:
+            n = n * (table.size(rank) if rank in inside else 1)
+        else:
+            n = n * table.size(rank)
+    return n
