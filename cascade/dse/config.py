@@ -35,6 +35,7 @@ class Parameter:
     kind: str  # "target" or "shape"
     fields: tuple[str, ...]
     values: tuple[int | float, ...]
+    where: str = field(default="", compare=False)  # file:line:col of its fields, for errors
 
 
 @dataclass(frozen=True)
@@ -111,7 +112,7 @@ def _locate(raw: Any, base: Path, bundled) -> Path | None:
         return local
     try:
         found = bundled(raw)
-    except CascadeError:
+    except (CascadeError, KeyError):
         return None
     return found if found.is_file() else None
 
@@ -224,7 +225,7 @@ def _parameters(data: MarkedDict, target: dict[str, Any]):
                 if not (_number(current) or (isinstance(current, list) and current and all(map(_number, current)))):
                     raise CascadeError(f"{spec.where('target')}: parameter {name}: target field {f} is "
                                        f"{current!r}, not a number")
-        yield Parameter(str(name), kind, fields, values)
+        yield Parameter(str(name), kind, fields, values, spec.where(kind))
 
 
 def _bundled_mapping(find, raw: str) -> Path:
@@ -296,7 +297,7 @@ def _workloads(data: MarkedDict, base: Path, parameters: tuple[Parameter, ...], 
     if not isinstance(items, MarkedList) or not items:
         raise CascadeError(f"{data.where('workloads')}: workloads is a list of {{name, spec, shapes}}")
     integer_names = {p.name for p in parameters if all(isinstance(v, int) for v in p.values)}
-    swept = {r for p in parameters if p.kind == "shape" for r in p.fields}
+    swept = {r: p for p in parameters if p.kind == "shape" for r in p.fields}
     seen: set[str] = set()
     for i, w in enumerate(items):
         if not isinstance(w, MarkedDict):
@@ -324,10 +325,11 @@ def _workloads(data: MarkedDict, base: Path, parameters: tuple[Parameter, ...], 
         except CascadeError as exc:
             raise CascadeError(f"{w.where('shapes' if 'shapes' in w else 'spec')}: workload {name}:\n{exc}") from None
         ranks = known_ranks(spec.cascade) - {outer for outer, _ in spec.semantics.splits.values()}
-        missing = sorted(swept - ranks)
+        missing = sorted(set(swept) - ranks)
         if missing:
-            raise CascadeError(f"{w.where('spec')}: workload {name}: a parameter sweeps rank {missing[0]}, which "
-                               f"{path.name} does not have (its ranks: {', '.join(sorted(ranks))})")
+            raise CascadeError(f"{swept[missing[0]].where}: parameter {swept[missing[0]].name} sweeps rank "
+                               f"{missing[0]}, which workload {name} ({path.name}) does not have (its ranks: "
+                               f"{', '.join(sorted(ranks))})")
         own = w if ("mapping" in w or "search" in w) else data
         mapping, tiles, search = _mapping_choice(own, base, integer_names, files, name)
         yield Workload(name, str(path), text, {str(k): v for k, v in shapes.items()}, mapping, tiles, search)

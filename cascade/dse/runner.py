@@ -76,6 +76,14 @@ def open_client(scheduler: str | None = None, workers: int = 2) -> Iterator[Any]
         yield client
 
 
+def prepare_workers(client: Any) -> None:
+    """Have every worker, present and future, import the cost model before its first task."""
+    from .preload import PreloadCostModel
+
+    register = getattr(client, "register_plugin", None) or client.register_worker_plugin
+    register(PreloadCostModel())
+
+
 def _plan_request(config: DseConfig, point, shapes, mapping) -> PlanRequest:
     digest = hashlib.sha256(repr((point.workload.name, sorted(shapes.items()), mapping)).encode()).hexdigest()[:12]
     return PlanRequest(f"{config.hash}-{digest}", point.workload.spec_file, point.workload.spec_text, shapes,
@@ -89,6 +97,7 @@ def run_dse(config: DseConfig, results: str, client: Any, resume: bool = False,
     from distributed.scheduler import KilledWorker
 
     start = time.perf_counter()
+    prepare_workers(client)
     points = enumerate_points(config)
     names = [p.name for p in config.parameters]
     store = ResultsStore(results, columns_for(names, config.metrics), config.hash, resume)
