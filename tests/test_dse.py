@@ -191,6 +191,38 @@ def test_interrupt_then_resume_gives_every_point_once(client, tmp_path):
     assert sorted(map(strip, resumed), key=lambda r: r["key"]) == sorted(map(strip, clean), key=lambda r: r["key"])
 
 
+def test_the_command_runs_a_study_and_reports_json(client, tmp_path, monkeypatch, capsys):
+    import contextlib
+    import json
+
+    from cascade.cli import main
+
+    @contextlib.contextmanager
+    def this_cluster(scheduler, workers):
+        yield client  # the module's LocalCluster, instead of starting another
+
+    monkeypatch.setattr("cascade.dse.runner.open_client", this_cluster)
+    text = STUDY[: STUDY.index("  - name: att")] + STUDY[STUDY.index("vary:"):]
+    config, out = write(tmp_path, text), tmp_path / "r.csv"
+    assert main(["dse", str(config), "-o", str(out), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["points"] == report["written"] == 4 and report["results"] == str(out)
+    assert main(["dse", str(config), "-o", str(out), "--resume", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["skipped"] == 4 and report["written"] == 0 and len(rows_of(out)) == 4
+
+
+def test_the_bundled_pareto_config_is_the_artifact_sweep():
+    from cascade.dse.config import load_config
+    from cascade.dse.points import enumerate_points, point_mapping
+
+    config = load_config(ROOT / "specs/dse/fusemax_pareto.yaml")
+    points = enumerate_points(config)
+    assert [w.name for w in config.workloads] == ["BERT", "TrXL", "T5", "XLM"] and len(points) == 24
+    xlm512 = next(p for p in points if p.key == "XLM|PE_dim=512")
+    assert point_mapping(xlm512).partitioning["P"] == (16384, 512) and point_mapping(xlm512).partitioning["M"] == (512,)
+
+
 def test_resume_cuts_a_torn_line_and_refuses_another_config(tmp_path):
     from cascade.dse.store import ResultsStore, columns_for
 

@@ -72,7 +72,7 @@ def open_client(scheduler: str | None = None, workers: int = 2) -> Iterator[Any]
     if workers < 1:
         raise CascadeError("--workers must be at least 1")
     with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
-                      silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
+                      silence_logs=logging.CRITICAL) as cluster, Client(cluster) as client:
         yield client
 
 
@@ -88,6 +88,16 @@ def _plan_request(config: DseConfig, point, shapes, mapping) -> PlanRequest:
     digest = hashlib.sha256(repr((point.workload.name, sorted(shapes.items()), mapping)).encode()).hexdigest()[:12]
     return PlanRequest(f"{config.hash}-{digest}", point.workload.spec_file, point.workload.spec_text, shapes,
                        mapping, config.target_file, config.target_text)
+
+
+def job_for(config: DseConfig, point: Any) -> tuple[Job, PlanRequest | None]:
+    """A point's job, and the request for the plan it is evaluated from (None: costed directly)."""
+    shapes, data, mapping = point_shapes(config, point), point_target_data(config, point), point_mapping(point)
+    job = Job(point.key, point.workload.spec_file, point.workload.spec_text, shapes, mapping,
+              config.target_file, data, {}, point.workload.search)
+    if not uses_formulas(config, point.workload):
+        return job, None
+    return replace(job, arguments=formula_arguments(data)), _plan_request(config, point, shapes, mapping)
 
 
 def run_dse(config: DseConfig, results: str, client: Any, resume: bool = False,
@@ -110,14 +120,10 @@ def run_dse(config: DseConfig, results: str, client: Any, resume: bool = False,
     futures = []
     try:
         for i, point in enumerate(todo):
-            shapes, data, mapping = point_shapes(config, point), point_target_data(config, point), point_mapping(point)
-            job = Job(point.key, point.workload.spec_file, point.workload.spec_text, shapes, mapping,
-                      config.target_file, data, {}, point.workload.search)
-            if uses_formulas(config, point.workload):
-                request = _plan_request(config, point, shapes, mapping)
+            job, request = job_for(config, point)
+            if request is not None:
                 if request.key not in plans:
                     plans[request.key] = client.submit(build_plan, request, key=f"dse-plan-{run}-{len(plans)}")
-                job = replace(job, arguments=formula_arguments(data))
                 futures.append(client.submit(evaluate_with_plan, plans[request.key], job,
                                              key=f"dse-point-{run}-{i}"))
             else:
