@@ -53,7 +53,7 @@ def client():
     distributed = pytest.importorskip("distributed")
     import logging
 
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
                                   silence_logs=logging.ERROR) as cluster, distributed.Client(cluster) as c:
         yield c
 
@@ -187,7 +187,7 @@ def test_interrupt_then_resume_gives_every_point_once(client, tmp_path):
     run_dse(config, str(fresh), client)
     resumed, clean = rows_of(out), rows_of(fresh)
     assert len({r["key"] for r in resumed}) == len(resumed) == 16
-    strip = lambda r: {k: v for k, v in r.items() if k != "seconds"}  # noqa: E731
+    strip = lambda r: {k: v for k, v in r.items() if k != "seconds"}
     assert sorted(map(strip, resumed), key=lambda r: r["key"]) == sorted(map(strip, clean), key=lambda r: r["key"])
 
 

@@ -14,8 +14,9 @@ be mapped is a `refused` row with the reason.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any, Callable
+from typing import Any
 
 from ..errors import CascadeError
 from .area import point_area

@@ -26,7 +26,7 @@ class Point:
     params: dict[str, int | float]
 
 
-def format_value(v: int | float) -> str:
+def format_value(v: float) -> str:
     return str(v) if isinstance(v, int) else f"{v:.12g}"
 
 
@@ -51,7 +51,7 @@ def point_shapes(config: DseConfig, point: Point) -> dict[str, int]:
     return shapes
 
 
-def set_field(data: dict[str, Any], path: str, value: int | float) -> None:
+def set_field(data: dict[str, Any], path: str, value: float) -> None:
     """Set a dotted path of target data; a list field (a unit's shape) given one number has every
     entry set to it (`units.array2d.shape: 64` is a 64x64 array)."""
     *parents, last = path.split(".")

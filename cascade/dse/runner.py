@@ -22,8 +22,7 @@ from typing import Any
 from ..errors import CascadeError
 from .config import DseConfig
 from .evaluate import Job, PlanRequest, build_plan, evaluate_direct, evaluate_with_plan
-from .points import (enumerate_points, formula_arguments, point_mapping, point_shapes, point_target_data,
-                     uses_formulas)
+from .points import enumerate_points, formula_arguments, point_mapping, point_shapes, point_target_data, uses_formulas
 from .store import ResultsStore, columns_for
 
 INSTALL_HINT = "cascade dse runs on Dask: install it with pip install 'cascade[dse]' (dask.distributed)"
@@ -71,7 +70,7 @@ def open_client(scheduler: str | None = None, workers: int = 2) -> Iterator[Any]
         return
     if workers < 1:
         raise CascadeError("--workers must be at least 1")
-    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
                       silence_logs=logging.CRITICAL) as cluster, Client(cluster) as client:
         yield client
 

@@ -42,7 +42,7 @@ class ResultsStore:
         elif not self.path.resolve().parent.is_dir():
             raise CascadeError(f"-o {self.path}: its folder does not exist")
         try:
-            self._fh = open(self.path, "a", newline="", encoding="utf-8")
+            self._fh = open(self.path, "a", newline="", encoding="utf-8")  # noqa: SIM115 (held open: one row per point)
         except OSError as exc:
             raise CascadeError(f"{self.path}: cannot write: {exc.strerror}") from None
         if not exists:
