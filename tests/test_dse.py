@@ -30,7 +30,7 @@ workloads:
   - name: att
     spec: attention/attention_1pass.einsum
     shapes: {E: 32, F: 32}
-    mapping: {file: attention_1pass/tiled.yaml, tiles: {P: [64]}}
+    mapping: {file: attention_1pass/tiled.yaml, tiles: {P: [pe]}}
   - name: mm_searched
     spec: matmul.einsum
     shapes: {K: 64, N: 64}
@@ -221,6 +221,27 @@ def test_the_bundled_pareto_config_is_the_artifact_sweep():
     assert [w.name for w in config.workloads] == ["BERT", "TrXL", "T5", "XLM"] and len(points) == 24
     xlm512 = next(p for p in points if p.key == "XLM|PE_dim=512")
     assert point_mapping(xlm512).partitioning["P"] == (16384, 512) and point_mapping(xlm512).partitioning["M"] == (512,)
+    from cascade.dse.runner import job_for
+
+    jobs = [job_for(config, p) for p in points]
+    assert len({request.key for _, request in jobs}) == 4  # one cost plan per model: the tiles follow PE_dim
+    job, request = jobs[points.index(xlm512)]
+    # P: [16384, PE_dim] has levels P2, P1, P0 with P1 = 16384 / 512 tiles; M0 is the cascade's split
+    assert request.free_tiles == ("M0", "P0", "P1")
+    assert {k: v for k, v in job.arguments.items() if k.startswith("tile:")} == \
+        {"tile:M0": 512, "tile:P0": 512, "tile:P1": 32}
+
+
+def test_tiles_that_do_not_nest_are_costed_directly():
+    from cascade.dse.config import parse_config
+    from cascade.dse.points import enumerate_points, tile_symbols
+    from cascade.dse.runner import job_for
+
+    text = STUDY.replace("tiles: {P: [pe]}", "tiles: {P: [pe, 32]}")
+    config = parse_config(text, str(ROOT / "specs" / "study.yaml"))
+    by_pe = {p.params["pe"]: p for p in enumerate_points(config) if p.workload.name == "att"}
+    assert tile_symbols(by_pe[128]) == {"P1": 128 // 32, "P0": 32} and tile_symbols(by_pe[16]) == {}
+    assert job_for(config, by_pe[16])[1] is None and job_for(config, by_pe[128])[1] is not None
 
 
 def test_resume_cuts_a_torn_line_and_refuses_another_config(tmp_path):
@@ -247,7 +268,7 @@ def test_resume_cuts_a_torn_line_and_refuses_another_config(tmp_path):
     (("target: buffer.capacity_bytes", "target: buffer.size"), "17:17", "the target has no field buffer.size"),
     (("shape: [M]", "shape: [Q]"), "18:14", "sweeps rank Q"),
     (("objective: latency", "objective: speed"), "14:25", "choose latency, traffic, energy"),
-    (("tiles: {P: [64]}", "tiles: {P: [pe2]}"), "10:60", "tiles of P"),
+    (("tiles: {P: [pe]}", "tiles: {P: [pe2]}"), "10:60", "tiles of P"),
     (("shapes: {K: 256}", "shapez: {K: 256}"), "6:13", "unknown key 'shapez'"),
 ])
 def test_config_errors_name_the_place(tmp_path, edit, where, message):

@@ -53,6 +53,7 @@ class Workload:
     mapping: Any = None  # a cascade Mapping, or None for the default mapping
     tiles: dict[str, tuple[int | str, ...]] = field(default_factory=dict)  # rank -> tiles; str = a parameter
     search: SearchChoice | None = None
+    splits: dict[str, tuple[str, str]] = field(default_factory=dict)  # the cascade's `split R = R1 * R0`s
 
 
 @dataclass(frozen=True)
@@ -332,7 +333,8 @@ def _workloads(data: MarkedDict, base: Path, parameters: tuple[Parameter, ...], 
                                f"{', '.join(sorted(ranks))})")
         own = w if ("mapping" in w or "search" in w) else data
         mapping, tiles, search = _mapping_choice(own, base, integer_names, files, name)
-        yield Workload(name, str(path), text, {str(k): v for k, v in shapes.items()}, mapping, tiles, search)
+        yield Workload(name, str(path), text, {str(k): v for k, v in shapes.items()}, mapping, tiles, search,
+                       dict(spec.semantics.splits))
 
 
 def _metrics(data: MarkedDict) -> tuple[str, ...]:

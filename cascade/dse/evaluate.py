@@ -31,17 +31,19 @@ class PlanRequest:
     mapping: Any
     target_file: str
     target_text: str
+    free_tiles: tuple[str, ...] = ()  # tile-shape symbols left free: they follow a parameter
 
 
 @dataclass(frozen=True)
 class Plan:
     key: str
-    args: tuple[str, ...]  # target field paths, the order of the formulas' arguments
+    args: tuple[str, ...]  # target field paths, then 'tile:<symbol>': the formulas' arguments, in order
+    symbols: tuple[Any, ...] = ()  # the sympy symbol of each argument
     latency_s: Any = None  # sympy expressions in the argument symbols
     dram_bytes: Any = None
-    footprint_elements: float = 0.0  # the largest group's on-chip elements (times word_bytes: bytes)
+    footprint: Any = None  # the largest group's on-chip elements (times word_bytes: bytes)
     mapping_file: str = ""
-    error: str | None = None  # why the mapping cannot be costed at all (every point is refused)
+    error: str | None = None  # why the family's first mapping cannot be bound or costed
 
 
 @dataclass(frozen=True)
@@ -55,7 +57,7 @@ class Job:
     mapping: Any
     target_file: str
     target_data: dict[str, Any]  # the target with this point's fields set
-    arguments: dict[str, float]  # formula arguments, for points evaluated from a plan
+    arguments: dict[str, float]  # formula arguments (target fields, 'tile:<symbol>'), for plan points
     search: Any = None  # a SearchChoice, or None
 
 
@@ -64,19 +66,20 @@ def symbol_name(i: int) -> str:
 
 
 def build_plan(request: PlanRequest) -> Plan:
-    """The plan of one (workload at its shapes, mapping): formulas in the target fields."""
+    """The plan of one (workload at its shapes, mapping family): formulas in the target fields and
+    the tile shapes that follow a parameter, bound once at the family's first mapping."""
     import sympy as sp
 
     from ..api import loads
-    from ..model.spatial import check_capacity
-    from ..model.symbolic import cost_formulas
+    from ..model.symbolic import cost_formulas, footprint_formula
+    from ..model.symbols import SymbolTable
     from ..model.target import Unit, parse_target
     from ..yaml_text import load_yaml
     from .points import symbolic_fields
 
     data = load_yaml(request.target_text, request.target_file, CascadeError)
-    args = symbolic_fields(data)
-    symbol = {f: sp.Symbol(symbol_name(i), positive=True) for i, f in enumerate(args)}
+    fields = symbolic_fields(data)
+    symbol = {f: sp.Symbol(symbol_name(i), positive=True) for i, f in enumerate(fields)}
     try:
         target = parse_target(request.target_text, request.target_file)
         spec = loads(request.spec_text, request.shapes, file=request.spec_file)
@@ -86,12 +89,20 @@ def build_plan(request: PlanRequest) -> Plan:
         symbolic = replace(target, clock_hz=symbol["clock_hz"], word_bytes=symbol["word_bytes"],
                            dram_bandwidth=symbol["dram.bandwidth_bytes_per_s"], units=units)
         formulas = cost_formulas(mc, symbolic)
-        footprint = check_capacity(mc, replace(target, word_bytes=1, buffer_bytes=0))
+        table = SymbolTable(mc)
+        table.symbols.update(formulas.symbols)
+        table.values.update(formulas.values)
+        footprint = footprint_formula(mc, table)
     except CascadeError as exc:
-        return Plan(request.key, args, error=str(exc))
-    values = {formulas.symbols[n]: v for n, v in formulas.values.items() if n in formulas.symbols}
-    return Plan(request.key, args, formulas.latency_s.subs(values), formulas.dram_bytes.subs(values),
-                float(footprint), mc.mapping.file)
+        return Plan(request.key, tuple(fields), error=str(exc))
+    missing = [t for t in request.free_tiles if t not in table.symbols]
+    if missing:  # a tile the formulas do not name: this family cannot be costed from them
+        return Plan(request.key, tuple(fields), error=f"tile {missing[0]} is not a symbol of the cost formulas")
+    values = {table.symbols[n]: v for n, v in table.values.items() if n not in request.free_tiles}
+    args = (*fields, *(f"tile:{t}" for t in request.free_tiles))
+    symbols = (*(symbol[f] for f in fields), *(table.symbols[t] for t in request.free_tiles))
+    return Plan(request.key, args, symbols, formulas.latency_s.subs(values), formulas.dram_bytes.subs(values),
+                sp.sympify(footprint).subs(values), mc.mapping.file)
 
 
 _COMPILED: dict[str, Callable[..., tuple]] = {}
@@ -103,8 +114,7 @@ def _compiled(plan: Plan) -> Callable[..., tuple]:
     if fn is None:
         import sympy as sp
 
-        fn = sp.lambdify([sp.Symbol(symbol_name(i), positive=True) for i in range(len(plan.args))],
-                         (plan.latency_s, plan.dram_bytes), modules="numpy")
+        fn = sp.lambdify(list(plan.symbols), (plan.latency_s, plan.dram_bytes, plan.footprint), modules="numpy")
         _COMPILED[plan.key] = fn
     return fn
 
@@ -122,17 +132,21 @@ def _refused(job: Job, start: float, how: str, why: str) -> dict[str, Any]:
 
 
 def evaluate_with_plan(plan: Plan, job: Job) -> dict[str, Any]:
+    """A point from its family's formulas; when the family's first mapping could not be bound,
+    a point of a parameter-following family is costed directly (its own tiles may be fine)."""
     start = time.perf_counter()
     if plan.error is not None:
+        if any(a.startswith("tile:") for a in plan.args) or any(k.startswith("tile:") for k in job.arguments):
+            return evaluate_direct(job)
         return _refused(job, start, "formula", plan.error)
     a = job.arguments
-    on_chip = plan.footprint_elements * a["word_bytes"]
+    latency, traffic, elements = _compiled(plan)(*(a[f] for f in plan.args))
+    on_chip = float(elements) * a["word_bytes"]
     buffer = a["buffer.capacity_bytes"]
     mapping = plan.mapping_file
     if buffer and on_chip > buffer:
         return _refused(job, start, "formula", f"{mapping}: keeps {on_chip:,.0f} B on chip, but the buffer holds "
                                                f"{buffer:,.0f} B: use smaller tiles or split the fusion group")
-    latency, traffic = _compiled(plan)(*(a[f] for f in plan.args))
     return _row(job, start, "formula", latency_s=float(latency), dram_bytes=float(traffic), on_chip_bytes=on_chip,
                 area_mm2=point_area(job.target_data), mapping=mapping)
 

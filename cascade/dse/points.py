@@ -87,6 +87,31 @@ def point_mapping(point: Point) -> Any:
     return replace(base, partitioning={**base.partitioning, **tiles})
 
 
+def tile_symbols(point: Point) -> dict[str, int]:
+    """The tile-shape symbols of the cost formulas that follow a parameter, at this point: for
+    `P: [T1, T0]` (levels P2, P1, P0) P1 = T1 // T0 and P0 = T0, as a bound mapping counts them;
+    for a rank the cascade splits (`split M = M1 * M0`), `M: [T]` sets M0 = T. Empty when the
+    point's tiles do not each divide the one above: such a point is costed directly."""
+    out: dict[str, int] = {}
+    for rank, levels in point.workload.tiles.items():
+        if not any(isinstance(t, str) for t in levels):
+            continue
+        tiles = [int(point.params[t]) if isinstance(t, str) else t for t in levels]
+        if rank in point.workload.splits:
+            out[point.workload.splits[rank][1]] = tiles[0]
+            continue
+        if any(a % b for a, b in itertools.pairwise(tiles)):
+            return {}
+        k = len(tiles)
+        extents = [a // b for a, b in itertools.pairwise(tiles)] + [tiles[-1]]
+        out.update({f"{rank}{k - j}": e for j, e in enumerate(extents, 1)})
+    return out
+
+
+def follows_parameters(workload: Workload) -> bool:
+    return any(isinstance(t, str) for levels in workload.tiles.values() for t in levels)
+
+
 def symbolic_fields(data: dict[str, Any]) -> tuple[str, ...]:
     """The target fields the plan's formulas take as arguments: clock, word, bandwidth, buffer and
     every entry of every unit's shape, in a fixed order."""

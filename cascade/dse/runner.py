@@ -22,7 +22,16 @@ from typing import Any
 from ..errors import CascadeError
 from .config import DseConfig
 from .evaluate import Job, PlanRequest, build_plan, evaluate_direct, evaluate_with_plan
-from .points import enumerate_points, formula_arguments, point_mapping, point_shapes, point_target_data, uses_formulas
+from .points import (
+    enumerate_points,
+    follows_parameters,
+    formula_arguments,
+    point_mapping,
+    point_shapes,
+    point_target_data,
+    tile_symbols,
+    uses_formulas,
+)
 from .store import ResultsStore, columns_for
 
 INSTALL_HINT = "cascade dse runs on Dask: install it with pip install 'cascade[dse]' (dask.distributed)"
@@ -83,10 +92,15 @@ def prepare_workers(client: Any) -> None:
     register(PreloadCostModel())
 
 
-def _plan_request(config: DseConfig, point, shapes, mapping) -> PlanRequest:
-    digest = hashlib.sha256(repr((point.workload.name, sorted(shapes.items()), mapping)).encode()).hexdigest()[:12]
-    return PlanRequest(f"{config.hash}-{digest}", point.workload.spec_file, point.workload.spec_text, shapes,
-                       mapping, config.target_file, config.target_text)
+def _plan_request(config: DseConfig, point, shapes, mapping, free: tuple[str, ...]) -> PlanRequest:
+    """One plan per (workload, shapes, mapping family): tiles that follow a parameter stay free, so
+    the family is keyed by the workload's tile spec (parameter names), not by this point's tiles."""
+    w = point.workload
+    family = (w.name, sorted(shapes.items()), w.mapping, sorted(w.tiles.items())) if free else \
+        (w.name, sorted(shapes.items()), mapping)
+    digest = hashlib.sha256(repr(family).encode()).hexdigest()[:12]
+    return PlanRequest(f"{config.hash}-{digest}", w.spec_file, w.spec_text, shapes, mapping, config.target_file,
+                       config.target_text, free)
 
 
 def job_for(config: DseConfig, point: Any) -> tuple[Job, PlanRequest | None]:
@@ -96,7 +110,11 @@ def job_for(config: DseConfig, point: Any) -> tuple[Job, PlanRequest | None]:
               config.target_file, data, {}, point.workload.search)
     if not uses_formulas(config, point.workload):
         return job, None
-    return replace(job, arguments=formula_arguments(data)), _plan_request(config, point, shapes, mapping)
+    tiles = tile_symbols(point)
+    if follows_parameters(point.workload) and not tiles:  # tiles that do not nest: bind this mapping itself
+        return job, None
+    arguments = {**formula_arguments(data), **{f"tile:{t}": float(v) for t, v in tiles.items()}}
+    return replace(job, arguments=arguments), _plan_request(config, point, shapes, mapping, tuple(sorted(tiles)))
 
 
 def run_dse(config: DseConfig, results: str, client: Any, resume: bool = False,
