@@ -25,14 +25,17 @@ class Progress:
         self.start = time.monotonic()
         self.last = self.start
         self.done = 0
+        self.first: int | None = None  # points already done when the run began (--resume)
 
     def line(self) -> str:
         elapsed = max(time.monotonic() - self.start, 1e-9)
-        rate = self.done / elapsed
+        rate = (self.done - (self.first or 0)) / elapsed
         eta = format_eta((self.total - self.done) / rate) if rate > 0 else "?"
         return f"dse {self.done}/{self.total} points  {rate:.1f}/s  ETA {eta}"
 
     def update(self, done: int) -> None:
+        if self.first is None:
+            self.first = done
         self.done = done
         now = time.monotonic()
         if self.tty:

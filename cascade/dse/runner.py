@@ -79,9 +79,29 @@ def open_client(scheduler: str | None = None, workers: int = 2) -> Iterator[Any]
         return
     if workers < 1:
         raise CascadeError("--workers must be at least 1")
-    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
-                      silence_logs=logging.CRITICAL) as cluster, Client(cluster) as client:
+    with _workers_ignore_ctrl_c():
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
+                               silence_logs=logging.CRITICAL)
+    with cluster, Client(cluster) as client:
         yield client
+
+
+@contextlib.contextmanager
+def _workers_ignore_ctrl_c() -> Iterator[None]:
+    """Worker processes started inside inherit SIGINT ignored (Python keeps an ignored SIGINT), so
+    Ctrl-C on a terminal, which signals the whole process group, reaches only this process: it
+    stops the run and closes the cluster, with no traceback from each worker."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def prepare_workers(client: Any) -> None:
