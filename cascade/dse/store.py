@@ -85,7 +85,7 @@ class ResultsStore:
 
 
 def read_results(path: str | Path) -> tuple[list[str], list[dict[str, Any]]]:
-    """The columns and rows of a results file; numbers as floats, empty cells as None."""
+    """The columns and rows of a results file; numbers as ints or floats, empty cells as None."""
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")
@@ -108,7 +108,9 @@ def _cell(column: str, value: str) -> Any:
         return None
     if column in LEAD or column in TAIL[:2] or column in TAIL[2:4]:
         return value
-    try:
-        return float(value)
-    except ValueError:
-        return value
+    for kind in (int, float):  # a parameter written as 512 reads back as 512, 1e+11 as a float
+        try:
+            return kind(value)
+        except ValueError:
+            pass
+    return value
