@@ -14,7 +14,8 @@ import traceback
 
 from .errors import CascadeError, SpecError
 
-COMMANDS = ("check", "show", "passes", "reduce", "graph", "run", "map", "compile", "estimate", "search", "sweep", "demo", "import-teaal")
+COMMANDS = ("check", "show", "passes", "reduce", "graph", "run", "map", "compile", "estimate", "search", "sweep",
+            "dse", "demo", "import-teaal")
 
 
 def build_parser() -> argparse.ArgumentParser:

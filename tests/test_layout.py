@@ -30,7 +30,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("codegen", "model"),
     ("search", "interop"),
     ("api", "plot"),
-    ("demo",),
+    ("demo", "dse"),
     ("commands",),
     ("cli",),
     ("__main__",),
