@@ -113,9 +113,29 @@ def test_flat_row_granularity_buffer_requirement():
         assert report.on_chip_bytes == 2 * (e * r + 2 * e * m + 3 * m * r + 2 * r)
 
 
-def test_buffer_overflow_is_refused_with_the_overflow():
-    spec = cascade.load(ATT / "mha_3pass.einsum", dict(B=1, H=1, E=64, F=64, M=65536, P=65536))
-    with pytest.raises(MappingError, match=r"keeps .* MiB on chip, but flat_cloud's buffer holds 32.00 MiB \(over by"):
+def test_buffer_overflow_spills_the_intermediates_that_do_not_fit():
+    """At M = P = 64K, FLAT's 256-row block needs F = 2 (E R + 2 E M + 3 M R + 2 R) bytes of a
+    32 MiB buffer B; its intermediates (QK, SN, A: M x R; GM, SD: R) are I = 2 (3 M R + 2 R)
+    bytes, so s = (F - B) / I of each is written to DRAM once and re-read by each reader."""
+    e, m, r = 64, 65536, 256
+    spec = cascade.load(ATT / "mha_3pass.einsum", dict(B=1, H=1, E=e, F=e, M=m, P=m))
+    report = spec.estimate(MAPS / "mha_3pass" / "flat.yaml", "flat_cloud")
+    footprint = 2 * (e * r + 2 * e * m + 3 * m * r + 2 * r)
+    s = (footprint - 32 * 2**20) / (2 * (3 * m * r + 2 * r))
+    assert report.on_chip_bytes == footprint
+    readers = {"QK": 2, "SN": 2, "A": 1}  # QK by GM and SN; SN by SD and A; A by AV
+    for t, n in readers.items():
+        assert report.per_tensor[t]["write_bytes"] == pytest.approx(s * m * m * 2)
+        assert report.per_tensor[t]["read_bytes"] == pytest.approx(n * s * m * m * 2)
+    assert report.per_tensor["GM"]["write_bytes"] == pytest.approx(s * m * 2)
+    assert any(line.strip().startswith("spilled QK:") for line in report.extra["spills"])
+
+
+def test_loaded_tiles_that_overflow_the_buffer_are_refused():
+    """K and V of a whole head (2 x 64 x 1M words) plus a 256-row Q block: 256 MiB + 32 KiB."""
+    spec = cascade.load(ATT / "mha_3pass.einsum", dict(B=1, H=1, E=64, F=64, M=2**20, P=2**20))
+    with pytest.raises(MappingError, match=r"group QK\+GM\+SN\+SD\+A\+AV loads 256.03 MiB of tiles, but flat_cloud's "
+                                           r"buffer holds 32.00 MiB .*use smaller tiles"):
         spec.estimate(MAPS / "mha_3pass" / "flat.yaml", "flat_cloud")
 
 

@@ -62,6 +62,7 @@ def format_report(r) -> str:
     lines.append(f"DRAM traffic {_bytes(r.dram_bytes)}  (read {_bytes(r.dram_read_bytes)}, "
                  f"written {_bytes(r.dram_write_bytes)}; {r.dram_bytes:,.0f} B)")
     lines.append(f"on chip      {_bytes(r.on_chip_bytes)} at most, in one fusion group")
+    lines += [f"             {line}" for line in r.extra.get("spills", [])]
     if r.energy_j is not None:
         lines.append(f"energy       {r.energy_j:,.4g} J")
     lines.append("")

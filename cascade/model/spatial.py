@@ -15,10 +15,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import MappingError
 from ..mapping.schedule import MappedCascade
 from .compute import statement_ops
 from .target import Target
+from .footprint import load_elements
+from .spill import plan_spills, spill_lines, with_spills
 from .traffic import dram_traffic
 
 
@@ -137,7 +138,8 @@ def occupancy(mc: MappedCascade, axes: list[tuple[str, str | None]], shape: tupl
 
 
 def estimate_spatial(mc: MappedCascade, target: Target, symbolic: bool = False) -> CostReport:
-    traffic = dram_traffic(mc)
+    spills, on_chip = plan_spills(mc, target)
+    traffic = with_spills(dram_traffic(mc), mc, spills)
     table = traffic_table = None  # noqa: F841
     from .symbols import SymbolTable
 
@@ -188,7 +190,6 @@ def estimate_spatial(mc: MappedCascade, target: Target, symbolic: bool = False) 
         entry["utilization"] = entry["cycles"] / cycles_total if cycles_total else 0.0
     reads = sum(t["read_bytes"] for t in per_tensor.values())
     writes = sum(t["write_bytes"] for t in per_tensor.values())
-    on_chip = check_capacity(mc, target)
     sym = {}
     if symbolic:
         for t, tt in traffic.per_tensor.items():
@@ -199,7 +200,8 @@ def estimate_spatial(mc: MappedCascade, target: Target, symbolic: bool = False) 
                 sym[f"{so.name}.{kind}"] = str(expr)
     return CostReport(mc.semantics.cascade.name, target.name, dict(mc.shapes), reads, writes, latency,
                       "memory" if memory_time > compute_time else "compute", per_tensor, per_unit, groups, sym,
-                      on_chip, energy(target, reads + writes, per_unit))
+                      on_chip, energy(target, reads + writes, per_unit),
+                      {"spills": spill_lines(spills, per_tensor)} if spills else {})
 
 
 def energy(target: Target, dram_bytes: float, per_unit: dict[str, dict[str, Any]]) -> float | None:
@@ -216,73 +218,9 @@ def energy(target: Target, dram_bytes: float, per_unit: dict[str, dict[str, Any]
 
 def check_capacity(mc: MappedCascade, target: Target) -> float:
     """The largest on-chip footprint of a group (tensors kept on chip plus loaded tiles), in
-    bytes; a mapping whose footprint exceeds the buffer is refused, saying by how much."""
-    worst = 0.0
-    for group in mc.groups:
-        elements = 0
-        names = {mc.semantics.statements[k].name for k in group.statements}
-        for t in names:
-            st = mc.storage[t]
-            if st.dram:
-                continue
-            elements += _storage_elements(mc, t) * (2 if "ring" in st.axes else 1)
-        for load in mc.loads:
-            if load.statements[0] in group.statements:
-                elements += _load_elements(mc, load)
-        size = elements * target.word_bytes
-        worst = max(worst, size)
-        if target.buffer_bytes and size > target.buffer_bytes:
-            raise MappingError(f"{mc.mapping.file}: group {group.name} keeps {_size(size)} on chip, "
-                               f"but {target.name}'s buffer holds {_size(target.buffer_bytes)} "
-                               f"(over by {_size(size - target.buffer_bytes)}): use smaller tiles "
-                               "or split the fusion group")
-    return worst
+    bytes, as if the buffer were unbounded; a group that does not fit spills (`spill.py`), and
+    one whose loaded tiles alone do not fit is refused."""
+    return plan_spills(mc, target)[1]
 
 
-def _size(n: float) -> str:
-    for unit, scale in (("MiB", 2**20), ("KiB", 2**10)):
-        if n >= scale:
-            return f"{n / scale:.2f} {unit}"
-    return f"{n:,.0f} B"
-
-
-def _axis_elements(mc: MappedCascade, rank: str, kind: str, level: str | None = None) -> int:
-    if kind in ("point", "ring", "const"):
-        return 1
-    if rank in mc.partitions:
-        p = mc.partitions[rank]
-        if kind == "tile":
-            return min(p.spans[-2], mc.shapes[rank])
-        if kind == "part" and level is not None:
-            return min(p.spans[p.names.index(level)], mc.shapes[rank])
-    return mc.shapes[rank]
-
-
-def _storage_elements(mc: MappedCascade, tensor: str) -> int:
-    st = mc.storage[tensor]
-    parts = dict(st.parts)
-    n = 1
-    for rank, kind in zip(mc.semantics.tensors[tensor].ranks, st.axes):
-        n *= _axis_elements(mc, rank, kind, parts.get(rank))
-    return n
-
-
-def _load_elements(mc: MappedCascade, load) -> int:
-    widen = dict(load.widen)
-    loops = {mc.loop_of[lid] for lid in load.path}
-    n = 1
-    for axis in load.axes:
-        if axis.kind in ("const", "last", "inner"):
-            continue
-        rank = axis.rank
-        if axis.kind == "split":
-            n *= mc.shapes[mc.semantics.splits[rank][1]]
-        elif rank in widen:
-            n *= _axis_elements(mc, rank, "part", widen[rank])
-        elif rank in mc.partitions:
-            n *= _axis_elements(mc, rank, "tile")
-        elif rank in loops:
-            n *= 1
-        else:
-            n *= mc.shapes[rank]
-    return n
+_load_elements = load_elements  # the name cascade.model.grayskull imports
