@@ -340,15 +340,70 @@ def test_unknown_unit_in_binding(capsys):
         spec.estimate(parse_mapping("binding: {default: tensorcore}"), "fusemax")
 
 
+def _without_energy(name: str) -> str:
+    text = (ROOT / "specs" / "targets" / f"{name}.yaml").read_text()
+    return text[:text.index("# Energy per action")]
+
+
+def test_energy_per_action_by_level_and_unit():
+    """Z = A^T B unmapped on FuseMax's 2D array: DRAM (A, B read; Z written) in 8-byte actions,
+    the buffer filled and drained once per word in 256-word actions, K M N MACs, one register
+    write per MAC, leakage per PE and cycle over the latency (all in pJ)."""
+    k, m, n = 64, 32, 16
+    text = _without_energy("fusemax") + (
+        "energy:\n  dram: {read: 100, write: 200, bytes_per_action: 8}\n"
+        "  buffer: {read: 30, write: 20, words_per_action: 256}\n"
+        "  units:\n    array2d: {mac: 3, add: 1, max: 1, reg_write: 0.5, leak: 0.001}\n")
+    target = parse_target(text, "e.yaml")
+    report = cascade.load(ROOT / "specs" / "matmul.einsum", {"K": k, "M": m, "N": n}).estimate(None, target)
+    read_b, write_b = 2 * (k * m + k * n), 2 * m * n
+    cycles = report.latency_s * 940e6
+    terms = report.extra["energy_pj"]
+    assert terms["dram"] == pytest.approx({"read": read_b / 8 * 100, "write": write_b / 8 * 200})
+    words = (read_b + write_b) / 2 / 256
+    assert terms["buffer"] == pytest.approx({"read": words * 30, "write": words * 20})
+    assert terms["array2d"] == pytest.approx({"mac": k * m * n * 3, "reg_write": k * m * n * 0.5,
+                                              "leak": cycles * 65536 * 0.001})
+    total = read_b / 8 * 100 + write_b / 8 * 200 + words * 50 + k * m * n * 3.5 + cycles * 65.536
+    assert report.energy_j == pytest.approx(total * 1e-12)
+    spec_formula = cascade.load(ROOT / "specs" / "matmul.einsum", {"K": k, "M": m, "N": n}).estimate(
+        None, target, symbolic=True).symbolic["energy_pj"]
+    import sympy
+
+    names = {x: sympy.Symbol(x, positive=True) for x in ("K", "M", "N", "cycles")}
+    value = sympy.sympify(spec_formula, locals=names).subs({names["K"]: k, names["M"]: m, names["N"]: n,
+                                                            names["cycles"]: cycles})
+    assert float(value) == pytest.approx(total) and "K" in spec_formula
+
+
+def test_bad_energy_section_names_the_place(tmp_path, capsys):
+    from cascade.cli import main
+
+    path = tmp_path / "t.yaml"
+    path.write_text(_without_energy("fusemax") + "energy:\n  units:\n    array3d: {mac: 1}\n    array2d: {fma: 2}\n")
+    assert main(["estimate", str(ROOT / "specs" / "matmul.einsum"), "-t", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "energy.units.array3d: not a unit of this target" in err and "energy.units.array2d.fma: unknown action" in err
+    assert "Traceback" not in err
+
+
+def test_bundled_energies_cite_the_ert_files():
+    for name, files in (("fusemax", ("ERT-2d-fusemax.yaml", "ERT-1d-fusemax.yaml")),
+                        ("flat_cloud", ("ERT-2d-flat.yaml", "ERT-1d-flat.yaml"))):
+        text = (ROOT / "specs" / "targets" / f"{name}.yaml").read_text()
+        assert all(f in text for f in files)
+        assert load_target(name).energy["units"]["array2d"]["mac"] == 17.1645
+
+
 def test_energy_from_per_access_energies(tmp_path):
     """Energy = DRAM bytes x pJ/byte + operations x pJ/op, from the target file."""
-    text = (ROOT / "specs" / "targets" / "fusemax.yaml").read_text() + "energy: {dram_byte_pj: 10, mac_pj: 1, add_pj: 0.5}\n"
+    text = _without_energy("fusemax") + "energy: {dram_byte_pj: 10, mac_pj: 1, add_pj: 0.5}\n"
     target = parse_target(text, "e.yaml")
     spec = cascade.load(ROOT / "specs" / "matmul.einsum", {"K": 64, "M": 32, "N": 16})
     report = spec.estimate(None, target)
     bytes_moved = 2 * (64 * 32 + 64 * 16 + 32 * 16)
     assert report.energy_j == pytest.approx((bytes_moved * 10 + 64 * 32 * 16 * 1) * 1e-12)
-    assert spec.estimate(None, "fusemax").energy_j is None
+    assert spec.estimate(None, parse_target(_without_energy("fusemax"), "n.yaml")).energy_j is None
 
 
 def test_unbound_einsums_go_to_the_first_unit_able_to_do_them():

@@ -65,6 +65,9 @@ def format_report(r) -> str:
     lines += [f"             {line}" for line in r.extra.get("spills", [])]
     if r.energy_j is not None:
         lines.append(f"energy       {r.energy_j:,.4g} J")
+        for level, terms in r.extra.get("energy_pj", {}).items():
+            parts = ", ".join(f"{k} {v * 1e-12:,.4g} J" for k, v in terms.items() if v)
+            lines.append(f"  {level:<11}{sum(terms.values()) * 1e-12:,.4g} J" + (f"  ({parts})" if parts else ""))
     lines.append("")
     lines.append(f"{'tensor':<12}{'read':>18}{'written':>18}")
     for t, d in r.per_tensor.items():

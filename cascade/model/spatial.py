@@ -18,6 +18,7 @@ from typing import Any
 from ..mapping.schedule import MappedCascade
 from .compute import statement_ops
 from .target import Target
+from .energy import energy_breakdown, energy_formula, total_joules
 from .footprint import load_elements
 from .spill import plan_spills, spill_lines, with_spills
 from .traffic import dram_traffic
@@ -198,22 +199,15 @@ def estimate_spatial(mc: MappedCascade, target: Target, symbolic: bool = False) 
         for so in ops:
             for kind, expr in so.ops.items():
                 sym[f"{so.name}.{kind}"] = str(expr)
+    extra: dict[str, Any] = {"spills": spill_lines(spills, per_tensor)} if spills else {}
+    breakdown = energy_breakdown(target, reads, writes, {u: d["ops"] for u, d in per_unit.items()}, cycles_total)
+    if breakdown:
+        extra["energy_pj"] = breakdown
+        if symbolic:
+            sym["energy_pj"] = energy_formula(target, traffic, ops, word)
     return CostReport(mc.semantics.cascade.name, target.name, dict(mc.shapes), reads, writes, latency,
                       "memory" if memory_time > compute_time else "compute", per_tensor, per_unit, groups, sym,
-                      on_chip, energy(target, reads + writes, per_unit),
-                      {"spills": spill_lines(spills, per_tensor)} if spills else {})
-
-
-def energy(target: Target, dram_bytes: float, per_unit: dict[str, dict[str, Any]]) -> float | None:
-    """Joules from the target's per-access energies (`energy: {dram_byte_pj, <op kind>_pj ...}`),
-    or None when the target gives none."""
-    if not target.energy:
-        return None
-    pj = dram_bytes * target.energy.get("dram_byte_pj", 0.0)
-    for entry in per_unit.values():
-        for kind, n in entry["ops"].items():
-            pj += n * target.energy.get(f"{kind}_pj", 0.0)
-    return pj * 1e-12
+                      on_chip, total_joules(breakdown) if breakdown else None, extra)
 
 
 def check_capacity(mc: MappedCascade, target: Target) -> float:

@@ -68,13 +68,14 @@ def spill_fractions(spills: list[GroupSpill]) -> dict[str, float]:
     return {t: s.fraction for s in spills for t in s.tensors}
 
 
-def spill_traffic(mc: MappedCascade, spills: list[GroupSpill]) -> dict[tuple[int, str, str], Any]:
-    """(group index, tensor, 'read' | 'write') -> spilled elements (sympy), for the spilled
+def spill_traffic(mc: MappedCascade, spills: list[GroupSpill]) -> tuple[dict[tuple[int, str, str], Any], _Counter]:
+    """(group index, tensor, 'read' | 'write') -> spilled elements (sympy), with the symbol table
+    that names its shapes, for the spilled
     intermediates: s times every write of the tensor (and read-modify-write of an accumulation)
     and s times every read of it, each over the loops around its statement."""
-    if not spills:
-        return {}
     counter = _Counter(mc)
+    if not spills:
+        return {}, counter
     sp = counter.sp
     fractions = spill_fractions(spills)
     group_of = {k: gi for gi, g in enumerate(mc.groups) for k in g.statements}
@@ -104,12 +105,12 @@ def spill_traffic(mc: MappedCascade, spills: list[GroupSpill]) -> dict[tuple[int
             for fam in acc:
                 first = first * counter.family_sum(fam, loops[fam], [], mc.semantics.tensors[info.name])
             add(k, info.name, "read", n - n / first)
-    return out
+    return out, counter
 
 
 def with_spills(traffic: Traffic, mc: MappedCascade, spills: list[GroupSpill]) -> Traffic:
     """`traffic` plus the spilled elements, per group and per tensor."""
-    extra = spill_traffic(mc, spills)
+    extra, counter = spill_traffic(mc, spills)
     if not extra:
         return traffic
     from .traffic import TensorTraffic
@@ -121,7 +122,7 @@ def with_spills(traffic: Traffic, mc: MappedCascade, spills: list[GroupSpill]) -
         old = per.get(tensor, TensorTraffic(tensor, 0, 0))
         per[tensor] = TensorTraffic(tensor, old.reads + (n if direction == "read" else 0),
                                     old.writes + (n if direction == "write" else 0))
-    return Traffic(per, traffic.symbols, traffic.values, by_group)
+    return Traffic(per, {**counter.symbols, **traffic.symbols}, {**counter.values, **traffic.values}, by_group)
 
 
 def spill_lines(spills: list[GroupSpill], per_tensor: dict[str, dict[str, float]]) -> list[str]:

@@ -3,6 +3,8 @@
 A spatial target (kind: spatial) has compute units that are PE arrays (`shape: [rows, cols]`
 or `[width]`) supporting operation kinds (mac, add, max, divide, exp), a global buffer, DRAM
 bandwidth, a clock and the cost of map operators in unit operations (`op_costs`).
+An optional `energy:` section gives picojoules per action (checked by `energy_problems`, used by
+cascade.model.energy).
 A grid target (kind: grid, e.g. Tenstorrent Grayskull) adds a `grid:` section (core grid, L1,
 tile, DRAM banks and achieved efficiency, NoC, cycles per tile operation, dispatch), checked by
 `grid_problems` and read by cascade.model.grayskull.
@@ -17,6 +19,7 @@ from typing import Any
 from ..errors import TargetError
 
 OP_KINDS = ("mac", "add", "max", "divide", "exp")
+ENERGY_ACTIONS = (*OP_KINDS, "reg_read", "reg_write", "leak")  # per unit, picojoules (cascade.model.energy)
 
 
 @dataclass(frozen=True)
@@ -134,6 +137,7 @@ def parse_target(text: str, file: str = "<target>") -> Target:
             problems.append(f"{file}: op_costs.{op}: expected {{kind: count}} with kinds from {', '.join(OP_KINDS)}")
             continue
         op_costs[str(op)] = {k: int(v) if float(v).is_integer() else float(v) for k, v in cost.items()}
+    problems.extend(energy_problems(data.get("energy"), units, file))
     if kind == "grid":
         problems.extend(grid_problems(data.get("grid"), units, file))
     if problems:
@@ -145,9 +149,48 @@ def parse_target(text: str, file: str = "<target>") -> Target:
         dram_bandwidth=float(bandwidth or 0), buffer_bytes=int(capacity or 0), units=units, op_costs=op_costs,
         exp_absorbs_subtract=bool(data.get("exp_absorbs_subtract", False)),
         latency_rule=str(data.get("latency", "max_per_group")),
-        energy={k: float(v) for k, v in (data.get("energy") or {}).items()},
+        energy=dict(data.get("energy") or {}),
         extra={k: v for k, v in data.items() if k not in known}, file=file,
     )
+
+
+def energy_problems(section: Any, units: dict, file: str) -> list[str]:
+    """What is wrong with a target's `energy:` section (the nested or the flat form)."""
+    if section is None:
+        return []
+    if not isinstance(section, dict):
+        return [f"{file}: energy: expected a mapping (dram, buffer, units), got {section!r}"]
+    out = []
+
+    def numbers(where: str, table: Any, allowed: tuple[str, ...]) -> None:
+        if not isinstance(table, dict):
+            out.append(f"{file}: {where}: expected {{action: picojoules}}, got {table!r}")
+            return
+        for k, v in table.items():
+            if k not in allowed:
+                out.append(f"{file}: {where}.{k}: unknown action; the actions are {', '.join(allowed)}")
+            elif not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0:
+                out.append(f"{file}: {where}.{k}: expected a non-negative number, got {v!r}")
+
+    for key, value in section.items():
+        if key == "dram":
+            numbers("energy.dram", value, ("read", "write", "bytes_per_action"))
+        elif key == "buffer":
+            numbers("energy.buffer", value, ("read", "write", "words_per_action", "leak"))
+        elif key == "units":
+            if not isinstance(value, dict):
+                out.append(f"{file}: energy.units: expected {{unit: {{action: picojoules}}}}")
+                continue
+            for unit, table in value.items():
+                if unit not in units:
+                    out.append(f"{file}: energy.units.{unit}: not a unit of this target (its units: {', '.join(units)})")
+                else:
+                    numbers(f"energy.units.{unit}", table, ENERGY_ACTIONS)
+        elif key == "dram_byte_pj" or (key.endswith("_pj") and key[:-3] in OP_KINDS):
+            numbers("energy", {key: value}, (key,))
+        else:
+            out.append(f"{file}: energy.{key}: unknown; give dram, buffer and units (picojoules per action)")
+    return out
 
 
 def grid_problems(grid: Any, units: dict[str, Unit], file: str) -> list[str]:
