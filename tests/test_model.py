@@ -172,6 +172,35 @@ def test_baseline_artifact_rows(name, mapping, length):
         assert report.dram_bytes == pytest.approx(float(row["traffic"]), rel=1e-12)
 
 
+@pytest.mark.parametrize("model, length, heads, e, n, outer", [
+    ("BERT", "1K", 12, 64, 1024, 1024), ("XLM", "4K", 16, 128, 4096, 4096), ("T5", "16K", 8, 64, 16384, 8192)])
+def test_cascade_ablation_rows(model, length, heads, e, n, outer):
+    """FuseMax's cascade on the baseline arrays (attn-cascade.csv): only QK and SLNV on the 2D
+    array, the softmax on the 1D array at 2 ops per exp(x - m): latency and utilisation equal the
+    artifact's; traffic too with the outer query tile of at most 8192 rows."""
+    row = _artifact("cascade")[(model, length)]
+    text = (MAPS / "mha_1pass" / "fusemax_on_flat.yaml").read_text().replace("uniform_shape(32768)", f"uniform_shape({outer})")
+    spec = cascade.load(ATT / "mha_1pass.einsum", dict(B=64, H=heads, E=e, F=e, M=n, P=n))
+    report = spec.estimate(parse_mapping(text), "cascade_on_flat")
+    assert report.dram_bytes == pytest.approx(float(row["traffic"]), rel=1e-12)
+    assert report.latency_s == pytest.approx(float(row["latency"]), rel=1e-9)
+    assert report.utilization["array2d"] == pytest.approx(float(row["util_2d"]), rel=1e-9)
+    assert report.utilization["array1d"] == pytest.approx(float(row["util_1d"]), rel=1e-9)
+
+
+@pytest.mark.parametrize("model, length, heads, e, n, outer", [
+    ("BERT", "1K", 12, 64, 1024, 1024), ("XLM", "64K", 16, 128, 65536, 16384)])
+def test_fusemax_energy_from_the_ert_tables(model, length, heads, e, n, outer):
+    """FuseMax's energy (attn-binding.csv, pJ) from the ERT numbers in fusemax.yaml: within 1%."""
+    row = _artifact("binding")[(model, length)]
+    text = (MAPS / "mha_1pass" / "fusemax.yaml").read_text().replace("uniform_shape(32768)", f"uniform_shape({outer})")
+    spec = cascade.load(ATT / "mha_1pass.einsum", dict(B=64, H=heads, E=e, F=e, M=n, P=n))
+    report = spec.estimate(parse_mapping(text), "fusemax")
+    assert report.energy_j * 1e12 == pytest.approx(float(row["energy"]), rel=0.01)
+    macs = 2 * 64 * heads * n * n * e  # QK and SLNV alone: the floor of the 2D array's energy
+    assert report.extra["energy_pj"]["array2d"]["mac"] > macs * 17.1645
+
+
 def test_lambdified_model_equals_numeric_model():
     spec = cascade.load(ATT / "mha_1pass.einsum", dict(B=2, H=3, E=64, F=64, M=5000, P=3000))
     target = load_target("fusemax")
@@ -329,7 +358,7 @@ def test_target_errors(tmp_path, capsys):
     code = main(["estimate", str(ATT / "attention_3pass.einsum"), "-t", "fusemx"])  # a misspelt bundled name
     err = capsys.readouterr().err
     assert code == 2 and "fusemx: no such target file, nor a bundled target" in err
-    assert "bundled: flat_cloud, flat_edge, fusemax, grayskull_e150" in err
+    assert "bundled: cascade_on_flat, flat_cloud, flat_edge, fusemax, grayskull_e150" in err
     with pytest.raises(TargetError, match=r"^t\.yaml:2:17: not valid YAML: expected"):  # a YAML syntax error, placed
         parse_target("clock_hz: 1\nunits: {a: [1, 2}\n", "t.yaml")
 
