@@ -2,14 +2,17 @@
 
 For each result file of ../shared/external/fusemax/ this prints the artifact's row and ours
 side by side (traffic, latency, energy, 2D and 1D utilisation; ratios ours / artifact) and a
-summary line per file: rows evaluated, rows within 2% on every metric, the worst ratio per
+summary line per file: rows evaluated, rows within 2% (end2end: 5%) on every metric, the worst ratio per
 metric. Designs and what we run for them:
 
   attn-binding   FuseMax: mha_1pass, mappings/mha_1pass/fusemax.yaml, target fusemax
   attn-cascade   FuseMax's cascade on the baseline arrays: fusemax_on_flat.yaml, cascade_on_flat
   attn-flat      FLAT: mha_3pass, mappings/mha_3pass/flat.yaml, flat_cloud (FLAT's row rule)
   attn-unfused   unfused: mha_3pass, mappings/mha_3pass/unfused.yaml, flat_cloud
-  attn-arch, end2end-*, pareto, flat_validation: printed with the artifact's values only;
+  end2end-flat   the encoder layer's six matmuls: specs/transformer/encoder_linear.einsum,
+                 mappings/encoder_linear/tiled.yaml (wide_ffn.yaml when a weight does not fit),
+                 on flat_cloud; end2end-proposal the same on fusemax
+  attn-arch, pareto, flat_validation: printed with the artifact's values only;
                  the closing notes say what is missing.
 
     python benchmarks/fusemax_artifact.py [--json] [--files attn-binding,attn-flat,...]
@@ -28,7 +31,8 @@ from fusemax_table import BATCH, EXTERNAL, LENGTHS, MODELS, ROOT, fitting_estima
 
 METRICS = ("traffic", "latency", "energy", "util_2d", "util_1d")
 ATTENTION = ("attn-binding", "attn-cascade", "attn-arch", "attn-flat", "attn-unfused")
-OTHER = ("end2end-flat", "end2end-proposal", "pareto", "flat_validation")
+END2END = ("end2end-flat", "end2end-proposal")
+OTHER = (*END2END, "pareto", "flat_validation")
 CASCADE_MAX_ROWS = 8192  # see NOTES["attn-cascade"]
 NOTES = {
     "attn-cascade": (
@@ -50,8 +54,12 @@ NOTES = {
         "global-buffer and register-file accesses per MAC (ERT-*-flat), which our per-action "
         "model charges only per DRAM word and per operation result."),
     "attn-unfused": "as attn-flat for energy; 256K and 1M refused (a block of scores' K/QK tiles overflow)",
-    "end2end-flat": "not modelled: the encoder-layer cascade (specs/transformer/) is not built yet",
-    "end2end-proposal": "not modelled: as end2end-flat",
+    "end2end-flat": (
+        "the artifact (src/accel/matmul.py) costs Q, Z, FFN1, FFN2 with Timeloop's mapper (K = V = "
+        "Q) and sums max(memory, compute) per matmul; where the weights fit (all but XLM) that is "
+        "the compulsory traffic, as ours. For XLM the mapper's tiling re-reads more than our "
+        "wide_ffn.yaml (its choice is a search result, not a rule); energy: see attn-flat."),
+    "end2end-proposal": "as end2end-flat; on FuseMax's 16 MiB buffer the mapper's XLM tiling re-reads more still",
     "pareto": ("not modelled: the pareto runs use a resized register file and buffer per PE_dim "
                "(src/run.py get_l3_sz, accelergy_arch_cb) that the ART files here do not give"),
     "flat_validation": "FLAT's configuration per row (placement, granularity, spilling); read by attn-flat notes only",
@@ -70,6 +78,19 @@ def with_outer_rows(path: Path, rows: int):
     return parse_mapping(text, str(path))
 
 
+def end2end(design: str, model: str, length: str, specs, targets):
+    from cascade.errors import MappingError
+
+    heads, e = MODELS[model]
+    width = heads * e
+    spec = specs["layer"].with_shapes(T=BATCH * LENGTHS[length], D=width, N=width, S=4 * width)
+    target = targets["flat_cloud" if design == "end2end-flat" else "fusemax"]
+    try:
+        return spec.estimate(ROOT / "mappings/encoder_linear/tiled.yaml", target)
+    except MappingError:  # a weight does not fit the buffer
+        return spec.estimate(ROOT / "mappings/encoder_linear/wide_ffn.yaml", target)
+
+
 def ours(design: str, model: str, length: str, specs, targets) -> dict:
     from cascade.errors import CascadeError
 
@@ -86,6 +107,8 @@ def ours(design: str, model: str, length: str, specs, targets) -> dict:
                 with_outer_rows(ROOT / "mappings/mha_1pass/fusemax_on_flat.yaml", rows), targets["cascade_on_flat"])
         elif design in ("attn-flat", "attn-unfused"):
             report, _ = fitting_estimate(specs["three"].with_shapes(**shapes), design[5:], targets["flat_cloud"])
+        elif design in END2END:
+            report = end2end(design, model, length, specs, targets)
         else:
             return {}
     except CascadeError as exc:
@@ -102,17 +125,19 @@ def evaluate(files: list[str]) -> dict:
     from cascade.model.target import load_target
 
     specs = {"one": cascade.load(ROOT / "specs/attention/mha_1pass.einsum"),
-             "three": cascade.load(ROOT / "specs/attention/mha_3pass.einsum")}
+             "three": cascade.load(ROOT / "specs/attention/mha_3pass.einsum"),
+             "layer": cascade.load(ROOT / "specs/transformer/encoder_linear.einsum")}
     targets = {name: load_target(name) for name in ("fusemax", "flat_cloud", "cascade_on_flat")}
     out = {}
     for name in files:
         rows = []
         for art in read_csv(name):
             entry = {"artifact": art}
-            if name in ATTENTION:
+            if name in ATTENTION or name in END2END:
                 entry["ours"] = ours(name, art["model"], art["seq_len"], specs, targets)
             rows.append(entry)
-        out[name] = {"rows": rows, "summary": summarise(rows), "note": NOTES.get(name, "")}
+        out[name] = {"rows": rows, "summary": summarise(rows, 0.05 if name in END2END else 0.02),
+                     "note": NOTES.get(name, "")}
     return out
 
 
@@ -123,7 +148,7 @@ def ratio(a, b):
         return None
 
 
-def summarise(rows: list[dict]) -> dict:
+def summarise(rows: list[dict], tolerance: float) -> dict:
     evaluated = [r for r in rows if r.get("ours") and "refused" not in r["ours"]]
     worst: dict[str, float] = {}
     matched = 0
@@ -135,11 +160,11 @@ def summarise(rows: list[dict]) -> dict:
                 continue
             if m not in worst or abs(q - 1) > abs(worst[m] - 1):
                 worst[m] = q
-            ok = ok and abs(q - 1) <= 0.02
+            ok = ok and abs(q - 1) <= tolerance
         matched += ok
     refused = sum(1 for r in rows if r.get("ours") and "refused" in r["ours"])
     return {"rows": len(rows), "evaluated": len(evaluated), "refused": refused,
-            "within_2pct_all_metrics": matched, "worst_ratio": worst}
+            "tolerance": tolerance, "within_tolerance_all_metrics": matched, "worst_ratio": worst}
 
 
 def means(result: dict) -> dict:
@@ -182,19 +207,20 @@ def _cell(text: str) -> str:
 def print_file(name: str, data: dict) -> None:
     print(f"== {name}.csv")
     rows = data["rows"]
-    if name not in ATTENTION or name == "attn-arch":
+    if name not in ATTENTION + END2END or name == "attn-arch":
         keys = [k for k in rows[0]["artifact"]]
         print("   " + " ".join(f"{k[:12]:>12}" for k in keys[:12]) + ("  ..." if len(keys) > 12 else ""))
         for r in rows:
             print("   " + " ".join(f"{_cell(r['artifact'][k]):>12}" for k in keys[:12]))
         print(f"   summary: {len(rows)} rows, 0 evaluated: {data['note']}\n")
         return
-    head = f"   {'model':<5}{'len':>5} " + " ".join(f"{m + ' art/ours/ratio':>31}" for m in METRICS)
+    metrics = METRICS if name in ATTENTION else METRICS[:3]
+    head = f"   {'model':<5}{'len':>5} " + " ".join(f"{m + ' art/ours/ratio':>31}" for m in metrics)
     print(head + "   (GB, ms, J)")
     for r in rows:
         a, o = r["artifact"], r["ours"]
         cells = []
-        for m in METRICS:
+        for m in metrics:
             q = ratio(o.get(m), a.get(m))
             cells.append(f"{fmt(a.get(m), m):>10} {fmt(o.get(m), m):>10} {(f'{q:.3f}' if q else '-'):>9}")
         tail = "  refused" if "refused" in o else ("  spills" if o.get("spills") else "")
@@ -202,7 +228,7 @@ def print_file(name: str, data: dict) -> None:
     s = data["summary"]
     worst = ", ".join(f"{m} {q:.3f}" for m, q in s["worst_ratio"].items())
     print(f"   summary: {s['evaluated']}/{s['rows']} rows evaluated ({s['refused']} refused); "
-          f"{s['within_2pct_all_metrics']} within 2% on every metric; worst ratio: {worst or '-'}")
+          f"{s['within_tolerance_all_metrics']} within {s['tolerance']:.0%} on every metric; worst ratio: {worst or '-'}")
     if data["note"]:
         print(f"   note: {data['note']}")
     print()
