@@ -458,3 +458,29 @@ def test_a_binary_mapping_or_target_file_is_a_user_error(tmp_path, capsys, flag,
     code = main(argv)
     err = capsys.readouterr().err
     assert code == 2 and f"{bad}: cannot read {what}: not UTF-8 text" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("name, tables", [("fusemax", ("ART-2d-fusemax.yaml", "ART-1d-fusemax.yaml")),
+                                          ("flat_cloud", ("ART-2d-flat.yaml", "ART-1d-flat.yaml"))])
+def test_area_equals_the_art_tables(name, tables):
+    """The target's area is the artifact's: every ART entry's instances x area, adders left out."""
+    import yaml
+
+    expected = 0.0
+    for table in tables:
+        for entry in yaml.safe_load((ARTIFACT / "energy_area" / table).read_text())["ART"]["tables"]:
+            component = entry["name"].split(".")[1].split("[")[0]
+            count = int(entry["name"].split("..")[1].rstrip("]"))
+            if component != "add":
+                expected += count * entry["area"]
+    report = cascade.load(ROOT / "specs" / "matmul.einsum").estimate(None, name)
+    assert report.extra["area_um2"]["total"] == pytest.approx(expected, rel=1e-12)
+    assert main(["estimate", str(ROOT / "specs" / "matmul.einsum"), "-t", name]) == 0
+
+
+def test_bad_area_section_names_the_place(tmp_path, capsys):
+    path = tmp_path / "t.yaml"
+    path.write_text(_without_energy("fusemax") + "area:\n  buffer: -1\n  units:\n    array9: {per_pe: {mac: 1}}\n")
+    assert main(["estimate", str(ROOT / "specs" / "matmul.einsum"), "-t", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "area.buffer: expected a non-negative number" in err and "area.units.array9: not a unit" in err

@@ -68,6 +68,10 @@ def format_report(r) -> str:
         for level, terms in r.extra.get("energy_pj", {}).items():
             parts = ", ".join(f"{k} {v * 1e-12:,.4g} J" for k, v in terms.items() if v)
             lines.append(f"  {level:<11}{sum(terms.values()) * 1e-12:,.4g} J" + (f"  ({parts})" if parts else ""))
+    if "area_um2" in r.extra:
+        area = r.extra["area_um2"]
+        parts = ", ".join(f"{k} {v / 1e6:,.4g}" for k, v in area.items() if k != "total")
+        lines.append(f"area         {area['total'] / 1e6:,.4g} mm^2  ({parts})")
     lines.append("")
     lines.append(f"{'tensor':<12}{'read':>18}{'written':>18}")
     for t, d in r.per_tensor.items():

@@ -18,6 +18,7 @@ from typing import Any
 from ..mapping.schedule import MappedCascade
 from .compute import statement_ops
 from .target import Target
+from .area import area_breakdown
 from .energy import energy_breakdown, energy_formula, total_joules
 from .footprint import load_elements
 from .spill import plan_spills, spill_lines, with_spills
@@ -200,6 +201,8 @@ def estimate_spatial(mc: MappedCascade, target: Target, symbolic: bool = False) 
             for kind, expr in so.ops.items():
                 sym[f"{so.name}.{kind}"] = str(expr)
     extra: dict[str, Any] = {"spills": spill_lines(spills, per_tensor)} if spills else {}
+    if target.area:
+        extra["area_um2"] = area_breakdown(target.area, {u: unit.pes for u, unit in target.units.items()})
     breakdown = energy_breakdown(target, reads, writes, {u: d["ops"] for u, d in per_unit.items()}, cycles_total)
     if breakdown:
         extra["energy_pj"] = breakdown

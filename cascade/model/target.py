@@ -4,7 +4,8 @@ A spatial target (kind: spatial) has compute units that are PE arrays (`shape: [
 or `[width]`) supporting operation kinds (mac, add, max, divide, exp), a global buffer, DRAM
 bandwidth, a clock and the cost of map operators in unit operations (`op_costs`).
 An optional `energy:` section gives picojoules per action (checked by `energy_problems`, used by
-cascade.model.energy).
+cascade.model.energy); an optional `area:` section square micrometres per component
+(cascade.model.area).
 A grid target (kind: grid, e.g. Tenstorrent Grayskull) adds a `grid:` section (core grid, L1,
 tile, DRAM banks and achieved efficiency, NoC, cycles per tile operation, dispatch), checked by
 `grid_problems` and read by cascade.model.grayskull.
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import TargetError
+from .area import area_problems
 
 OP_KINDS = ("mac", "add", "max", "divide", "exp")
 ENERGY_ACTIONS = (*OP_KINDS, "reg_read", "reg_write", "leak")  # per unit, picojoules (cascade.model.energy)
@@ -48,7 +50,8 @@ class Target:
     op_costs: dict[str, dict[str, float]] = field(default_factory=dict)  # op -> {kind: count}
     exp_absorbs_subtract: bool = False
     latency_rule: str = "max_per_group"
-    energy: dict[str, float] = field(default_factory=dict)
+    energy: dict[str, Any] = field(default_factory=dict)
+    area: dict[str, Any] = field(default_factory=dict)  # cascade.model.area
     extra: dict[str, Any] = field(default_factory=dict)
     file: str = "<target>"
 
@@ -138,18 +141,19 @@ def parse_target(text: str, file: str = "<target>") -> Target:
             continue
         op_costs[str(op)] = {k: int(v) if float(v).is_integer() else float(v) for k, v in cost.items()}
     problems.extend(energy_problems(data.get("energy"), units, file))
+    problems.extend(area_problems(data.get("area"), units, file))
     if kind == "grid":
         problems.extend(grid_problems(data.get("grid"), units, file))
     if problems:
         raise TargetError("\n".join(problems))
     known = {"name", "kind", "clock_hz", "word_bytes", "dram", "buffer", "units", "op_costs",
-             "exp_absorbs_subtract", "latency", "energy"}
+             "exp_absorbs_subtract", "latency", "energy", "area"}
     return Target(
         name=str(data.get("name") or Path(file).stem), kind=kind, clock_hz=clock, word_bytes=int(word),
         dram_bandwidth=float(bandwidth or 0), buffer_bytes=int(capacity or 0), units=units, op_costs=op_costs,
         exp_absorbs_subtract=bool(data.get("exp_absorbs_subtract", False)),
         latency_rule=str(data.get("latency", "max_per_group")),
-        energy=dict(data.get("energy") or {}),
+        energy=dict(data.get("energy") or {}), area=dict(data.get("area") or {}),
         extra={k: v for k, v in data.items() if k not in known}, file=file,
     )
 
