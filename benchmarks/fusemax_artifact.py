@@ -151,6 +151,7 @@ def ratio(a, b):
 def summarise(rows: list[dict], tolerance: float) -> dict:
     evaluated = [r for r in rows if r.get("ours") and "refused" not in r["ours"]]
     worst: dict[str, float] = {}
+    per_metric: dict[str, int] = {}
     matched = 0
     for r in evaluated:
         ok = True
@@ -160,11 +161,13 @@ def summarise(rows: list[dict], tolerance: float) -> dict:
                 continue
             if m not in worst or abs(q - 1) > abs(worst[m] - 1):
                 worst[m] = q
+            per_metric[m] = per_metric.get(m, 0) + (abs(q - 1) <= tolerance)
             ok = ok and abs(q - 1) <= tolerance
         matched += ok
     refused = sum(1 for r in rows if r.get("ours") and "refused" in r["ours"])
     return {"rows": len(rows), "evaluated": len(evaluated), "refused": refused,
-            "tolerance": tolerance, "within_tolerance_all_metrics": matched, "worst_ratio": worst}
+            "tolerance": tolerance, "within_tolerance_all_metrics": matched, "within_tolerance": per_metric,
+            "worst_ratio": worst}
 
 
 def means(result: dict) -> dict:
@@ -226,9 +229,10 @@ def print_file(name: str, data: dict) -> None:
         tail = "  refused" if "refused" in o else ("  spills" if o.get("spills") else "")
         print(f"   {a['model']:<5}{a['seq_len']:>5} " + " ".join(cells) + tail)
     s = data["summary"]
-    worst = ", ".join(f"{m} {q:.3f}" for m, q in s["worst_ratio"].items())
+    worst = ", ".join(f"{m} {s['within_tolerance'][m]} (worst {q:.3f})" for m, q in s["worst_ratio"].items())
     print(f"   summary: {s['evaluated']}/{s['rows']} rows evaluated ({s['refused']} refused); "
-          f"{s['within_tolerance_all_metrics']} within {s['tolerance']:.0%} on every metric; worst ratio: {worst or '-'}")
+          f"{s['within_tolerance_all_metrics']} within {s['tolerance']:.0%} on every metric; "
+          f"per metric: {worst or '-'}")
     if data["note"]:
         print(f"   note: {data['note']}")
     print()
