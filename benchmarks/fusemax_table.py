@@ -58,16 +58,25 @@ def row_block_mapping(name: str, rows: int):
 
 def fitting_estimate(spec, name: str, target):
     """FLAT's granularity rule, for FLAT and the unfused softmax kernel alike: the largest block
-    of query rows (256, 128, ... 1) whose fusion groups fit the global buffer."""
+    of query rows (256, 128, ... 1) whose fusion groups fit the global buffer; when none fits,
+    one row at a time, spilling the part of its scores that does not fit (refused when K and V
+    alone overflow the buffer)."""
     from cascade.errors import MappingError
 
-    rows, error = 256, None
+    rows, spilling, error = 256, None, None
     while rows >= 1:
         try:
-            return spec.estimate(row_block_mapping(name, rows), target), rows
-        except MappingError as exc:
+            report = spec.estimate(row_block_mapping(name, rows), target)
+        except MappingError as exc:  # its loaded tiles alone overflow the buffer
             error = exc
-            rows //= 2
+        else:
+            if report.on_chip_bytes <= target.buffer_bytes:
+                return report, rows
+            if rows == 1:
+                spilling = (report, rows)
+        rows //= 2
+    if spilling:
+        return spilling
     raise error  # type: ignore[misc]
 
 

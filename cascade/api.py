@@ -106,18 +106,26 @@ class Spec:
             bound = load_mapping(mapping)
         return bind_mapping(self.semantics, bound, self.shapes)
 
-    def compile(self, mapping: str | Path | MappingFile | None = None) -> str:
-        """The source of the NumPy executor module for a mapping."""
+    def compile(self, mapping: str | Path | MappingFile | None = None, target: Any = None) -> str:
+        """The source of the NumPy executor module for a mapping; with a target, its trace also
+        counts what spills from that target's buffer (cascade.model.spill)."""
         from .codegen.numpy_exec import emit_numpy
 
         mapped = self.bind(mapping)
-        return emit_numpy(mapped, self.cascade.file, mapped.mapping.file if mapping is not None else "")
+        spill = None
+        if target is not None:
+            from .model.spill import plan_spills, spill_fractions
+            from .model.target import Target, load_target
 
-    def executor(self, mapping: str | Path | MappingFile | None = None) -> Any:
-        """The generated executor, imported as a module with `run(**inputs)`."""
+            tgt = target if isinstance(target, Target) else load_target(target)
+            spill = spill_fractions(plan_spills(mapped, tgt)[0])
+        return emit_numpy(mapped, self.cascade.file, mapped.mapping.file if mapping is not None else "", spill)
+
+    def executor(self, mapping: str | Path | MappingFile | None = None, target: Any = None) -> Any:
+        """The generated executor, imported as a module with `run(**inputs)` and `run_traced`."""
         from .codegen.loader import import_source
 
-        return import_source(self.compile(mapping), stem=f"{self.name}_executor")
+        return import_source(self.compile(mapping, target), stem=f"{self.name}_executor")
 
     def loop_nest(self, mapping: str | Path | MappingFile | None = None) -> str:
         """The mapped loop nest as readable pseudo-code."""

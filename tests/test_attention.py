@@ -136,6 +136,17 @@ def test_matmul(shapes: dict[str, int]):
     np.testing.assert_allclose(spec.run(inputs)["Z"], a.T @ b, rtol=RTOL, atol=ATOL)
 
 
+def test_encoder_linear():
+    spec = cascade.load(SPECS / "transformer" / "encoder_linear.einsum", shapes=dict(T=7, D=5, N=4, S=6))
+    i = spec.random_inputs(seed=2)
+    out = spec.run(i)
+    np.testing.assert_allclose(out["Q"], i["WQ"].T @ i["X"], rtol=RTOL, atol=ATOL)
+    np.testing.assert_allclose(out["V"], i["WV"].T @ i["X"], rtol=RTOL, atol=ATOL)
+    ffn = i["W2"].T @ (i["W1"].T @ (i["WZ"].T @ i["AV"]))
+    np.testing.assert_allclose(out["FF"], ffn, rtol=RTOL, atol=ATOL)
+
+
 def test_every_bundled_spec_is_tested_here():
-    tested = set(SINGLE_HEAD + MULTI_HEAD) | {"scores_softmax", "softmax_3pass", "softmax_online", "matmul"}
+    tested = set(SINGLE_HEAD + MULTI_HEAD) | {"scores_softmax", "softmax_3pass", "softmax_online", "matmul",
+                                              "encoder_linear"}
     assert {p.stem for p in SPECS.rglob("*.einsum")} == tested

@@ -113,9 +113,29 @@ def test_flat_row_granularity_buffer_requirement():
         assert report.on_chip_bytes == 2 * (e * r + 2 * e * m + 3 * m * r + 2 * r)
 
 
-def test_buffer_overflow_is_refused_with_the_overflow():
-    spec = cascade.load(ATT / "mha_3pass.einsum", dict(B=1, H=1, E=64, F=64, M=65536, P=65536))
-    with pytest.raises(MappingError, match=r"keeps .* MiB on chip, but flat_cloud's buffer holds 32.00 MiB \(over by"):
+def test_buffer_overflow_spills_the_intermediates_that_do_not_fit():
+    """At M = P = 64K, FLAT's 256-row block needs F = 2 (E R + 2 E M + 3 M R + 2 R) bytes of a
+    32 MiB buffer B; its intermediates (QK, SN, A: M x R; GM, SD: R) are I = 2 (3 M R + 2 R)
+    bytes, so s = (F - B) / I of each is written to DRAM once and re-read by each reader."""
+    e, m, r = 64, 65536, 256
+    spec = cascade.load(ATT / "mha_3pass.einsum", dict(B=1, H=1, E=e, F=e, M=m, P=m))
+    report = spec.estimate(MAPS / "mha_3pass" / "flat.yaml", "flat_cloud")
+    footprint = 2 * (e * r + 2 * e * m + 3 * m * r + 2 * r)
+    s = (footprint - 32 * 2**20) / (2 * (3 * m * r + 2 * r))
+    assert report.on_chip_bytes == footprint
+    readers = {"QK": 2, "SN": 2, "A": 1}  # QK by GM and SN; SN by SD and A; A by AV
+    for t, n in readers.items():
+        assert report.per_tensor[t]["write_bytes"] == pytest.approx(s * m * m * 2)
+        assert report.per_tensor[t]["read_bytes"] == pytest.approx(n * s * m * m * 2)
+    assert report.per_tensor["GM"]["write_bytes"] == pytest.approx(s * m * 2)
+    assert any(line.strip().startswith("spilled QK:") for line in report.extra["spills"])
+
+
+def test_loaded_tiles_that_overflow_the_buffer_are_refused():
+    """K and V of a whole head (2 x 64 x 1M words) plus a 256-row Q block: 256 MiB + 32 KiB."""
+    spec = cascade.load(ATT / "mha_3pass.einsum", dict(B=1, H=1, E=64, F=64, M=2**20, P=2**20))
+    with pytest.raises(MappingError, match=r"group QK\+GM\+SN\+SD\+A\+AV loads 256.03 MiB of tiles, but flat_cloud's "
+                                           r"buffer holds 32.00 MiB .*use smaller tiles"):
         spec.estimate(MAPS / "mha_3pass" / "flat.yaml", "flat_cloud")
 
 
@@ -150,6 +170,35 @@ def test_baseline_artifact_rows(name, mapping, length):
     assert report.latency_s == pytest.approx(float(row["latency"]), rel=1e-9)
     if name == "unfused":  # QK and A written and read back once: 4 M P words beyond the compulsory
         assert report.dram_bytes == pytest.approx(float(row["traffic"]), rel=1e-12)
+
+
+@pytest.mark.parametrize("model, length, heads, e, n, outer", [
+    ("BERT", "1K", 12, 64, 1024, 1024), ("XLM", "4K", 16, 128, 4096, 4096), ("T5", "16K", 8, 64, 16384, 8192)])
+def test_cascade_ablation_rows(model, length, heads, e, n, outer):
+    """FuseMax's cascade on the baseline arrays (attn-cascade.csv): only QK and SLNV on the 2D
+    array, the softmax on the 1D array at 2 ops per exp(x - m): latency and utilisation equal the
+    artifact's; traffic too with the outer query tile of at most 8192 rows."""
+    row = _artifact("cascade")[(model, length)]
+    text = (MAPS / "mha_1pass" / "fusemax_on_flat.yaml").read_text().replace("uniform_shape(32768)", f"uniform_shape({outer})")
+    spec = cascade.load(ATT / "mha_1pass.einsum", dict(B=64, H=heads, E=e, F=e, M=n, P=n))
+    report = spec.estimate(parse_mapping(text), "cascade_on_flat")
+    assert report.dram_bytes == pytest.approx(float(row["traffic"]), rel=1e-12)
+    assert report.latency_s == pytest.approx(float(row["latency"]), rel=1e-9)
+    assert report.utilization["array2d"] == pytest.approx(float(row["util_2d"]), rel=1e-9)
+    assert report.utilization["array1d"] == pytest.approx(float(row["util_1d"]), rel=1e-9)
+
+
+@pytest.mark.parametrize("model, length, heads, e, n, outer", [
+    ("BERT", "1K", 12, 64, 1024, 1024), ("XLM", "64K", 16, 128, 65536, 16384)])
+def test_fusemax_energy_from_the_ert_tables(model, length, heads, e, n, outer):
+    """FuseMax's energy (attn-binding.csv, pJ) from the ERT numbers in fusemax.yaml: within 1%."""
+    row = _artifact("binding")[(model, length)]
+    text = (MAPS / "mha_1pass" / "fusemax.yaml").read_text().replace("uniform_shape(32768)", f"uniform_shape({outer})")
+    spec = cascade.load(ATT / "mha_1pass.einsum", dict(B=64, H=heads, E=e, F=e, M=n, P=n))
+    report = spec.estimate(parse_mapping(text), "fusemax")
+    assert report.energy_j * 1e12 == pytest.approx(float(row["energy"]), rel=0.01)
+    macs = 2 * 64 * heads * n * n * e  # QK and SLNV alone: the floor of the 2D array's energy
+    assert report.extra["energy_pj"]["array2d"]["mac"] > macs * 17.1645
 
 
 def test_lambdified_model_equals_numeric_model():
@@ -309,7 +358,7 @@ def test_target_errors(tmp_path, capsys):
     code = main(["estimate", str(ATT / "attention_3pass.einsum"), "-t", "fusemx"])  # a misspelt bundled name
     err = capsys.readouterr().err
     assert code == 2 and "fusemx: no such target file, nor a bundled target" in err
-    assert "bundled: flat_cloud, flat_edge, fusemax, grayskull_e150" in err
+    assert "bundled: cascade_on_flat, flat_cloud, flat_edge, fusemax, grayskull_e150" in err
     with pytest.raises(TargetError, match=r"^t\.yaml:2:17: not valid YAML: expected"):  # a YAML syntax error, placed
         parse_target("clock_hz: 1\nunits: {a: [1, 2}\n", "t.yaml")
 
@@ -320,15 +369,70 @@ def test_unknown_unit_in_binding(capsys):
         spec.estimate(parse_mapping("binding: {default: tensorcore}"), "fusemax")
 
 
+def _without_energy(name: str) -> str:
+    text = (ROOT / "specs" / "targets" / f"{name}.yaml").read_text()
+    return text[:text.index("# Energy per action")]
+
+
+def test_energy_per_action_by_level_and_unit():
+    """Z = A^T B unmapped on FuseMax's 2D array: DRAM (A, B read; Z written) in 8-byte actions,
+    the buffer filled and drained once per word in 256-word actions, K M N MACs, one register
+    write per MAC, leakage per PE and cycle over the latency (all in pJ)."""
+    k, m, n = 64, 32, 16
+    text = _without_energy("fusemax") + (
+        "energy:\n  dram: {read: 100, write: 200, bytes_per_action: 8}\n"
+        "  buffer: {read: 30, write: 20, words_per_action: 256}\n"
+        "  units:\n    array2d: {mac: 3, add: 1, max: 1, reg_write: 0.5, leak: 0.001}\n")
+    target = parse_target(text, "e.yaml")
+    report = cascade.load(ROOT / "specs" / "matmul.einsum", {"K": k, "M": m, "N": n}).estimate(None, target)
+    read_b, write_b = 2 * (k * m + k * n), 2 * m * n
+    cycles = report.latency_s * 940e6
+    terms = report.extra["energy_pj"]
+    assert terms["dram"] == pytest.approx({"read": read_b / 8 * 100, "write": write_b / 8 * 200})
+    words = (read_b + write_b) / 2 / 256
+    assert terms["buffer"] == pytest.approx({"read": words * 30, "write": words * 20})
+    assert terms["array2d"] == pytest.approx({"mac": k * m * n * 3, "reg_write": k * m * n * 0.5,
+                                              "leak": cycles * 65536 * 0.001})
+    total = read_b / 8 * 100 + write_b / 8 * 200 + words * 50 + k * m * n * 3.5 + cycles * 65.536
+    assert report.energy_j == pytest.approx(total * 1e-12)
+    spec_formula = cascade.load(ROOT / "specs" / "matmul.einsum", {"K": k, "M": m, "N": n}).estimate(
+        None, target, symbolic=True).symbolic["energy_pj"]
+    import sympy
+
+    names = {x: sympy.Symbol(x, positive=True) for x in ("K", "M", "N", "cycles")}
+    value = sympy.sympify(spec_formula, locals=names).subs({names["K"]: k, names["M"]: m, names["N"]: n,
+                                                            names["cycles"]: cycles})
+    assert float(value) == pytest.approx(total) and "K" in spec_formula
+
+
+def test_bad_energy_section_names_the_place(tmp_path, capsys):
+    from cascade.cli import main
+
+    path = tmp_path / "t.yaml"
+    path.write_text(_without_energy("fusemax") + "energy:\n  units:\n    array3d: {mac: 1}\n    array2d: {fma: 2}\n")
+    assert main(["estimate", str(ROOT / "specs" / "matmul.einsum"), "-t", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "energy.units.array3d: not a unit of this target" in err and "energy.units.array2d.fma: unknown action" in err
+    assert "Traceback" not in err
+
+
+def test_bundled_energies_cite_the_ert_files():
+    for name, files in (("fusemax", ("ERT-2d-fusemax.yaml", "ERT-1d-fusemax.yaml")),
+                        ("flat_cloud", ("ERT-2d-flat.yaml", "ERT-1d-flat.yaml"))):
+        text = (ROOT / "specs" / "targets" / f"{name}.yaml").read_text()
+        assert all(f in text for f in files)
+        assert load_target(name).energy["units"]["array2d"]["mac"] == 17.1645
+
+
 def test_energy_from_per_access_energies(tmp_path):
     """Energy = DRAM bytes x pJ/byte + operations x pJ/op, from the target file."""
-    text = (ROOT / "specs" / "targets" / "fusemax.yaml").read_text() + "energy: {dram_byte_pj: 10, mac_pj: 1, add_pj: 0.5}\n"
+    text = _without_energy("fusemax") + "energy: {dram_byte_pj: 10, mac_pj: 1, add_pj: 0.5}\n"
     target = parse_target(text, "e.yaml")
     spec = cascade.load(ROOT / "specs" / "matmul.einsum", {"K": 64, "M": 32, "N": 16})
     report = spec.estimate(None, target)
     bytes_moved = 2 * (64 * 32 + 64 * 16 + 32 * 16)
     assert report.energy_j == pytest.approx((bytes_moved * 10 + 64 * 32 * 16 * 1) * 1e-12)
-    assert spec.estimate(None, "fusemax").energy_j is None
+    assert spec.estimate(None, parse_target(_without_energy("fusemax"), "n.yaml")).energy_j is None
 
 
 def test_unbound_einsums_go_to_the_first_unit_able_to_do_them():
@@ -354,3 +458,29 @@ def test_a_binary_mapping_or_target_file_is_a_user_error(tmp_path, capsys, flag,
     code = main(argv)
     err = capsys.readouterr().err
     assert code == 2 and f"{bad}: cannot read {what}: not UTF-8 text" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("name, tables", [("fusemax", ("ART-2d-fusemax.yaml", "ART-1d-fusemax.yaml")),
+                                          ("flat_cloud", ("ART-2d-flat.yaml", "ART-1d-flat.yaml"))])
+def test_area_equals_the_art_tables(name, tables):
+    """The target's area is the artifact's: every ART entry's instances x area, adders left out."""
+    import yaml
+
+    expected = 0.0
+    for table in tables:
+        for entry in yaml.safe_load((ARTIFACT / "energy_area" / table).read_text())["ART"]["tables"]:
+            component = entry["name"].split(".")[1].split("[")[0]
+            count = int(entry["name"].split("..")[1].rstrip("]"))
+            if component != "add":
+                expected += count * entry["area"]
+    report = cascade.load(ROOT / "specs" / "matmul.einsum").estimate(None, name)
+    assert report.extra["area_um2"]["total"] == pytest.approx(expected, rel=1e-12)
+    assert main(["estimate", str(ROOT / "specs" / "matmul.einsum"), "-t", name]) == 0
+
+
+def test_bad_area_section_names_the_place(tmp_path, capsys):
+    path = tmp_path / "t.yaml"
+    path.write_text(_without_energy("fusemax") + "area:\n  buffer: -1\n  units:\n    array9: {per_pe: {mac: 1}}\n")
+    assert main(["estimate", str(ROOT / "specs" / "matmul.einsum"), "-t", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "area.buffer: expected a non-negative number" in err and "area.units.array9: not a unit" in err

@@ -53,6 +53,9 @@ BUNDLED = {
     "softmax_3pass.einsum": {"P": 1, "M": 3},
     "softmax_online.einsum": {"M": 2, "P": 1},
     "matmul.einsum": {"M": 1, "N": 1, "K": 1},
+    # FFN2 reads H1 = sum over d of Z W1: only complete after a first pass over D, so FF's own d
+    # (its output rank) is a second pass; every other rank is streamed once.
+    "transformer/encoder_linear.einsum": {"N": 1, "T": 1, "D": 2, "S": 1},
 }
 
 

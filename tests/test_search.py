@@ -118,7 +118,7 @@ def test_search_cli_writes_a_mapping_that_estimate_and_compile_accept(tmp_path, 
 
 def test_search_errors(capsys):
     spec_path = str(ROOT / "specs" / "matmul.einsum")
-    assert main(["search", spec_path, "-t", "fusemax", "--objective", "energy"]) == 2
+    assert main(["search", spec_path, "-t", "flat_edge", "--objective", "energy"]) == 2
     assert "gives no per-access energies" in capsys.readouterr().err
     assert main(["search", spec_path, "-t", "fusemax", "--budget", "0"]) == 2
     assert "must be positive" in capsys.readouterr().err

@@ -123,18 +123,19 @@ def test_formatting_of_seconds_and_bytes():
 
 
 def test_refused_points_are_reported_and_the_sweep_goes_on(capsys):
-    # FLAT keeps a block of 256 query rows x M scores on chip: at M = 16384 that is over 16 MiB
-    argv = [MHA1, "-m", FUSEMAX, "--pair", f"{MHA3}:{FLAT}", "-t", "fusemax", *SMALL, "--over", "M=P=1024,16384"]
+    # FLAT loads all of K and V per block of query rows: at M = 65536 that is 16 MiB, FuseMax's
+    # whole buffer (a block of scores that does not fit would spill; loaded tiles are refused)
+    argv = [MHA1, "-m", FUSEMAX, "--pair", f"{MHA3}:{FLAT}", "-t", "fusemax", *SMALL, "--over", "M=P=1024,65536"]
     code, out, _ = sweep(capsys, *argv, "--json")
     assert code == 0
     points = {(p["pair"], p["values"]["M"]): p for p in json.loads(out)}
     assert len(points) == 4
-    refused = points[("mha_3pass:flat", 16384)]
+    refused = points[("mha_3pass:flat", 65536)]
     assert refused["report"] is None
-    assert "over by" in refused["refused"] and "flat.yaml" in refused["refused"]
-    with pytest.raises(cascade.errors.MappingError, match="over by"):
-        cascade.load(MHA3, {"B": B, "H": H, "M": 16384, "P": 16384}).estimate(FLAT, "fusemax")
-    for key in (("mha_1pass:fusemax", 1024), ("mha_3pass:flat", 1024), ("mha_1pass:fusemax", 16384)):
+    assert "loaded tiles are not spilled" in refused["refused"] and "flat.yaml" in refused["refused"]
+    with pytest.raises(cascade.errors.MappingError, match="loaded tiles are not spilled"):
+        cascade.load(MHA3, {"B": B, "H": H, "M": 65536, "P": 65536}).estimate(FLAT, "fusemax")
+    for key in (("mha_1pass:fusemax", 1024), ("mha_3pass:flat", 1024), ("mha_1pass:fusemax", 65536)):
         assert points[key]["refused"] is None and points[key]["report"]["dram_bytes"] > 0
 
     code, out, _ = sweep(capsys, *argv)
@@ -210,7 +211,7 @@ def test_plot_without_matplotlib_says_how_to_install(capsys, monkeypatch, tmp_pa
 def test_plot_writes_a_png_with_refused_points(capsys, tmp_path):
     pytest.importorskip("matplotlib", reason="matplotlib is optional (the 'plot' extra); needed to draw")
     out_png = tmp_path / "attention.png"
-    code, out, _ = sweep(capsys, *three_pairs("--over", "M=P=1024,4096,16384"), "--plot", str(out_png))
+    code, out, _ = sweep(capsys, *three_pairs("--over", "M=P=1024,4096,65536"), "--plot", str(out_png))
     assert code == 0
     assert f"wrote {out_png}" in out and "refused [1]" in out
     data = out_png.read_bytes()

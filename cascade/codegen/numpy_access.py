@@ -27,6 +27,7 @@ class AccessEmitter(LayoutEmitter):
         super().__init__(mc)
         self.may_be_absent = self.absent_tensors()
         self.widen: dict[str, str] = {}
+        self.spill: dict[str, float] = {}  # on-chip tensor -> the fraction of its accesses spilled to DRAM
 
     # ------------------------------------------------------------ tensors with absent points
     def absent_tensors(self) -> set[str]:
@@ -211,6 +212,8 @@ class AccessEmitter(LayoutEmitter):
             vars_.pop(pos + 1)
         if st.dram and not writing:
             expr = A.call("_rd", A.name("trace"), A.const(tensor), expr)
+        elif tensor in self.spill and not writing:
+            expr = self.spilled("_spill_rd", tensor, expr)
         return expr, [v for v in vars_ if v is not None], present
 
     # ------------------------------------------------------------ writes
@@ -238,6 +241,8 @@ class AccessEmitter(LayoutEmitter):
         acc = self.accumulation_loops(info, k)
         if not acc and not st.dram and presence_target is None:
             e.stmt(A.assign(target, value))
+            if tensor in self.spill:
+                e.stmt(ast.Expr(self.spilled("_spill_wr", tensor, target)))
             return
         e.stmt(A.assign(A.name("value"), value))
         if st.dram and presence_target is not None and has_mask:  # absent points of a DRAM array read as 0
@@ -256,6 +261,8 @@ class AccessEmitter(LayoutEmitter):
             e.stmt(A.assign(target, A.name("value")))
             e.open_else()
             old = A.call("_rd", A.name("trace"), A.const(tensor), target) if st.dram and not on_chip else target
+            if tensor in self.spill:
+                old = self.spilled("_spill_rd", tensor, target)
             combined = {"sum": A.binop(old, "+", A.name("value")), "prod": A.binop(old, "*", A.name("value"))}.get(
                 op.name) or A.np_call(REDUCE_OPS[op.name].numpy, old, A.name("value"))
             e.stmt(A.assign(target, combined))
@@ -277,6 +284,13 @@ class AccessEmitter(LayoutEmitter):
             e.close()
         elif st.dram:
             e.stmt(ast.Expr(A.call("_wr", A.name("trace"), A.const(tensor), target)))
+        elif tensor in self.spill:
+            e.stmt(ast.Expr(self.spilled("_spill_wr", tensor, target)))
+
+    def spilled(self, helper: str, tensor: str, view: ast.expr) -> ast.expr:
+        """`view`, counting the spilled part of its elements in the trace (an on-chip tensor that
+        does not wholly fit the buffer: that fraction of each access goes to DRAM)."""
+        return A.call(helper, A.name("trace"), A.const(tensor), view, A.const(float(self.spill[tensor])))
 
 
 def _is_full_slice(node: ast.expr) -> bool:

@@ -5,7 +5,8 @@ The module has `run(**inputs) -> dict` and `run_traced(**inputs) -> (dict, trace
 `np.einsum` for sums of products, ufuncs for maps, `max`/`sum`/... reductions. Ragged tiles
 are shorter slices (their absent points simply do not exist); filters are masks. The trace
 counts the elements moved to and from DRAM-resident arrays (inputs, outputs, and
-intermediates read by another fusion group), read by read and write by write.
+intermediates read by another fusion group), read by read and write by write, and the spilled
+part of each access to an on-chip intermediate when generated with `spill` fractions.
 
 This module owns the entry point and the module's layout: its docstring, the `PRELUDE` of
 helpers, the setup of inputs, rank shapes and DRAM arrays, and the loop tree of each fusion
@@ -77,8 +78,26 @@ def _merge(array, axis, lo, hi):
 '''
 
 
-def emit_numpy(mc: MappedCascade, spec_label: str = "", mapping_label: str = "") -> str:
-    return _Generator(mc, spec_label, mapping_label).module()
+SPILL_PRELUDE = '''
+def _spill_rd(trace, tensor, view, fraction):
+    if trace is not None:
+        trace["reads"][tensor] = trace["reads"].get(tensor, 0) + view.size * fraction
+    return view
+
+
+def _spill_wr(trace, tensor, view, fraction):
+    if trace is not None:
+        trace["writes"][tensor] = trace["writes"].get(tensor, 0) + view.size * fraction
+'''
+
+
+def emit_numpy(mc: MappedCascade, spec_label: str = "", mapping_label: str = "",
+               spill: dict[str, float] | None = None) -> str:
+    """The executor's source; `spill` (on-chip tensor -> fraction, from the target's buffer, see
+    cascade.model.spill) makes the trace count that part of each access to it as DRAM traffic."""
+    gen = _Generator(mc, spec_label, mapping_label)
+    gen.spill = dict(spill or {})
+    return gen.module()
 
 
 class _Generator(StatementEmitter):
@@ -109,6 +128,8 @@ class _Generator(StatementEmitter):
                                       [A.const(n) for n in self.mc.shapes.values()]))
         e.raw(f"SHAPES = {shapes_dict}")
         e.lines.extend(PRELUDE.splitlines())
+        if self.spill:  # only an executor generated for a target whose buffer overflows counts spills
+            e.lines.extend(SPILL_PRELUDE.splitlines())
         e.raw("")
         e.raw("")
         e.raw("def _execute(inputs, trace):")

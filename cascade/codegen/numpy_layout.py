@@ -24,7 +24,7 @@ from . import pyast as A
 
 _RESERVED = set(keyword.kwlist) | set(dir(builtins)) | {
     "np", "inputs", "trace", "dt", "value", "present", "run", "run_traced", "SHAPES", "TILES",
-    "_execute", "_rd", "_wr", "_input", "_fill", "_merge", "_where",
+    "_execute", "_rd", "_wr", "_input", "_fill", "_merge", "_where", "_spill_rd", "_spill_wr",
 }
 
 

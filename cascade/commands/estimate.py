@@ -62,8 +62,16 @@ def format_report(r) -> str:
     lines.append(f"DRAM traffic {_bytes(r.dram_bytes)}  (read {_bytes(r.dram_read_bytes)}, "
                  f"written {_bytes(r.dram_write_bytes)}; {r.dram_bytes:,.0f} B)")
     lines.append(f"on chip      {_bytes(r.on_chip_bytes)} at most, in one fusion group")
+    lines += [f"             {line}" for line in r.extra.get("spills", [])]
     if r.energy_j is not None:
         lines.append(f"energy       {r.energy_j:,.4g} J")
+        for level, terms in r.extra.get("energy_pj", {}).items():
+            parts = ", ".join(f"{k} {v * 1e-12:,.4g} J" for k, v in terms.items() if v)
+            lines.append(f"  {level:<11}{sum(terms.values()) * 1e-12:,.4g} J" + (f"  ({parts})" if parts else ""))
+    if "area_um2" in r.extra:
+        area = r.extra["area_um2"]
+        parts = ", ".join(f"{k} {v / 1e6:,.4g}" for k, v in area.items() if k != "total")
+        lines.append(f"area         {area['total'] / 1e6:,.4g} mm^2  ({parts})")
     lines.append("")
     lines.append(f"{'tensor':<12}{'read':>18}{'written':>18}")
     for t, d in r.per_tensor.items():

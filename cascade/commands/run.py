@@ -22,6 +22,8 @@ def register(sub) -> None:
     p.add_argument("-m", "--mapping", metavar="MAPPING", help="run the generated executor for this mapping")
     p.add_argument("--check", action="store_true", help="compare the executor with the reference evaluator")
     p.add_argument("--trace", action="store_true", help="count elements read from / written to DRAM per tensor")
+    p.add_argument("-t", "--target", metavar="TARGET",
+                   help="with --trace: also count what spills from this target's buffer (a file or bundled name)")
     p.add_argument("--dtype", choices=("float64", "float32"), default="float64", help="dtype of random inputs")
     p.add_argument("--inputs", metavar="IN.npz", help="input arrays by tensor name (others: seeded random)")
     p.add_argument("--seed", type=int, default=0, help="seed for random inputs (default 0)")
@@ -83,6 +85,8 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     spec = load_spec(args.spec, args.shape)
+    if args.target and not args.trace:
+        raise InputError("-t TARGET counts spilled traffic in the trace: give it with --trace")
     if (args.check or args.trace) and not args.mapping:
         raise InputError("--check and --trace apply to a generated executor: give a mapping with -m MAPPING")
     if args.save is not None:
@@ -93,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
                  if k not in given}, **given}
     trace = None
     if args.mapping:
-        module = spec.executor(args.mapping)
+        module = spec.executor(args.mapping, args.target)
         start = time.perf_counter()
         try:
             outputs, trace = module.run_traced(**inputs) if args.trace else (module.run(**inputs), None)
@@ -129,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
     if trace is not None:
         print("DRAM traffic (elements):")
         for name in sorted(set(trace["reads"]) | set(trace["writes"])):
-            print(f"  {name:<10} read {trace['reads'].get(name, 0):>14,}   written {trace['writes'].get(name, 0):>14,}")
+            print(f"  {name:<10} read {trace['reads'].get(name, 0):>14,.0f}   written {trace['writes'].get(name, 0):>14,.0f}")
     if check is not None:
         for name, c in check.items():
             verdict = "matches the reference" if c["ok"] else "DIFFERS from the reference"

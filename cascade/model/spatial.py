@@ -16,11 +16,14 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import MappingError
 from ..mapping.schedule import MappedCascade
 from .compute import statement_ops
 from .target import Target
-from .traffic import accumulator_elements, dram_traffic
+from .area import area_breakdown
+from .energy import energy_breakdown, energy_formula, total_joules
+from .footprint import load_elements
+from .spill import plan_spills, spill_lines, with_spills
+from .traffic import dram_traffic
 
 
 @dataclass(frozen=True)
@@ -145,7 +148,8 @@ def occupancy(mc: MappedCascade, axes: list[tuple[str, str | None]], shape: tupl
 
 
 def estimate_spatial(mc: MappedCascade, target: Target, symbolic: bool = False) -> CostReport:
-    traffic = dram_traffic(mc)
+    spills, on_chip = plan_spills(mc, target)
+    traffic = with_spills(dram_traffic(mc), mc, spills)
     table = traffic_table = None  # noqa: F841
     from .symbols import SymbolTable
 
@@ -202,7 +206,6 @@ def estimate_spatial(mc: MappedCascade, target: Target, symbolic: bool = False) 
         entry["utilization"] = entry["cycles"] / cycles_total if cycles_total else 0.0
     reads = sum(t["read_bytes"] for t in per_tensor.values())
     writes = sum(t["write_bytes"] for t in per_tensor.values())
-    on_chip = check_capacity(mc, target)
     sym = {}
     if symbolic:
         for t, tt in traffic.per_tensor.items():
@@ -211,104 +214,24 @@ def estimate_spatial(mc: MappedCascade, target: Target, symbolic: bool = False) 
         for so in ops:
             for kind, expr in so.ops.items():
                 sym[f"{so.name}.{kind}"] = str(expr)
+    extra: dict[str, Any] = {"spills": spill_lines(spills, per_tensor)} if spills else {}
+    if target.area:
+        extra["area_um2"] = area_breakdown(target.area, {u: unit.pes for u, unit in target.units.items()})
+    breakdown = energy_breakdown(target, reads, writes, {u: d["ops"] for u, d in per_unit.items()}, cycles_total)
+    if breakdown:
+        extra["energy_pj"] = breakdown
+        if symbolic:
+            sym["energy_pj"] = energy_formula(target, traffic, ops, word)
     return CostReport(mc.semantics.cascade.name, target.name, dict(mc.shapes), reads, writes, latency,
                       "memory" if memory_time > compute_time else "compute", per_tensor, per_unit, groups, sym,
-                      on_chip, energy(target, reads + writes, per_unit), placement=placement)
-
-
-def energy(target: Target, dram_bytes: float, per_unit: dict[str, dict[str, Any]]) -> float | None:
-    """Joules from the target's per-access energies (`energy: {dram_byte_pj, <op kind>_pj ...}`),
-    or None when the target gives none."""
-    if not target.energy:
-        return None
-    pj = dram_bytes * target.energy.get("dram_byte_pj", 0.0)
-    for entry in per_unit.values():
-        for kind, n in entry["ops"].items():
-            pj += n * target.energy.get(f"{kind}_pj", 0.0)
-    return pj * 1e-12
+                      on_chip, total_joules(breakdown) if breakdown else None, extra, placement=placement)
 
 
 def check_capacity(mc: MappedCascade, target: Target) -> float:
     """The largest on-chip footprint of a group (tensors kept on chip plus loaded tiles), in
-    bytes; a mapping whose footprint exceeds the buffer is refused, saying by how much. An
-    on-chip accumulator of a DRAM-resident result counts too (`traffic.accumulator_elements`)."""
-    from .symbols import SymbolTable
-
-    table = SymbolTable(mc)
-    subs = None
-    if mc.accumulators:
-        for k in mc.accumulators:
-            accumulator_elements(mc, table, k)  # create the symbols before substituting
-        subs = table.substitutions()
-    worst = 0.0
-    for group in mc.groups:
-        elements = 0
-        names = {mc.semantics.statements[k].name for k in group.statements}
-        for t in names:
-            st = mc.storage[t]
-            if st.dram:
-                continue
-            elements += _storage_elements(mc, t) * (2 if "ring" in st.axes else 1)
-        for load in mc.loads:
-            if load.statements[0] in group.statements:
-                elements += _load_elements(mc, load)
-        for k in group.statements:
-            if mc.accumulators.get(k) == "on-chip":
-                elements += int(accumulator_elements(mc, table, k).subs(subs))
-        size = elements * target.word_bytes
-        worst = max(worst, size)
-        if target.buffer_bytes and size > target.buffer_bytes:
-            raise MappingError(f"{mc.mapping.file}: group {group.name} keeps {_size(size)} on chip, "
-                               f"but {target.name}'s buffer holds {_size(target.buffer_bytes)} "
-                               f"(over by {_size(size - target.buffer_bytes)}): use smaller tiles "
-                               "or split the fusion group")
-    return worst
+    bytes, as if the buffer were unbounded; a group that does not fit spills (`spill.py`), and
+    one whose loaded tiles alone do not fit is refused."""
+    return plan_spills(mc, target)[1]
 
 
-def _size(n: float) -> str:
-    for unit, scale in (("MiB", 2**20), ("KiB", 2**10)):
-        if n >= scale:
-            return f"{n / scale:.2f} {unit}"
-    return f"{n:,.0f} B"
-
-
-def _axis_elements(mc: MappedCascade, rank: str, kind: str, level: str | None = None) -> int:
-    if kind in ("point", "ring", "const"):
-        return 1
-    if rank in mc.partitions:
-        p = mc.partitions[rank]
-        if kind == "tile":
-            return min(p.spans[-2], mc.shapes[rank])
-        if kind == "part" and level is not None:
-            return min(p.spans[p.names.index(level)], mc.shapes[rank])
-    return mc.shapes[rank]
-
-
-def _storage_elements(mc: MappedCascade, tensor: str) -> int:
-    st = mc.storage[tensor]
-    parts = dict(st.parts)
-    n = 1
-    for rank, kind in zip(mc.semantics.tensors[tensor].ranks, st.axes):
-        n *= _axis_elements(mc, rank, kind, parts.get(rank))
-    return n
-
-
-def _load_elements(mc: MappedCascade, load) -> int:
-    widen = dict(load.widen)
-    loops = {mc.loop_of[lid] for lid in load.path}
-    n = 1
-    for axis in load.axes:
-        if axis.kind in ("const", "last", "inner"):
-            continue
-        rank = axis.rank
-        if axis.kind == "split":
-            n *= mc.shapes[mc.semantics.splits[rank][1]]
-        elif rank in widen:
-            n *= _axis_elements(mc, rank, "part", widen[rank])
-        elif rank in mc.partitions:
-            n *= _axis_elements(mc, rank, "tile")
-        elif rank in loops:
-            n *= 1
-        else:
-            n *= mc.shapes[rank]
-    return n
+_load_elements = load_elements  # the name cascade.model.grayskull imports

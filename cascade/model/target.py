@@ -3,6 +3,9 @@
 A spatial target (kind: spatial) has compute units that are PE arrays (`shape: [rows, cols]`
 or `[width]`) supporting operation kinds (mac, add, max, divide, exp), a global buffer, DRAM
 bandwidth, a clock and the cost of map operators in unit operations (`op_costs`).
+An optional `energy:` section gives picojoules per action (checked by `energy_problems`, used by
+cascade.model.energy); an optional `area:` section square micrometres per component
+(cascade.model.area).
 A grid target (kind: grid, e.g. Tenstorrent Grayskull) adds a `grid:` section (core grid, L1,
 tile, DRAM banks and achieved efficiency, NoC, cycles per tile operation, dispatch), checked by
 `grid_problems` and read by cascade.model.grayskull.
@@ -17,8 +20,10 @@ from typing import Any
 
 from ..errors import TargetError
 from ..limits import MAX_SHAPE, is_int, quote, read_bool, read_int, read_real
+from .area import area_problems
 
 OP_KINDS = ("mac", "add", "max", "divide", "exp")
+ENERGY_ACTIONS = (*OP_KINDS, "reg_read", "reg_write", "leak")  # per unit, picojoules (cascade.model.energy)
 
 
 @dataclass(frozen=True)
@@ -47,7 +52,8 @@ class Target:
     op_costs: dict[str, dict[str, float]] = field(default_factory=dict)  # op -> {kind: count}
     exp_absorbs_subtract: bool = False
     latency_rule: str = "max_per_group"
-    energy: dict[str, float] = field(default_factory=dict)
+    energy: dict[str, Any] = field(default_factory=dict)
+    area: dict[str, Any] = field(default_factory=dict)  # cascade.model.area
     extra: dict[str, Any] = field(default_factory=dict)
     file: str = "<target>"
 
@@ -142,8 +148,8 @@ def parse_target(text: str, file: str = "<target>") -> Target:
     latency = data.get("latency", "max_per_group")
     if latency != "max_per_group":
         problems.append(f"{file}: latency: {quote(latency)} is not a latency rule (the rule: max_per_group)")
-    energy = {str(k): read.real(f"energy.{k}", v, minimum=0, above=False)
-              for k, v in read.table("energy", data.get("energy")).items()}
+    problems.extend(energy_problems(data.get("energy"), units, file))
+    problems.extend(area_problems(data.get("area"), units, file))
     if not isinstance(data.get("name", ""), (str, type(None))):
         problems.append(f"{file}: name: expected a string, got {quote(data.get('name'))}")
     if kind == "grid":
@@ -154,13 +160,13 @@ def parse_target(text: str, file: str = "<target>") -> Target:
         name=str(data.get("name") or Path(file).stem), kind=kind, clock_hz=float(clock), word_bytes=int(word),
         dram_bandwidth=float(bandwidth), buffer_bytes=int(capacity or 0), units=units, op_costs=op_costs,
         exp_absorbs_subtract=bool(absorbs), latency_rule=str(latency),
-        energy={k: float(v) for k, v in energy.items()},
+        energy=dict(data.get("energy") or {}), area=dict(data.get("area") or {}),
         extra={k: v for k, v in data.items() if k not in _TYPED_KEYS}, file=file,
     )
 
 
 _TYPED_KEYS = {"name", "kind", "clock_hz", "word_bytes", "dram", "buffer", "units", "op_costs",
-               "exp_absorbs_subtract", "latency", "energy"}
+               "exp_absorbs_subtract", "latency", "energy", "area"}
 _KNOWN_KEYS = _TYPED_KEYS | {"grid"}
 
 
@@ -207,6 +213,45 @@ class _FieldReader:
         if unknown:
             self.problems.append(f"{self.file}: {key}: {', '.join(quote(k) for k in unknown)} not a field here "
                                  f"(the fields: {', '.join(sorted(allowed))})")
+
+
+def energy_problems(section: Any, units: dict, file: str) -> list[str]:
+    """What is wrong with a target's `energy:` section (the nested or the flat form)."""
+    if section is None:
+        return []
+    if not isinstance(section, dict):
+        return [f"{file}: energy: expected a mapping (dram, buffer, units), got {section!r}"]
+    out = []
+
+    def numbers(where: str, table: Any, allowed: tuple[str, ...]) -> None:
+        if not isinstance(table, dict):
+            out.append(f"{file}: {where}: expected {{action: picojoules}}, got {table!r}")
+            return
+        for k, v in table.items():
+            if k not in allowed:
+                out.append(f"{file}: {where}.{k}: unknown action; the actions are {', '.join(allowed)}")
+            elif not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0:
+                out.append(f"{file}: {where}.{k}: expected a non-negative number, got {v!r}")
+
+    for key, value in section.items():
+        if key == "dram":
+            numbers("energy.dram", value, ("read", "write", "bytes_per_action"))
+        elif key == "buffer":
+            numbers("energy.buffer", value, ("read", "write", "words_per_action", "leak"))
+        elif key == "units":
+            if not isinstance(value, dict):
+                out.append(f"{file}: energy.units: expected {{unit: {{action: picojoules}}}}")
+                continue
+            for unit, table in value.items():
+                if unit not in units:
+                    out.append(f"{file}: energy.units.{unit}: not a unit of this target (its units: {', '.join(units)})")
+                else:
+                    numbers(f"energy.units.{unit}", table, ENERGY_ACTIONS)
+        elif key == "dram_byte_pj" or (key.endswith("_pj") and key[:-3] in OP_KINDS):
+            numbers("energy", {key: value}, (key,))
+        else:
+            out.append(f"{file}: energy.{key}: unknown; give dram, buffer and units (picojoules per action)")
+    return out
 
 
 def grid_problems(grid: Any, units: dict[str, Unit], file: str) -> list[str]:
