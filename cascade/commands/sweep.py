@@ -111,8 +111,9 @@ def run(args: argparse.Namespace) -> int:
         from ..plot import check_plot_path
 
         check_plot_path(args.plot)
-    if args.budget <= 0:
-        raise CascadeError("--budget must be positive")
+    from ..search.budget import check_budget
+
+    check_budget(args.budget)
     pairs = load_pairs(args)
     if args.search and not any(p.searched for p in pairs):
         raise CascadeError("--search searches the pairs given without a mapping, and every pair here has one: "
