@@ -246,7 +246,8 @@ def searched_point(label: str, spec: Any, values: dict[str, int], target: Any, o
                                                  f"fits {target.name}")
     best = result.best[0]
     found = dict(best.to_json(), objective_name=objective, description=best.describe(),
-                 families_scored=result.families_scored, families_total=result.families_total)
+                 families_scored=result.families_scored, families_total=result.families_total,
+                 families_pruned=result.families_pruned, optimal=result.complete)
     return SweepPoint(label, values, report=spec.estimate(best.mapping, target), found=found)
 
 

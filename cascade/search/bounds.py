@@ -6,7 +6,7 @@ Within the model (`cascade.model.symbolic`), for any splits, loop order and tile
   an intermediate made by another group) at least once over the region its widest access
   names, and writes every tensor read outside it (or a cascade output) at least once over its
   write's region. A region counts a rank's full size for a plain index, a split read of the whole
-  rank (K[e, m1, m0]) or its outer part; 1 for a part of a split alone, an iterative rank, a
+  rank (K[e, m1, m0]) or its outer part, or both parts of a split; 1 for a part of a split alone, an iterative rank, a
   constant or last index (a tile may be the whole rank, so those can be 1). With everything
   fused this is the compulsory floor; a cut adds the intermediates that cross it.
 - latency: per group, the larger of its compute at full occupancy (the operations of each
@@ -43,6 +43,10 @@ def region_lower_bound(axes: tuple[AxisCoord, ...], sem, shapes: dict[str, int])
     whole_of = {p: w for w, parts in sem.splits.items() for p in parts}
     iterative = {t.iterative for t in sem.tensors.values() if t.iterative}
     families: set[str] = set()
+    named = {a.rank for a in axes if a.kind == "var"}
+    for whole, parts in sem.splits.items():
+        if set(parts) <= named:  # both parts indexed: M1 * M0 >= M points
+            families.add(whole)
     for a in axes:
         if a.kind == "split":
             families.add(whole_of.get(a.rank, a.rank))
