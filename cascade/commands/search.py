@@ -95,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
                    "candidates_scored": result.candidates_scored, "seconds": result.seconds,
                    "compulsory_bytes": result.compulsory_bytes, "written": args.output,
                    "families_pruned": result.families_pruned, "optimal": result.complete,
-                   "best_bound": result.best_bound, "gap": result.gap(),
+                   "best_bound": result.best_bound, "gap": result.gap(), "seconds_to_best": result.seconds_to_best,
                    "best": [dict(c.to_json(), traffic_over_compulsory=c.dram_bytes / result.compulsory_bytes)
                             for c in result.best]})
         return 0

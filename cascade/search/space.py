@@ -1,6 +1,7 @@
 """What both searches share: mapping families, candidates and results, the families of a
-cascade (`Space`: splits, loop orders, fusion groups, the placement rule), tile-shape values,
-the compulsory-traffic floor, and the time budget over families.
+cascade (`Space`: splits, loop orders, fusion groups, the placement rule), listed lazily and
+counted without listing, tile-shape values (bounded work for any rank size), the
+compulsory-traffic floor, and the deadline over a list of families.
 
 The spatial search (`cascade.search.spatial`) scores a family's tile shapes as one lambdified
 formula; the grid search (`cascade.search.grid`) reuses these families with a grid's placement.
@@ -68,6 +69,7 @@ class SearchResult:
     families_pruned: int = 0  # skipped whole: their lower bound cannot enter the best
     complete: bool = False  # every family scored or pruned: the best is optimal within the model
     best_bound: float | None = None  # the lowest bound on the objective of what was left unvisited
+    seconds_to_best: float | None = None  # when the final best was found (from the start of the call)
 
     def gap(self) -> float | None:
         """How far the best may be from the optimum, relative: 0 when proved, None when unknown."""

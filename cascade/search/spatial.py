@@ -65,6 +65,7 @@ def search_spatial(spec, tgt, objective: str, deadline: Deadline, top: int = 5,
     scored = pruned = refused = candidates = 0
     longest, started = 0.0, 0  # the longest a family has taken so far; families started
     cut_at: float | None = None  # the bound of the first fusion choice left unfinished
+    to_best: float | None = None  # when the current best was found
 
     def report(bound_now: float | None) -> None:
         if progress:
@@ -88,7 +89,10 @@ def search_spatial(spec, tgt, objective: str, deadline: Deadline, top: int = 5,
                 refused += 1
             else:
                 scored += finished
+                leader = best[0] if best else None
                 best = rank(best + found, objective, top)
+                if best and best[0] is not leader:
+                    to_best = deadline.elapsed()
             if not finished:
                 cut_at = keys[0]
                 break
@@ -100,7 +104,7 @@ def search_spatial(spec, tgt, objective: str, deadline: Deadline, top: int = 5,
     best_bound = None if complete or not bounded_all else cut_at
     report(best_bound)
     return SearchResult(best, scored, total, candidates, deadline.elapsed(), compulsory_bytes(spec, tgt.word_bytes),
-                        objective, pruned, complete, best_bound)
+                        objective, pruned, complete, best_bound, to_best)
 
 
 def _bound(spec, space: Space, fusion, tgt) -> Bound | None:
