@@ -122,7 +122,9 @@ def _bound(spec, space: Space, fusion, tgt) -> Bound | None:
 
 def _score(spec, space: Space, family: Family, tgt, objective: str, top: int, deadline: Deadline):
     """The best `top` candidates of one family, the number of tile shapes scored, and whether all
-    were (the deadline may cut a large family short); (None, 0, True) if the binding refuses it."""
+    were (the deadline may cut a large family short); (None, 0, True) if the binding refuses it.
+    The footprint is evaluated first: the cost formulas are built only for a family with a tile
+    shape that fits the buffer, and evaluated only on those that fit."""
     import sympy as sp
 
     from ..model.symbolic import cost_formulas, footprint_formula
@@ -131,39 +133,55 @@ def _score(spec, space: Space, family: Family, tgt, objective: str, top: int, de
     probe = {r: _probe_tiles(spec.shapes[r], n) for r, n in family.levels}
     try:
         mc = spec.bind(space.mapping(family, probe))
-        formulas = cost_formulas(mc, tgt)
     except CascadeError:
         return None, 0, True
     table = SymbolTable(mc)
-    table.symbols.update(formulas.symbols)
-    table.values.update(formulas.values)
     footprint = footprint_formula(mc, table) * tgt.word_bytes
-    names = sorted(set(formulas.symbols) | set(table.symbols))
-    args = [table.symbols.get(n, formulas.symbols.get(n)) for n in names]
-    objective_expr = formulas.latency_s if objective == "latency" else formulas.dram_bytes
-    fn = sp.lambdify(args, (objective_expr, formulas.latency_s, formulas.dram_bytes, footprint), modules="numpy")
+    foot_names = sorted(table.symbols)
+    foot_fn = sp.lambdify([table.symbols[n] for n in foot_names], footprint, modules="numpy")
     grid, tiles_of = _grid(spec, family, table.values)
     shape = grid["_shape"]
     size = int(np.prod(shape, dtype=object))
-    axis_of = {n: int(np.argmax(grid[n].shape)) for n in names if n in grid}
+    cost = None  # (names, function, values): built on the first chunk with a candidate that fits
+
+    def values_at(names, values, flat):
+        ix = np.unravel_index(flat, shape) if shape else ()
+        return [grid[n].reshape(-1)[ix[int(np.argmax(grid[n].shape))]] if n in grid else
+                np.full(flat.size, float(values.get(n, 0))) for n in names]
+
     found: list[Candidate] = []
     done = 0
     while done < size:
         if done and deadline.expired():
             return found, done, False
         flat = np.arange(done, min(size, done + CHUNK), dtype=np.int64)
-        ix = np.unravel_index(flat, shape) if shape else ()
-        values = [grid[n].reshape(-1)[ix[axis_of[n]]] if n in grid else
-                  np.full(flat.size, float(table.values.get(n, 0))) for n in names]
-        obj, lat, traffic, foot = (np.broadcast_to(np.asarray(x, dtype=float), flat.shape) for x in fn(*values))
-        ok = np.nonzero((foot <= tgt.buffer_bytes) & np.isfinite(obj))[0]
+        done += flat.size
+        foot = np.broadcast_to(np.asarray(foot_fn(*values_at(foot_names, table.values, flat)), dtype=float),
+                               flat.shape)
+        fits = foot <= tgt.buffer_bytes
+        if not fits.any():
+            continue
+        flat, foot = flat[fits], foot[fits]
+        if cost is None:
+            try:
+                formulas = cost_formulas(mc, tgt)
+            except CascadeError:
+                return None, 0, True
+            names = sorted(formulas.symbols)
+            objective_expr = formulas.latency_s if objective == "latency" else formulas.dram_bytes
+            fn = sp.lambdify([formulas.symbols[n] for n in names],
+                             (objective_expr, formulas.latency_s, formulas.dram_bytes), modules="numpy")
+            cost = (names, fn, {**table.values, **formulas.values})
+        names, fn, values = cost
+        obj, lat, traffic = (np.broadcast_to(np.asarray(x, dtype=float), flat.shape)
+                             for x in fn(*values_at(names, values, flat)))
+        ok = np.nonzero(np.isfinite(obj))[0]
         secondary = lat if objective == "traffic" else traffic
         for j in tolerant_top([obj, secondary, foot], [True, True, True], ok, top):
             tiles = tiles_of(np.unravel_index(int(flat[j]), shape) if shape else ())
             found.append(Candidate(float(obj[j]), float(lat[j]), float(traffic[j]), float(foot[j]),
                                    family, tiles, space.mapping(family, tiles)))
         found = rank(found, objective, top)
-        done += flat.size
     return found, done, True
 
 
