@@ -205,6 +205,9 @@ def test_budgets_must_be_positive_and_finite(capsys):
         assert "must be positive and finite" in capsys.readouterr().err
 
 
+SLACK_S = 2.0
+
+
 def _six_ranks(tmp_path):
     path = tmp_path / "six.einsum"
     path.write_text("cascade six\nshape A = 999, B = 999, C = 999, D = 999, E = 999, F = 999\n"
@@ -215,18 +218,23 @@ def _six_ranks(tmp_path):
 
 def test_the_budget_covers_the_whole_call(tmp_path, capsys):
     """Six split ranks (tens of millions of families) and a 29-digit shape: search returns within its
-    budget plus a second, having enumerated lazily and said that the budget cut it short."""
+    budget plus about a second (the family in progress), having enumerated lazily and said that the
+    budget cut it short. SLACK_S allows for a shared 2-core machine's scheduling; before, the
+    families were listed before the clock started (25-60 s here)."""
     spec = cascade.load(_six_ranks(tmp_path))
     space = Space(spec, TINY)
     assert space.count_families() > 10**7
     start = time.perf_counter()
     result = search(spec, "fusemax", "latency", budget_s=2, top=1)
-    assert time.perf_counter() - start < 3.0
+    assert time.perf_counter() - start < 2 + 1 + SLACK_S
     assert not result.complete and result.families_scored < result.families_total
     huge = cascade.load(ROOT / "specs" / "matmul.einsum", {"M": 10**28 + 7, "K": 64, "N": 300})
     start = time.perf_counter()
     result = search(huge, "fusemax", "traffic", budget_s=1, top=1)
-    assert time.perf_counter() - start < 2.0 and not result.complete
+    assert time.perf_counter() - start < 1 + 1 + SLACK_S and not result.complete
+    code = main(["search", str(_six_ranks(tmp_path)), "-t", "fusemax", "--budget", "0.5"])
+    err = capsys.readouterr().err  # a mapping found in time, or a refusal that names the budget
+    assert code == 0 or (code == 2 and "the budget ran out after" in err)
     code = main(["sweep", str(ROOT / "specs" / "matmul.einsum"), "--search", "-t", "fusemax", "--budget", "1",
                  "--over", f"M={10**28 + 7}", "--json"])
     assert code in (0, 2)  # an answer or a refusal, in bounded time

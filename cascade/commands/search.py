@@ -78,8 +78,12 @@ def run(args: argparse.Namespace) -> int:
     finally:
         line.close()
     if not result.best:
-        raise CascadeError(f"no mapping of {spec.name} fits {args.target} among {result.families_scored} families "
-                           "scored: try smaller shapes or a larger budget")
+        if not result.complete:
+            raise CascadeError(f"--budget {args.budget:g}: the budget ran out after {result.families_scored} of "
+                               f"{result.families_total} mapping families of {spec.name}, none of whose mappings fits "
+                               f"{args.target}: give a larger --budget")
+        raise CascadeError(f"no mapping of {spec.name} fits {args.target} among its {result.families_total} families: "
+                           "try smaller shapes")
     best = result.best[0]
     if args.output:
         shapes = ", ".join(f"{r}={n}" for r, n in spec.shapes.items())
