@@ -190,6 +190,11 @@ def test_families_are_listed_lazily_in_permutation_order():
     spec = cascade.load(ROOT / "specs" / "attention" / "attention_2pass.einsum", dict(M=16, P=6, E=2, F=2))
     space = Space(spec, TINY, 8)
     assert space.count_families() == len(space.families())
+    # the on-chip accumulator choice is carried but not offered until the model can cost it
+    assert not any(f.accumulate for f in space.families())
+    from cascade.errors import InternalError
+    with pytest.raises(InternalError, match="on-chip accumulators"):
+        space.mapping(Family((), (), (), accumulate=True), {})
 
 
 def test_budgets_must_be_positive_and_finite(capsys):

@@ -82,7 +82,7 @@ class GridSpace(Space):
                 break
             widths = (2, 1) if max((len(self.outer_levels(s, family)) for s in self.einsums), default=0) > 1 else (2,)
             for width in widths:
-                grid_family = GridFamily(family.levels, family.order, family.fusion, width)
+                grid_family = GridFamily(family.levels, family.order, family.fusion, width=width)
                 space = self.space_ranks(grid_family)
                 twice = {r for r, n in family.levels if n == 2}
                 has_tiles = all(opts for _, opts in self.tile_options(grid_family))

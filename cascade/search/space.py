@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..errors import CascadeError
+from ..errors import CascadeError, InternalError
 from ..mapping.mapping_file import Mapping, SpaceTime
 from .budget import Progress
 
@@ -190,7 +190,8 @@ class Space:
                 batch_loops, free = self._loops(levels)
                 for order in _interleavings(free):
                     for fusion in ([outer] if fusion_first else fusions):
-                        yield Family(levels, tuple(batch_loops) + order, fusion)
+                        for accumulate in self.accumulate_options(levels):
+                            yield Family(levels, tuple(batch_loops) + order, fusion, accumulate)
 
     def count_families(self, fusions=None) -> int:
         """How many families `iter_families` yields, without listing them."""
@@ -202,8 +203,14 @@ class Space:
             n = math.factorial(len(free))
             for k in Counter(x.rstrip("0123456789") for x in free).values():
                 n //= math.factorial(k)
-            per_fusion += n
+            per_fusion += n * len(self.accumulate_options(levels))
         return per_fusion * len(self.fusions() if fusions is None else fusions)
+
+    def accumulate_options(self, levels) -> tuple[bool, ...]:
+        """Whether a family may keep its output tiles on chip while a split reduction runs
+        (on-chip accumulators): only False until the cost model can cost it (issue 12's knob);
+        then (False, True) where a reduced rank is split, and `mapping` sets the knob."""
+        return (False,)
 
     def _loops(self, levels) -> tuple[list[str], list[str]]:
         loop_ranks = []
@@ -216,6 +223,8 @@ class Space:
         return batch_loops, [x for x in loop_ranks if x not in batch_loops]
 
     def mapping(self, family: Family, tiles: dict[str, tuple[int, ...]]) -> Mapping:
+        if family.accumulate:
+            raise InternalError("a family with on-chip accumulators, which the cost model cannot cost yet")
         partitioning = {r: tiles[r] for r, _ in family.levels}
         spacetime, binding = self.placement(family)
         return Mapping(partitioning=partitioning, loop_order={"default": family.order},
