@@ -21,7 +21,7 @@ from cascade.model.target import load_target, parse_target
 from cascade.search import search
 from cascade.search.budget import Deadline, Progress, check_budget
 from cascade.search.ranking import close, rank, tolerant_top
-from cascade.search.space import Candidate, Family, Space, _interleavings
+from cascade.search.space import Family, Space, _interleavings
 from cascade.search.spatial import _bound, _score
 
 ROOT = Path(__file__).resolve().parent.parent
