@@ -52,6 +52,7 @@ def part1(lengths: list[str], budget: float) -> list[dict]:
                      "artifact_latency": float(art["latency"]), "traffic": best.dram_bytes,
                      "latency": best.latency_s, "compulsory": result.compulsory_bytes, "mapping": best.describe(),
                      "families": f"{result.families_scored}/{result.families_total}",
+                     "pruned": result.families_pruned, "optimal": result.complete,
                      "candidates": result.candidates_scored, "seconds": seconds,
                      "per_second": result.candidates_scored / seconds})
     return rows
@@ -113,7 +114,8 @@ def part2(lengths: list[str], budget: float) -> list[dict]:
                      "search_traffic": best.dram_bytes if best else None,
                      "search_mapping": best.describe() if best else None,
                      "search_granularity": granularity_of(best, n) if best else None,
-                     "families": f"{result.families_scored}/{result.families_total}", "seconds": seconds})
+                     "families": f"{result.families_scored}/{result.families_total}",
+                     "pruned": result.families_pruned, "optimal": result.complete, "seconds": seconds})
     return rows
 
 

@@ -84,7 +84,7 @@ def test_every_mapping_returned_fits_l1(grayskull):
     space = GridSpace(spec, grayskull)
     for fusion in space.fusions():  # whole ranks: the scores of a row block overflow a core's L1
         with pytest.raises(MappingError, match="of L1 per core"):
-            spec.estimate(space.mapping(GridFamily((), (), fusion, 2), {}), grayskull)
+            spec.estimate(space.mapping(GridFamily((), (), fusion, width=2), {}), grayskull)
     small = grayskull_variant("grayskull_64k", ("  l1_bytes: 1048576", "  l1_bytes: 65536"))
     with pytest.raises(MappingError, match="of L1 per core"):  # the bundled fused kernel needs 96 KiB
         spec.estimate(MAPS / "grayskull_fused.yaml", small)

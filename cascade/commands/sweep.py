@@ -112,8 +112,9 @@ def run(args: argparse.Namespace) -> int:
         from ..plot import check_plot_path
 
         check_plot_path(args.plot)
-    if args.budget <= 0:
-        raise CascadeError("--budget must be positive")
+    from ..search.budget import check_budget
+
+    check_budget(args.budget)
     pairs = load_pairs(args)
     if args.search and not any(p.searched for p in pairs):
         raise CascadeError("--search searches the pairs given without a mapping, and every pair here has one: "
@@ -255,7 +256,8 @@ def searched_point(label: str, spec: Any, values: dict[str, int], target: Any, o
                                                  f"fits {target.name}")
     best = result.best[0]
     found = dict(best.to_json(), objective_name=objective, description=best.describe(),
-                 families_scored=result.families_scored, families_total=result.families_total)
+                 families_scored=result.families_scored, families_total=result.families_total,
+                 families_pruned=result.families_pruned, optimal=result.complete)
     return SweepPoint(label, values, report=spec.estimate(best.mapping, target), found=found)
 
 

@@ -31,13 +31,14 @@ grid dimension (rows, columns, or all compute cores), so no core runs a folded r
 from __future__ import annotations
 
 import itertools
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from ..errors import CascadeError, InternalError
 from ..mapping.mapping_file import SpaceTime
+from .budget import Deadline, Progress
+from .ranking import rank
 from .space import Candidate, Family, SearchResult, Space, compulsory_bytes, tile_values, within_budget
 
 
@@ -71,15 +72,17 @@ class GridSpace(Space):
         declared = self.sem.cascade.inputs + self.sem.cascade.outputs
         self.tiled = {r for d in declared for r in d.ranks[-2:]}  # the ranks a core's 32x32 tiles cover
 
-    def families(self) -> list[GridFamily]:  # type: ignore[override]
+    def families(self, deadline=None) -> list[GridFamily]:  # type: ignore[override]
         """The spatial search's families with one or two space ranks, less those with a rank split
         twice whose outer level is not in space or with no tile candidates; fewer programs first,
-        then fewer split levels."""
+        then fewer split levels. Listing stops when `deadline` (if any) expires."""
         out = []
-        for family in super().families():
+        for family in self.iter_families(fusion_first=False):
+            if deadline is not None and deadline.expired():
+                break
             widths = (2, 1) if max((len(self.outer_levels(s, family)) for s in self.einsums), default=0) > 1 else (2,)
             for width in widths:
-                grid_family = GridFamily(family.levels, family.order, family.fusion, width)
+                grid_family = GridFamily(family.levels, family.order, family.fusion, width=width)
                 space = self.space_ranks(grid_family)
                 twice = {r for r, n in family.levels if n == 2}
                 has_tiles = all(opts for _, opts in self.tile_options(grid_family))
@@ -172,31 +175,33 @@ class GridSpace(Space):
         return axes
 
 
-def search_grid(spec, target, objective: str = "latency", budget_s: float = 60.0, top: int = 5,
-                progress: Callable[[int, int], None] | None = None, whole_up_to: int = 128) -> SearchResult:
-    """The best `top` mappings of `spec` on a grid target for latency or traffic."""
+def search_grid(spec, target, objective: str, deadline: Deadline, top: int = 5,
+                progress: Callable[[Progress], None] | None = None, whole_up_to: int = 128) -> SearchResult:
+    """The best `top` mappings of `spec` on a grid target for latency or traffic, before `deadline`."""
     if objective not in ("latency", "traffic"):
         raise CascadeError(f"--objective {objective}: the grid model of {target.name} gives latency and traffic; "
                            "choose one of them")
     space = GridSpace(spec, target, whole_up_to)
-    families = space.families()
-    start = time.perf_counter()
+    families = space.families(deadline)
+    listed = not deadline.expired()
     best: list[GridCandidate] = []
     scored = candidates = 0
-    for family in within_budget(families, start, budget_s, progress):
+    for family in within_budget(families, deadline, progress, len(families)):
         axes = space.tile_options(family)
-        combos = list(itertools.product(*[opts for _, opts in axes]))
+        first = next(itertools.product(*[opts for _, opts in axes]), None)
+        if first is None:
+            continue
         floor = space.programs(family) * space.grid.dispatch_s  # every program pays its dispatch
         if objective == "latency" and len(best) == top and floor > best[-1].objective:
             scored += 1  # none of its candidates can enter the best
             continue
         try:  # a family the binding refuses is not scored
-            spec.bind(space.mapping(family, dict(zip([r for r, _ in axes], combos[0]))))
+            spec.bind(space.mapping(family, dict(zip([r for r, _ in axes], first))))
         except CascadeError:
             continue
         complete = True
-        for combo in combos:
-            if time.perf_counter() - start > budget_s:
+        for combo in itertools.product(*[opts for _, opts in axes]):
+            if deadline.expired():
                 complete = False
                 break
             tiles = dict(zip([r for r, _ in axes], combo))
@@ -210,10 +215,9 @@ def search_grid(spec, target, objective: str = "latency", budget_s: float = 60.0
             best.append(GridCandidate(value, report.latency_s, report.dram_bytes,
                                       float(report.extra["l1_bytes_per_core"]), family, tiles, mapping))
         scored += complete
-        # ties on the objective go to the other of latency and traffic, then to less L1
-        best.sort(key=lambda c: (c.objective, c.dram_bytes if objective != "traffic" else c.latency_s,
-                                 c.footprint_bytes))
-        del best[top:]
-    return SearchResult(list(best), scored, len(families), candidates, time.perf_counter() - start,
-                        compulsory_bytes(spec, target.word_bytes), objective)
+        # ties (within 1e-9) on the objective go to the other of latency and traffic, then to less L1
+        best = rank(best, objective, top)
+    done = listed and scored == len(families)
+    return SearchResult(list(best), scored, len(families), candidates, deadline.elapsed(),
+                        compulsory_bytes(spec, target.word_bytes), objective, complete=done)
 

@@ -1,6 +1,7 @@
 """What both searches share: mapping families, candidates and results, the families of a
-cascade (`Space`: splits, loop orders, fusion groups, the placement rule), tile-shape values,
-the compulsory-traffic floor, and the time budget over families.
+cascade (`Space`: splits, loop orders, fusion groups, the placement rule), listed lazily and
+counted without listing, tile-shape values (bounded work for any rank size), the
+compulsory-traffic floor, and the deadline over a list of families.
 
 The spatial search (`cascade.search.spatial`) scores a family's tile shapes as one lambdified
 formula; the grid search (`cascade.search.grid`) reuses these families with a grid's placement.
@@ -8,15 +9,18 @@ formula; the grid search (`cascade.search.grid`) reuses these families with a gr
 
 from __future__ import annotations
 
+import functools
 import itertools
-import time
+import math
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
 
-from ..errors import CascadeError
+from ..errors import CascadeError, InternalError
 from ..mapping.mapping_file import Mapping, SpaceTime
+from .budget import Progress
 
 
 @dataclass(frozen=True)
@@ -24,6 +28,9 @@ class Family:
     levels: tuple[tuple[str, int], ...]  # (rank, number of split levels)
     order: tuple[str, ...]  # loop ranks, outermost first
     fusion: tuple[tuple[str, ...], ...]
+    # keep each output tile on chip while a reduction over a split rank runs (on-chip
+    # accumulators); no family sets it yet: the cost model does not have the knob
+    accumulate: bool = False
 
 
 @dataclass(frozen=True)
@@ -59,6 +66,18 @@ class SearchResult:
     seconds: float
     compulsory_bytes: float
     objective: str
+    families_pruned: int = 0  # skipped whole: their lower bound cannot enter the best
+    complete: bool = False  # every family scored or pruned: the best is optimal within the model
+    best_bound: float | None = None  # the lowest bound on the objective of what was left unvisited
+    seconds_to_best: float | None = None  # when the final best was found (from the start of the call)
+
+    def gap(self) -> float | None:
+        """How far the best may be from the optimum, relative: 0 when proved, None when unknown."""
+        if self.complete:
+            return 0.0
+        if not self.best or self.best_bound is None:
+            return None
+        return max(0.0, self.best[0].objective / self.best_bound - 1) if self.best_bound > 0 else None
 
 
 def compulsory_bytes(spec, word_bytes: int) -> float:
@@ -71,15 +90,21 @@ def compulsory_bytes(spec, word_bytes: int) -> float:
     return float(total * word_bytes)
 
 
+DIVISOR_SEARCH = 100_000  # divisors are looked for up to this (and their cofactors): bounded work
+
+
+@functools.lru_cache(maxsize=4096)
 def tile_values(size: int, extra: int = 6) -> list[int]:
     """Tile shapes worth trying for a rank: every power of two below its size, the size itself,
-    and up to `extra` other divisors (evenly spread), so that untidy shapes get exact tilings."""
+    and up to `extra` other divisors (evenly spread), so that untidy shapes get exact tilings.
+    Divisors are found by trial up to DIVISOR_SEARCH (with their cofactors), so a rank of any
+    size costs bounded time."""
     values = {size}
     p = 1
     while p < size:
         values.add(p)
         p *= 2
-    small = [d for d in range(1, int(size ** 0.5) + 1) if size % d == 0]
+    small = [d for d in range(1, min(math.isqrt(size), DIVISOR_SEARCH) + 1) if size % d == 0]
     others = sorted({d for d in small + [size // d for d in small]} - values)
     if len(others) > extra:
         idx = np.unique(np.linspace(0, len(others) - 1, extra).round().astype(int))
@@ -145,37 +170,61 @@ class Space:
             first = tuple(n for a in atoms[:cut] for n in a)
             rest = tuple(n for a in atoms[cut:] for n in a)
             options.append((first, rest))
-        options.append(())  # unfused: each Einsum its own group
+        if len(atoms) > 1:
+            options.append(())  # unfused: each Einsum its own group (one atom: the same as fused)
         return options
 
     def families(self) -> list[Family]:
-        out = []
+        """Every family, in the order of `iter_families` (a list: only for small spaces)."""
+        return list(self.iter_families())
+
+    def iter_families(self, fusions=None, fusion_first: bool = True):
+        """The families lazily: per fusion choice (all, or those given), per choice of split
+        levels, per loop order (batch loops outermost; the levels of a rank outermost first).
+        With `fusion_first` False the fusion choice varies fastest instead."""
         options = self.level_options()
+        fusions = self.fusions() if fusions is None else fusions
+        for outer in (fusions if fusion_first else [None]):
+            for choice in itertools.product(*[opts for _, opts in options]):
+                levels = tuple((r, n) for (r, _), n in zip(options, choice) if n)
+                batch_loops, free = self._loops(levels)
+                for order in _interleavings(free):
+                    for fusion in ([outer] if fusion_first else fusions):
+                        for accumulate in self.accumulate_options(levels):
+                            yield Family(levels, tuple(batch_loops) + order, fusion, accumulate)
+
+    def count_families(self, fusions=None) -> int:
+        """How many families `iter_families` yields, without listing them."""
+        options = self.level_options()
+        per_fusion = 0
         for choice in itertools.product(*[opts for _, opts in options]):
             levels = tuple((r, n) for (r, _), n in zip(options, choice) if n)
-            loop_ranks = []
-            for r, n in levels:
-                if r in self.sem.splits:
-                    loop_ranks.append(self.sem.splits[r][0])
-                else:
-                    loop_ranks.extend(f"{r}{n - j}" for j in range(n))
-            batch_loops = [x for x in loop_ranks if x.rstrip("0123456789") in self.batch]
-            free = [x for x in loop_ranks if x not in batch_loops]
-            for order in itertools.permutations(free):
-                if not self._levels_nest(order):
-                    continue
-                for fusion in self.fusions():
-                    out.append(Family(levels, tuple(batch_loops) + order, fusion))
-        return out
+            _, free = self._loops(levels)
+            n = math.factorial(len(free))
+            for k in Counter(x.rstrip("0123456789") for x in free).values():
+                n //= math.factorial(k)
+            per_fusion += n * len(self.accumulate_options(levels))
+        return per_fusion * len(self.fusions() if fusions is None else fusions)
 
-    def _levels_nest(self, order: tuple[str, ...]) -> bool:
-        by_rank: dict[str, list[int]] = {}
-        for name in order:
-            base = name.rstrip("0123456789")
-            by_rank.setdefault(base, []).append(int(name[len(base):] or 0))
-        return all(levels == sorted(levels, reverse=True) for levels in by_rank.values())
+    def accumulate_options(self, levels) -> tuple[bool, ...]:
+        """Whether a family may keep its output tiles on chip while a split reduction runs
+        (on-chip accumulators): only False until the cost model can cost it (issue 12's knob);
+        then (False, True) where a reduced rank is split, and `mapping` sets the knob."""
+        return (False,)
+
+    def _loops(self, levels) -> tuple[list[str], list[str]]:
+        loop_ranks = []
+        for r, n in levels:
+            if r in self.sem.splits:
+                loop_ranks.append(self.sem.splits[r][0])
+            else:
+                loop_ranks.extend(f"{r}{n - j}" for j in range(n))
+        batch_loops = [x for x in loop_ranks if x.rstrip("0123456789") in self.batch]
+        return batch_loops, [x for x in loop_ranks if x not in batch_loops]
 
     def mapping(self, family: Family, tiles: dict[str, tuple[int, ...]]) -> Mapping:
+        if family.accumulate:
+            raise InternalError("a family with on-chip accumulators, which the cost model cannot cost yet")
         partitioning = {r: tiles[r] for r, _ in family.levels}
         spacetime, binding = self.placement(family)
         return Mapping(partitioning=partitioning, loop_order={"default": family.order},
@@ -223,12 +272,34 @@ class Space:
         return all(k in self.target.units[unit].ops for k in kinds)
 
 
-def within_budget(families: list, start: float, budget_s: float,
-                  progress: Callable[[int, int], None] | None):
-    """The families in order while `budget_s` seconds since `start` last, reporting progress."""
+def _interleavings(free: list[str]):
+    """The orders of `free` in which each rank's levels stay outermost first, lazily, in the
+    order `itertools.permutations(free)` would list them."""
+    ranks = list(dict.fromkeys(x.rstrip("0123456789") for x in free))
+    levels = {r: [x for x in free if x.rstrip("0123456789") == r] for r in ranks}
+    used = dict.fromkeys(ranks, 0)
+    order: list[str] = []
+
+    def step():
+        if len(order) == len(free):
+            yield tuple(order)
+            return
+        for r in ranks:
+            if used[r] < len(levels[r]):
+                order.append(levels[r][used[r]])
+                used[r] += 1
+                yield from step()
+                used[r] -= 1
+                order.pop()
+
+    return step()
+
+
+def within_budget(families, deadline, progress: Callable | None, total: int):
+    """The families in order while the deadline lasts, reporting progress."""
     for done, family in enumerate(families):
-        if time.perf_counter() - start > budget_s:
+        if deadline.expired():
             return
         if progress:
-            progress(done, len(families))
+            progress(Progress(done, total, None, None, deadline.elapsed()))
         yield family

@@ -1,11 +1,20 @@
-"""Mapping search: enumerate legal mapping families of a cascade, score tile shapes vectorised.
+"""Mapping search on spatial targets: enumerate legal mapping families of a cascade lazily,
+visit them best lower bound first, prune by bound, score tile shapes vectorised.
 
 A *family* fixes the structure of a mapping: which ranks are split and into how many levels,
 the loop order, the fusion groups, and (by rule) the space ranks and the binding. Its cost is
-one lambdified formula in the tile shapes (`cascade.model.symbolic`), so every tile-shape
-candidate of a family is scored at once with NumPy, and candidates whose on-chip footprint
-exceeds the buffer are pruned before ranking. Families are enumerated in a fixed order until
-the budget runs out; the result says how many were scored.
+one lambdified formula in the tile shapes (`cascade.model.symbolic`), so its tile-shape
+candidates are scored with NumPy, in chunks so that the deadline is checked as they go, and
+candidates whose on-chip footprint exceeds the buffer are dropped before ranking.
+
+Branch and bound: every fusion choice gets a lower bound on the objective of all its families
+(`cascade.search.bounds`), computed once before any family is scored; fusion choices are
+visited lowest bound first, and the rest of a fusion choice is skipped as soon as its bound
+cannot enter the best `top` (`cascade.search.ranking.cannot_enter`, ties within 1e-9 counted).
+When every family was scored or pruned the result is proved optimal within the model
+(`complete`); when the deadline cut it short it says the lowest bound left (`best_bound`).
+The deadline covers the whole call, set-up included; a family is started only while the time
+left exceeds the longest one has taken so far (the first always starts).
 
 Rules (stated, not searched): a rank shared by every input and output and never reduced (a
 batch rank such as B or H) is a loop outermost (tile shape 1 or more); other ranks of
@@ -25,63 +34,155 @@ from typing import Any, Callable
 import numpy as np
 
 from ..errors import CascadeError
-from .space import Candidate, Family, SearchResult, Space, compulsory_bytes, tile_values, within_budget
+from .bounds import Bound, family_bound
+from .budget import Deadline, Progress
+from .ranking import cannot_enter, rank, tolerant_top
+from .space import Candidate, Family, SearchResult, Space, compulsory_bytes, tile_values
+
+CHUNK = 1 << 18  # tile-shape candidates evaluated at once (the deadline is checked between chunks)
 
 
-def search_spatial(spec, tgt, objective: str = "latency", budget_s: float = 60.0, top: int = 5,
-           progress: Callable[[int, int], None] | None = None, whole_up_to: int = 128) -> SearchResult:
-    """The best `top` mappings of `spec` on `target` for the objective (latency, traffic, energy).
-    Ranks of `whole_up_to` elements or fewer are never split."""
+def search_spatial(spec, tgt, objective: str, deadline: Deadline, top: int = 5,
+                   progress: Callable[[Progress], None] | None = None, whole_up_to: int = 128,
+                   prune: bool = True) -> SearchResult:
+    """The best `top` mappings of `spec` on `tgt` for the objective (latency, traffic, energy)
+    before `deadline`. Ranks of `whole_up_to` elements or fewer are never split. With `prune`
+    False every family is scored (for checking that pruning never drops the optimum)."""
+    space = Space(spec, tgt, whole_up_to)
+    fusions = space.fusions()
+    per_fusion = space.count_families([fusions[0]]) if fusions else 0
+    total = per_fusion * len(fusions)
+    classes: list[tuple[tuple[float, float], int, Any]] = []
+    for i, fusion in enumerate(fusions):
+        if deadline.expired():
+            break
+        bound = _bound(spec, space, fusion, tgt)
+        classes.append(((bound.keys(objective) if bound else (0.0, 0.0)), i, fusion))
+    bounded_all = len(classes) == len(fusions)
+    classes.sort(key=lambda c: (c[0], c[1]))
+
+    best: list[Candidate] = []
+    scored = pruned = refused = candidates = 0
+    longest, started = 0.0, 0  # the longest a family has taken so far; families started
+    cut_at: float | None = None  # the bound of the first fusion choice left unfinished
+    to_best: float | None = None  # when the current best was found
+
+    def report(bound_now: float | None) -> None:
+        if progress:
+            progress(Progress(scored + pruned + refused, total, best[0].objective if best else None,
+                              bound_now, deadline.elapsed()))
+
+    for keys, _, fusion in classes:
+        done = 0
+        for family in space.iter_families([fusion]):
+            if prune and len(best) == top and cannot_enter(keys[0], keys[1], best[-1], objective):
+                break
+            if deadline.expired() or (started and not deadline.allows(longest)):
+                cut_at = keys[0]
+                break
+            began, started = time.perf_counter(), started + 1
+            found, n, finished = _score(spec, space, family, tgt, objective, top, deadline)
+            longest = max(longest, time.perf_counter() - began)
+            candidates += n
+            done += 1
+            if found is None:
+                refused += 1
+            else:
+                scored += finished
+                leader = best[0] if best else None
+                best = rank(best + found, objective, top)
+                if best and best[0] is not leader:
+                    to_best = deadline.elapsed()
+            if not finished:
+                cut_at = keys[0]
+                break
+            report(keys[0])
+        if cut_at is not None:
+            break
+        pruned += per_fusion - done
+    complete = cut_at is None and bounded_all
+    best_bound = None if complete or not bounded_all else cut_at
+    report(best_bound)
+    return SearchResult(best, scored, total, candidates, deadline.elapsed(), compulsory_bytes(spec, tgt.word_bytes),
+                        objective, pruned, complete, best_bound, to_best)
+
+
+def _bound(spec, space: Space, fusion, tgt) -> Bound | None:
+    """The lower bound of every family with this fusion, from its first family bound as a probe;
+    None when the binding refuses the probe (the fusion is then visited without a bound)."""
+    probe = next(space.iter_families([fusion]), None)
+    if probe is None:
+        return None
+    try:
+        mc = spec.bind(space.mapping(probe, {r: _probe_tiles(spec.shapes[r], n) for r, n in probe.levels}))
+        return family_bound(mc, tgt)
+    except CascadeError:
+        return None
+
+
+def _score(spec, space: Space, family: Family, tgt, objective: str, top: int, deadline: Deadline):
+    """The best `top` candidates of one family, the number of tile shapes scored, and whether all
+    were (the deadline may cut a large family short); (None, 0, True) if the binding refuses it.
+    The footprint is evaluated first: the cost formulas are built only for a family with a tile
+    shape that fits the buffer, and evaluated only on those that fit."""
     import sympy as sp
 
     from ..model.symbolic import cost_formulas, footprint_formula
     from ..model.symbols import SymbolTable
 
-    space = Space(spec, tgt, whole_up_to)
-    families = space.families()
-    start = time.perf_counter()
-    best: list[Candidate] = []
-    scored = candidates = 0
-    for family in within_budget(families, start, budget_s, progress):
-        probe = {r: _probe_tiles(spec.shapes[r], n) for r, n in family.levels}
-        try:
-            mc = spec.bind(space.mapping(family, probe))
-            formulas = cost_formulas(mc, tgt)
-        except CascadeError:
+    probe = {r: _probe_tiles(spec.shapes[r], n) for r, n in family.levels}
+    try:
+        mc = spec.bind(space.mapping(family, probe))
+    except CascadeError:
+        return None, 0, True
+    table = SymbolTable(mc)
+    footprint = footprint_formula(mc, table) * tgt.word_bytes
+    foot_names = sorted(table.symbols)
+    foot_fn = sp.lambdify([table.symbols[n] for n in foot_names], footprint, modules="numpy")
+    grid, tiles_of = _grid(spec, family, table.values)
+    shape = grid["_shape"]
+    size = int(np.prod(shape, dtype=object))
+    cost = None  # (names, function, values): built on the first chunk with a candidate that fits
+
+    def values_at(names, values, flat):
+        ix = np.unravel_index(flat, shape) if shape else ()
+        return [grid[n].reshape(-1)[ix[int(np.argmax(grid[n].shape))]] if n in grid else
+                np.full(flat.size, float(values.get(n, 0))) for n in names]
+
+    found: list[Candidate] = []
+    done = 0
+    while done < size:
+        if done and deadline.expired():
+            return found, done, False
+        flat = np.arange(done, min(size, done + CHUNK), dtype=np.int64)
+        done += flat.size
+        foot = np.broadcast_to(np.asarray(foot_fn(*values_at(foot_names, table.values, flat)), dtype=float),
+                               flat.shape)
+        fits = foot <= tgt.buffer_bytes
+        if not fits.any():
             continue
-        table = SymbolTable(mc)
-        table.symbols.update(formulas.symbols)
-        table.values.update(formulas.values)
-        footprint = footprint_formula(mc, table) * tgt.word_bytes
-        names = sorted(set(formulas.symbols) | set(table.symbols))
-        args = [table.symbols.get(n, formulas.symbols.get(n)) for n in names]
-        objective_expr = formulas.latency_s if objective == "latency" else formulas.dram_bytes
-        fn = sp.lambdify(args, (objective_expr, formulas.latency_s, formulas.dram_bytes, footprint), modules="numpy")
-        grid, tiles_of = _grid(spec, family, table.values)
-        values = [np.broadcast_to(np.asarray(grid.get(n, table.values.get(n, 0)), dtype=float), grid["_shape"])
-                  for n in names]
-        obj, lat, traffic, foot = (np.broadcast_to(np.asarray(x, dtype=float), grid["_shape"]) for x in fn(*values))
-        feasible = foot <= tgt.buffer_bytes
-        scored += 1
-        candidates += int(np.prod(grid["_shape"]))
-        if not feasible.any():
-            continue
-        masked = np.where(feasible, obj, np.inf)
-        # ties on the objective go to the other of latency and traffic, then to a smaller footprint
+        flat, foot = flat[fits], foot[fits]
+        if cost is None:
+            try:
+                formulas = cost_formulas(mc, tgt)
+            except CascadeError:
+                return None, 0, True
+            names = sorted(formulas.symbols)
+            objective_expr = formulas.latency_s if objective == "latency" else formulas.dram_bytes
+            fn = sp.lambdify([formulas.symbols[n] for n in names],
+                             (objective_expr, formulas.latency_s, formulas.dram_bytes), modules="numpy")
+            cost = (names, fn, {**table.values, **formulas.values})
+        names, fn, values = cost
+        obj, lat, traffic = (np.broadcast_to(np.asarray(x, dtype=float), flat.shape)
+                             for x in fn(*values_at(names, values, flat)))
+        ok = np.nonzero(np.isfinite(obj))[0]
         secondary = lat if objective == "traffic" else traffic
-        order = np.lexsort((foot.ravel(), secondary.ravel(), masked.ravel()))
-        for flat in order[:top]:
-            idx = np.unravel_index(flat, masked.shape)
-            if not np.isfinite(masked[idx]):
-                break
-            tiles = tiles_of(idx)
-            best.append(Candidate(float(obj[idx]), float(lat[idx]), float(traffic[idx]), float(foot[idx]),
-                                  family, tiles, space.mapping(family, tiles)))
-        best.sort(key=lambda c: (c.objective, c.dram_bytes if objective != "traffic" else c.latency_s,
-                                 c.footprint_bytes))
-        del best[top:]
-    return SearchResult(best, scored, len(families), candidates, time.perf_counter() - start,
-                        compulsory_bytes(spec, tgt.word_bytes), objective)
+        for j in tolerant_top([obj, secondary, foot], [True, True, True], ok, top):
+            tiles = tiles_of(np.unravel_index(int(flat[j]), shape) if shape else ())
+            found.append(Candidate(float(obj[j]), float(lat[j]), float(traffic[j]), float(foot[j]),
+                                   family, tiles, space.mapping(family, tiles)))
+        found = rank(found, objective, top)
+    return found, done, True
 
 
 def _probe_tiles(size: int, levels: int) -> tuple[int, ...]:
