@@ -77,12 +77,21 @@ class Spec:
             bound = load_mapping(mapping)
         return bind_mapping(self.semantics, bound, self.shapes)
 
-    def compile(self, mapping: "str | Path | MappingFile | None" = None) -> str:
-        """The source of the NumPy executor module for a mapping."""
-        from .codegen.numpy_exec import emit_numpy
+    def compile(self, mapping: "str | Path | MappingFile | None" = None, backend: str = "numpy") -> str:
+        """The source of the executor module for a mapping: NumPy (default) or Triton kernels."""
+        from .errors import CascadeError
 
         mapped = self.bind(mapping)
-        return emit_numpy(mapped, self.cascade.file, mapped.mapping.file if mapping is not None else "")
+        label = mapped.mapping.file if mapping is not None else ""
+        if backend == "triton":
+            from .codegen.triton_exec import emit_triton
+
+            return emit_triton(mapped, self.cascade.file, label)
+        if backend != "numpy":
+            raise CascadeError(f"backend {backend!r}: the backends are numpy and triton")
+        from .codegen.numpy_exec import emit_numpy
+
+        return emit_numpy(mapped, self.cascade.file, label)
 
     def executor(self, mapping: "str | Path | MappingFile | None" = None) -> Any:
         """The generated executor, imported as a module with `run(**inputs)`."""
