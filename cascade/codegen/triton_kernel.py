@@ -303,8 +303,9 @@ class KernelEmitter:
         rhs = self.read(accs[1], info.name, (k, out_dims[1]), cast=False)
         a = self.orient(lhs, (out_dims[0], k), k)
         b = self.orient(rhs, (k, out_dims[1]), k)
-        a_loaded = accs[0].access.tensor in self.dram and accs[0].access.tensor not in self.values
-        b_loaded = accs[1].access.tensor in self.dram and accs[1].access.tensor not in self.values
+        # inputs arrive in the caller's dtype (bf16, fp32); every computed value is fp32
+        a_loaded = self.sem.tensors[accs[0].access.tensor].kind == "input"
+        b_loaded = self.sem.tensors[accs[1].access.tensor].kind == "input"
         if b_loaded and not a_loaded:
             a = T.method(a, "to", T.attr(rhs.var, "dtype"))
         elif a_loaded and not b_loaded:
