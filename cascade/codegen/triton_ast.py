@@ -51,8 +51,8 @@ def if_(cond: ast.expr, body: list[ast.stmt], orelse: list[ast.stmt] | None = No
     return ast.If(cond, body or [ast.Pass()], orelse or [])
 
 
-def for_range(var: str, extent: ast.expr, body: list[ast.stmt]) -> ast.stmt:
-    return ast.For(store(var), call("range", const(0), extent), body or [ast.Pass()], [], lineno=0)
+def for_range(var: str, lo: ast.expr, body: list[ast.stmt], hi: ast.expr) -> ast.stmt:
+    return ast.For(store(var), call("range", lo, hi), body or [ast.Pass()], [], lineno=0)
 
 
 def float_const(value: float) -> ast.expr:

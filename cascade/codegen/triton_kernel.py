@@ -55,6 +55,7 @@ class KernelEmitter:
         self.scopes: list[_Scope] = [_Scope(None, [])]
         self.defined: dict[tuple[int, str], str] = {}  # (scope depth, key) -> name
         self.counter = 0
+        self.dropped: set[int] = set()  # ids of filters every point of the current tiles passes
         self.dram = {t for t, st in mc.storage.items() if st.dram}
         self.level_rank = {ro.level: ro.rank for ro in plan.roles.values()}
         self.level_extent = {ro.level: ro.extent for ro in plan.roles.values()}
@@ -257,7 +258,7 @@ class KernelEmitter:
                 self.fail(tensor, f"reduces over {v}, a loop of the kernel")
         red_dims = self.dims_of(info.reduced)
         value = None
-        filters = stmt.filters if isinstance(stmt, ir.Einsum) else ()
+        filters = tuple(c for c in stmt.filters if id(c) not in self.dropped) if isinstance(stmt, ir.Einsum) else ()
         lhs_only = all({v.var for v in ir.affine_vars(c.left) + ir.affine_vars(c.right)} <= set(stmt.lhs.variables)
                        for c in filters)
         if info.reduce_op == "sum" and len(red_dims) == 1 and len(out_dims) == 2 and lhs_only:
@@ -478,22 +479,137 @@ class KernelEmitter:
             if split_of is None:
                 self.fail(level, "kernel loops run over the outer part of a cascade split only")
             extent = T.name(self.need("scalar", f"n_{level}"))
-            self.scopes.append(_Scope(level, []))
-            before = {k: v for k, v in self.values.items()}
-            self.body(inner)
-            for key, v in list(self.values.items()):
-                if key.endswith("@next"):
-                    carried = self.values[key[:-4]]
-                    self.emit(T.assign(carried.var, T.name(v.var)))
-                    del self.values[key]
-            scope = self.scopes.pop()
-            self.defined = {k: v for k, v in self.defined.items() if k[0] < len(self.scopes)}
-            self.emit(T.for_range(f"i_{level}", extent, scope.body))
-            self.values = {k: v for k, v in self.values.items() if k in before or not self.inside(k)}
+            segments = self.segments(level, split_of, inner)
+            if segments is None:
+                self.loop(level, T.const(0), extent, inner)
+                continue
+            lo, a, b, hi, droppable = segments
+            self.loop(level, lo, a, inner)
+            self.dropped = droppable
+            self.loop(level, a, b, inner)
+            self.dropped = set()
+            self.loop(level, b, hi, inner)
+
+    def loop(self, level: str, lo: ast.expr, hi: ast.expr, inner) -> None:
+        self.scopes.append(_Scope(level, []))
+        before = {k: v for k, v in self.values.items()}
+        self.body(inner)
+        for key, v in list(self.values.items()):
+            if key.endswith("@next"):
+                carried = self.values[key[:-4]]
+                self.emit(T.assign(carried.var, T.name(v.var)))
+                del self.values[key]
+        scope = self.scopes.pop()
+        self.defined = {k: v for k, v in self.defined.items() if k[0] < len(self.scopes)}
+        self.emit(T.for_range(f"i_{level}", lo, scope.body, hi))
+        self.values = {k: v for k, v in self.values.items() if k in before or not self.inside(k)}
+
+    def segments(self, level: str, rank: str, inner_nodes):
+        """Tile ranges of the loop over `level` (see `triton_bounds`): (lo, a, b, hi, droppable):
+        tiles [lo, a) and [b, hi) masked, [a, b) with the `droppable` filters' masks left out."""
+        from .triton_bounds import normalised, skip_is_identity
+
+        leaves = _leaves(inner_nodes)
+        outer, inner = self.sem.splits[rank]
+        fixed = {i for _o, i in self.sem.splits.values()}
+        live_lo, live_hi, full_lo, full_hi = [], [], [], []
+        droppable: set[int] = set()
+        filtered: dict[int, bool] = {}
+        for k in leaves:
+            stmt = self.sem.statements[k].statement
+            for cmp in getattr(stmt, "filters", ()):
+                used = {v.var for v in ir.affine_vars(cmp.left) + ir.affine_vars(cmp.right)}
+                if not any(self.plan.roles[v].level in (outer, inner) for v in used):
+                    continue
+                lin = normalised(cmp, self.mc.shapes, fixed)
+                m1 = next((v for v in used if self.plan.roles[v].level == outer), None)
+                if lin is None or m1 is None or not lin.coef.get(m1):
+                    return None
+                lo_rest, hi_rest = [T.const(lin.offset), *lin.const], [T.const(lin.offset), *lin.const]
+                for v, c in lin.coef.items():
+                    if v == m1 or c == 0:
+                        continue
+                    rng = self.range_of(v)
+                    if rng is None:
+                        return None
+                    small, large = rng
+                    lo_rest.append(T.binop(T.const(c), "*", small if c > 0 else large))
+                    hi_rest.append(T.binop(T.const(c), "*", large if c > 0 else small))
+                least, most = _sum(lo_rest), _sum(hi_rest)
+                c = lin.coef[m1]
+                if c > 0:  # m1 <= (-rest) / c
+                    live_hi.append(_floor_plus_one(ast.UnaryOp(ast.USub(), least), c))
+                    full_hi.append(_floor_plus_one(ast.UnaryOp(ast.USub(), most), c))
+                else:  # m1 >= rest / |c|
+                    live_lo.append(_ceil(least, -c))
+                    full_lo.append(_ceil(most, -c))
+                droppable.add(id(cmp))
+                filtered[k] = used <= set(stmt.lhs.variables)
+        if not droppable:
+            return None
+        n = T.name(self.need("scalar", f"n_{outer}"))
+        if skip_is_identity(self.sem, leaves, filtered, self.dram):
+            lo = _fold("maximum", [T.const(0), *live_lo])
+            hi = _fold("minimum", [n, *live_hi])
+        else:
+            lo, hi = T.const(0), n
+        a = _fold("maximum", [lo, _fold("minimum", [_fold("maximum", [T.const(0), *full_lo]), hi])])
+        b = _fold("maximum", [T.name("seg_a"), _fold("minimum", [_fold("minimum", [n, *full_hi]), hi])])
+        self.emit(T.assign("seg_lo", lo))
+        self.emit(T.assign("seg_hi", hi))
+        self.emit(T.assign("seg_a", a))
+        self.emit(T.assign("seg_b", b))
+        return T.name("seg_lo"), T.name("seg_a"), T.name("seg_b"), T.name("seg_hi"), droppable
+
+    def range_of(self, var: str):
+        """Smallest and largest value of a variable over the current tile, or None."""
+        role = self.plan.roles[var]
+        if role.kind == "loop":
+            return None
+        if role.kind == "unit":
+            c, _ = self.base(role.rank)
+            return c, c
+        if role.level in self.sem.splits.get(role.rank, ()):
+            return T.const(0), T.const(self.mc.shapes[role.level] - 1)
+        base, _ = self.base(role.rank)
+        if role.extent is None:
+            return T.const(0), T.binop(T.name(self.need("scalar", f"n_{role.rank}")), "-", T.const(1))
+        return base, T.binop(base, "+", T.const(role.extent - 1))
 
     def inside(self, key: str) -> bool:
         """Values computed inside a loop that ended are gone unless they are loop-carried."""
         return not key.endswith("@")
+
+
+def _leaves(nodes) -> list[int]:
+    out = []
+    for node in nodes:
+        out.extend([node[1]] if node[0] == "leaf" else _leaves(node[2]))
+    return out
+
+
+def _sum(terms: list[ast.expr]) -> ast.expr:
+    out = terms[0]
+    for t in terms[1:]:
+        out = T.binop(out, "+", t)
+    return out
+
+
+def _fold(fn: str, terms: list[ast.expr]) -> ast.expr:
+    out = terms[0]
+    for t in terms[1:]:
+        out = T.tl(fn, out, t)
+    return out
+
+
+def _floor_plus_one(x: ast.expr, c: int) -> ast.expr:
+    """floor(x / c) + 1 for c > 0, or 0 when that is negative (no division of negatives)."""
+    return T.binop(T.tl("maximum", T.binop(x, "+", T.const(c)), T.const(0)), "//", T.const(c))
+
+
+def _ceil(x: ast.expr, k: int) -> ast.expr:
+    """ceil(x / k) for k > 0, or 0 when that is negative."""
+    return T.binop(T.tl("maximum", T.binop(x, "+", T.const(k - 1)), T.const(0)), "//", T.const(k))
 
 
 def emit_kernel(mc: MappedCascade, plan: KernelPlan) -> KernelEmitter:
