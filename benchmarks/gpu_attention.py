@@ -66,7 +66,7 @@ def predict(spec, mapping, shapes) -> float | None:
     except Exception as exc:  # the model is reported, never allowed to stop the measurement
         print(f"  (no prediction: {exc})", file=sys.stderr)
         return None
-    return float(report.seconds)
+    return float(report.latency_s)
 
 
 def main() -> int:
@@ -94,6 +94,7 @@ def main() -> int:
         try:
             from torch.nn.attention.flex_attention import create_block_mask, flex_attention
 
+            torch._dynamo.config.recompile_limit = 64  # one compile per shape and mask: keep them all
             flex = torch.compile(flex_attention)
         except Exception as exc:  # pragma: no cover - depends on the torch build
             print(f"FlexAttention unavailable: {exc}", file=sys.stderr)

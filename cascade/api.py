@@ -115,6 +115,14 @@ class Spec:
         from .model.spatial import estimate_spatial
         from .model.target import Target, load_target
 
+        if not isinstance(target, Target):
+            from .model.gpu import estimate_gpu, gpu_target_file, load_gpu_target
+
+            gpu_file = gpu_target_file(target)
+            if gpu_file is not None:
+                if groups is not None or symbolic:
+                    raise CascadeError("--group and --symbolic are not available for GPU targets")
+                return estimate_gpu(self.bind(mapping), load_gpu_target(gpu_file))
         tgt = target if isinstance(target, Target) else load_target(target)
         if tgt.kind == "grid":
             from .model.grayskull import estimate_grid

@@ -7,11 +7,8 @@ live tiles only and drops the filter masks on the full ones. Both follow from ea
 written as `c*m1 + rest <= 0` with an integer c: over a tile, `rest` lies between its smallest and
 largest value (each variable at the end of its block that minimises or maximises it).
 
-Skipping a tile is legal only when running it would change nothing: `skip_is_identity` replays one
-step of the loop with every filtered value absent (DESIGN section 2: a map of absent points is
-absent, a reduction over none is its identity) and checks with sympy that every recurrence's new
-element equals its old one, and that the loop writes nothing to DRAM. When either check fails the
-loop runs every tile, masked.
+Skipping a tile is legal only when running it would change nothing
+(`cascade.analysis.absent_step.skip_is_identity`); otherwise the loop runs every tile.
 """
 
 from __future__ import annotations
@@ -20,7 +17,6 @@ import ast
 from dataclasses import dataclass
 
 from ..lang import ir
-from ..lang.ops import REDUCE_OPS
 from . import triton_ast as T
 
 
@@ -88,72 +84,3 @@ def normalised(cmp: ir.Compare, shapes, fixed) -> Linear | None:
     for v, c in neg.coef.items():
         coef[v] = coef.get(v, 0) + c
     return Linear(coef, lx.const + neg.const, lx.offset + neg.offset + (1 if cmp.op in ("<", ">") else 0))
-
-
-def skip_is_identity(sem, statements: list[int], filtered: dict[int, bool], dram: set[str]) -> bool:
-    """One step of the loop with every point of the `filtered` statements filtered out (True: the
-    filter is over left-side variables, so the value is absent; False: it filters reduced points,
-    so the reduction holds its identity): does every recurrence keep its value, with nothing
-    written to DRAM?"""
-    import sympy as sp
-
-    absent = object()
-    values: dict[str, object] = {}
-    current: dict[str, object] = {}
-    symbols = iter(sp.Symbol(f"x{i}", real=True) for i in range(10**6))
-
-    def read(acc: ir.Access):
-        info = sem.tensors[acc.tensor]
-        if info.iterative is not None:
-            idx = acc.indices[list(info.ranks).index(info.iterative)]
-            if isinstance(idx, ir.VarIndex) and idx.offset == 1:
-                return values.get(acc.tensor + "@next", next(symbols))
-            return current.setdefault(acc.tensor, sp.Symbol(f"cur_{acc.tensor}", real=True))
-        return values.get(acc.tensor, next(symbols))
-
-    def value(e: ir.Expr):
-        match e:
-            case ir.Num(value=v):
-                return sp.oo if v == float("inf") else -sp.oo if v == float("-inf") else sp.Float(v)
-            case ir.ShapeScalar(rank=r):
-                return sp.Symbol(f"shape_{r}", positive=True)
-            case ir.Read(access=acc):
-                return read(acc)
-            case ir.Neg(operand=x):
-                v = value(x)
-                return absent if v is absent else -v
-            case ir.BinOp(op=op, left=left, right=right):
-                a, b = value(left), value(right)
-                if a is absent or b is absent:
-                    return absent
-                return {"+": a + b, "-": a - b, "*": a * b, "/": a / b}[op]
-            case ir.Call(fn=fn, args=args):
-                vs = [value(x) for x in args]
-                if any(v is absent for v in vs):
-                    return absent
-                fns = {"exp": sp.exp, "log": sp.log, "sqrt": sp.sqrt, "abs": sp.Abs, "max": sp.Max, "min": sp.Min}
-                return fns[fn](*vs)
-        raise AssertionError(e)
-
-    for k in statements:
-        info = sem.statements[k]
-        if info.is_init:
-            continue
-        if info.name in dram:
-            return False
-        v = absent if k in filtered else value(info.statement.expr)
-        if filtered.get(k):
-            pass  # filtered output points: absent, not reduced
-        elif info.reduced:
-            op = REDUCE_OPS[info.reduce_op]
-            v = (sp.oo if op.identity == float("inf") else -sp.oo if op.identity == float("-inf")
-                 else sp.Float(op.identity)) if v is absent else next(symbols)
-        it = sem.tensors[info.name].iterative
-        values[info.name + "@next" if it is not None else info.name] = v
-    for tensor, cur in current.items():
-        new = values.get(tensor + "@next")
-        if new is None or new is absent:
-            return False
-        if new != cur and sp.simplify(new - cur) != 0:
-            return False
-    return bool(current)

@@ -507,7 +507,8 @@ class KernelEmitter:
     def segments(self, level: str, rank: str, inner_nodes):
         """Tile ranges of the loop over `level` (see `triton_bounds`): (lo, a, b, hi, droppable):
         tiles [lo, a) and [b, hi) masked, [a, b) with the `droppable` filters' masks left out."""
-        from .triton_bounds import normalised, skip_is_identity
+        from ..analysis.absent_step import skip_is_identity
+        from .triton_bounds import normalised
 
         leaves = _leaves(inner_nodes)
         outer, inner = self.sem.splits[rank]
