@@ -10,8 +10,9 @@ Per implementation: median time over `triton.testing.do_bench` (events, after wa
 TFLOP/s = 4*B*H*N^2*D / time (causal: half the FLOPs), the h200 model's prediction for the
 generated kernel, and the max error vs a float64 reference of the bf16 inputs on the first head and
 the first 1024 queries (relative to that reference's max magnitude). The generated kernel is
-`specs/attention/mha_1pass[_causal].einsum` with the h200 mappings; its launch options (warps,
-pipeline stages) and key tile are picked per row from a few candidates, each compiled once.
+`specs/attention/mha_1pass[_causal].einsum` with `mappings/mha_1pass/h200.yaml`, its tiles
+(P0, M0) among (128, 64), (128, 128), (64, 64) and its launch options (warps, pipeline stages)
+picked per row from a few candidates, each compiled once; the row names the pick.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 ROWS = [(64, 12, 1024, 64), (64, 12, 4096, 64), (8, 12, 16384, 64), (1, 12, 65536, 64), (16, 16, 4096, 128)]
 QUICK_ROWS = [(4, 4, 1024, 64), (2, 4, 2048, 128)]
 CONFIGS = [(4, 2), (4, 3), (8, 2), (8, 3)]
-KEY_TILES = [64, 128]
+TILES = [(128, 64), (128, 128), (64, 64)]  # (P0 query rows, M0 keys) per program and loop step
 
 
 def reference_error(out_bhpd, q, k, v, causal: bool) -> float:
@@ -47,7 +48,7 @@ def reference_error(out_bhpd, q, k, v, causal: bool) -> float:
     return float((got - ref).abs().max() / ref.abs().max())
 
 
-def generated(causal: bool, key_tile: int):
+def generated(causal: bool, query_tile: int, key_tile: int):
     import cascade
     from cascade.codegen.loader import import_source
     from cascade.mapping.mapping_file import load_mapping
@@ -55,8 +56,8 @@ def generated(causal: bool, key_tile: int):
     name = "mha_1pass_causal" if causal else "mha_1pass"
     spec = cascade.load(ROOT / "specs" / "attention" / f"{name}.einsum")
     base = load_mapping(ROOT / "mappings" / "mha_1pass" / "h200.yaml")
-    mapping = dataclasses.replace(base, partitioning={**base.partitioning, "M": (key_tile,)})
-    module = import_source(spec.compile(mapping, backend="triton"), stem=f"{name}_{key_tile}_triton")
+    mapping = dataclasses.replace(base, partitioning={**base.partitioning, "P": (query_tile,), "M": (key_tile,)})
+    module = import_source(spec.compile(mapping, backend="triton"), stem=f"{name}_{query_tile}_{key_tile}_triton")
     return spec, mapping, module
 
 
@@ -98,7 +99,7 @@ def main() -> int:
             flex = torch.compile(flex_attention)
         except Exception as exc:  # pragma: no cover - depends on the torch build
             print(f"FlexAttention unavailable: {exc}", file=sys.stderr)
-    kernels = {(c, t): generated(c, t) for c in (False, True) for t in KEY_TILES}
+    kernels = {(c, t): generated(c, *t) for c in (False, True) for t in TILES}
     device = torch.cuda.get_device_name()
     results = []
 
@@ -123,14 +124,14 @@ def main() -> int:
             # the generated kernel: Q[B,H,E,P], K[B,H,E,M], V[B,H,F,M] are views of (B,H,N,D) tensors
             inputs = {"Q": q.transpose(2, 3), "K": k.transpose(2, 3), "V": v.transpose(2, 3)}
             best = None
-            for tile in KEY_TILES:
+            for tile in TILES:
                 spec, mapping, module = kernels[(causal, tile)]
                 for warps, stages in CONFIGS:
                     module.configure(num_warps=warps, num_stages=stages)
                     try:
                         sec = bench(lambda: module.run(**inputs))
                     except Exception as exc:  # a config that does not fit (shared memory) is skipped
-                        print(f"  skip M0={tile} w{warps} s{stages}: {type(exc).__name__}", file=sys.stderr)
+                        print(f"  skip P0, M0 = {tile} w{warps} s{stages}: {type(exc).__name__}", file=sys.stderr)
                         continue
                     if best is None or sec < best[0]:
                         best = (sec, tile, warps, stages)
@@ -139,7 +140,7 @@ def main() -> int:
             module.configure(num_warps=warps, num_stages=stages)
             out = module.run(**inputs)["AV"].transpose(2, 3)
             pred = predict(spec, mapping, {"B": b, "H": h, "E": d, "F": d, "M": n, "P": n})
-            record("cascade", sec, out, {"config": f"P0=128 M0={tile} warps={warps} stages={stages}",
+            record("cascade", sec, out, {"config": f"P0={tile[0]} M0={tile[1]} warps={warps} stages={stages}",
                                          "predicted_seconds": pred})
             del out
             for label, backend in (("sdpa_flash", SDPBackend.FLASH_ATTENTION),
@@ -165,18 +166,62 @@ def main() -> int:
             print(_line(row), flush=True)
         del q, k, v
         torch.cuda.empty_cache()
+    multipass = [] if args.quick else _multipass(bench)
     meta = {"device": device, "torch": torch.__version__, "date": time.strftime("%Y-%m-%d"),
             "triton": __import__("triton").__version__}
-    table = _table(results, meta)
+    table = _table(results, meta) + _multipass_table(multipass)
     print(table)
     if args.json:
-        print(json.dumps({"meta": meta, "rows": results}, indent=2))
+        print(json.dumps({"meta": meta, "rows": results, "multipass": multipass}, indent=2))
     if args.out:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
-        (out / "gpu_attention.json").write_text(json.dumps({"meta": meta, "rows": results}, indent=2))
+        (out / "gpu_attention.json").write_text(json.dumps({"meta": meta, "rows": results, "multipass": multipass},
+                                                          indent=2))
         (out / "gpu_attention.md").write_text(table)
     return 0
+
+
+def _multipass(bench, n: int = 2048, d: int = 64) -> list[dict]:
+    """The 2- and 3-pass cascades (single head) as several kernels, intermediates in device memory."""
+    import torch
+
+    import cascade
+    from cascade.codegen.loader import import_source
+
+    out = []
+    gen = torch.Generator(device="cuda").manual_seed(11)
+    q, k, v = (torch.randn(d, n, device="cuda", dtype=torch.bfloat16, generator=gen) for _ in range(3))
+    s = k.double().T @ q.double()  # [m, p]
+    ref = v.double() @ torch.softmax(s, dim=0)  # [f, p]
+    for name in ("attention_2pass", "attention_3pass"):
+        spec = cascade.load(ROOT / "specs" / "attention" / f"{name}.einsum", {"M": n, "P": n, "E": d, "F": d})
+        mapping = ROOT / "mappings" / name / "h200.yaml"
+        module = import_source(spec.compile(mapping, backend="triton"), stem=f"{name}_bench")
+        best = None
+        for warps in (4, 8):
+            module.configure(num_warps=warps, num_stages=2)
+            sec = bench(lambda: module.run(Q=q, K=k, V=v))
+            best = sec if best is None or sec < best else best
+        got = module.run(Q=q, K=k, V=v)["AV"].double()
+        err = float((got - ref).abs().max() / ref.abs().max())
+        pred = float(spec.estimate(mapping, "h200").latency_s)
+        out.append({"cascade": name, "N": n, "D": d, "kernels": len(module.KERNELS), "seconds": best,
+                    "predicted_seconds": pred, "max_error": err})
+        print(f"{name} N={n}: {best * 1e3:.3f} ms, predicted {pred * 1e3:.3f} ms, err {err:.1e}", flush=True)
+    return out
+
+
+def _multipass_table(rows) -> str:
+    if not rows:
+        return ""
+    lines = ["", "Several kernels, intermediates in device memory (one head, bf16 inputs, mappings */h200.yaml):", "",
+             "| cascade | N, D | kernels | measured ms | pred ms | pred/meas | err |", "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['cascade']} | {r['N']}, {r['D']} | {r['kernels']} | {r['seconds'] * 1e3:.3f} | "
+                     f"{r['predicted_seconds'] * 1e3:.3f} | {r['predicted_seconds'] / r['seconds']:.2f} | "
+                     f"{r['max_error']:.1e} |")
+    return "\n".join(lines) + "\n"
 
 
 def _line(row) -> str:

@@ -55,7 +55,8 @@ class KernelEmitter:
         self.scopes: list[_Scope] = [_Scope(None, [])]
         self.defined: dict[tuple[int, str], str] = {}  # (scope depth, key) -> name
         self.counter = 0
-        self.dropped: set[int] = set()  # ids of filters every point of the current tiles passes
+        self.dropped: set[int] = set()
+        self.descending: set[str] = set()  # grid ranks whose later tiles run more loop steps  # ids of filters every point of the current tiles passes
         self.dram = {t for t, st in mc.storage.items() if st.dram}
         self.level_rank = {ro.level: ro.rank for ro in plan.roles.values()}
         self.level_extent = {ro.level: ro.extent for ro in plan.roles.values()}
@@ -444,14 +445,18 @@ class KernelEmitter:
     # ------------------------------------------------------------ the kernel
     def build(self) -> ast.FunctionDef:
         plan = self.plan
-        pid = "pid"
-        self.emit(T.assign(pid, T.tl("program_id", T.const(0))))
+        self.body(walk(plan.group.tree, self.grid_levels()))
+        # the program index -> each grid rank's tile; programs with the most live tiles first
+        pid, head = "pid", [T.assign("pid", T.tl("program_id", T.const(0)))]
         for rank in reversed(plan.grid):
             g = T.name(self.need("scalar", f"g_{rank}"))
-            self.emit(T.assign(f"t_{rank}", T.method(T.binop(T.name(pid), "%", g), "to", T.attr("tl", "int64"))))
-            self.emit(T.assign(pid, T.binop(T.name(pid), "//", g)))
-            self.emit(T.assign(f"b_{rank}", T.binop(T.name(f"t_{rank}"), "*", T.const(plan.grid_span[rank]))))
-        self.body(walk(plan.group.tree, self.grid_levels()))
+            t: ast.expr = T.binop(T.name(pid), "%", g)
+            if rank in self.descending:
+                t = T.binop(T.binop(g, "-", T.const(1)), "-", t)
+            head.append(T.assign(f"t_{rank}", T.method(t, "to", T.attr("tl", "int64"))))
+            head.append(T.assign(pid, T.binop(T.name(pid), "//", g)))
+            head.append(T.assign(f"b_{rank}", T.binop(T.name(f"t_{rank}"), "*", T.const(plan.grid_span[rank]))))
+        self.scopes[0].body[:0] = head
         for level in plan.order:
             self.need("const", f"BLOCK_{level}")
         args = [*self.pointers, *self.scalars]
@@ -538,7 +543,9 @@ class KernelEmitter:
                     hi_rest.append(T.binop(T.const(c), "*", large if c > 0 else small))
                 least, most = _sum(lo_rest), _sum(hi_rest)
                 c = lin.coef[m1]
-                if c > 0:  # m1 <= (-rest) / c
+                if c > 0:  # m1 <= (-rest) / c: more live tiles for larger values of negative-coefficient ranks
+                    self.descending |= {self.plan.roles[v].rank for v, a in lin.coef.items()
+                                        if a < 0 and v != m1 and self.plan.roles[v].rank in self.plan.grid}
                     live_hi.append(_floor_plus_one(ast.UnaryOp(ast.USub(), least), c))
                     full_hi.append(_floor_plus_one(ast.UnaryOp(ast.USub(), most), c))
                 else:  # m1 >= rest / |c|
