@@ -166,6 +166,9 @@ def main() -> int:
             print(_line(row), flush=True)
         del q, k, v
         torch.cuda.empty_cache()
+    if args.out:  # the main table first, in case the multi-kernel part fails
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        (Path(args.out) / "gpu_attention_main.json").write_text(json.dumps({"rows": results}, indent=2))
     multipass = [] if args.quick else _multipass(bench)
     meta = {"device": device, "torch": torch.__version__, "date": time.strftime("%Y-%m-%d"),
             "triton": __import__("triton").__version__}
@@ -182,7 +185,7 @@ def main() -> int:
     return 0
 
 
-def _multipass(bench, n: int = 2048, d: int = 64) -> list[dict]:
+def _multipass(bench, n: int = 1024, d: int = 64) -> list[dict]:
     """The 2- and 3-pass cascades (single head) as several kernels, intermediates in device memory."""
     import torch
 
@@ -200,9 +203,15 @@ def _multipass(bench, n: int = 2048, d: int = 64) -> list[dict]:
         module = import_source(spec.compile(mapping, backend="triton"), stem=f"{name}_bench")
         best = None
         for warps in (4, 8):
-            module.configure(num_warps=warps, num_stages=2)
-            sec = bench(lambda: module.run(Q=q, K=k, V=v))
+            module.configure(num_warps=warps, num_stages=1)
+            try:
+                sec = bench(lambda: module.run(Q=q, K=k, V=v))
+            except Exception as exc:  # a block that does not fit (shared memory): reported, skipped
+                print(f"  {name} warps={warps}: {type(exc).__name__}: {exc}", file=sys.stderr)
+                continue
             best = sec if best is None or sec < best else best
+        if best is None:
+            continue
         got = module.run(Q=q, K=k, V=v)["AV"].double()
         err = float((got - ref).abs().max() / ref.abs().max())
         pred = float(spec.estimate(mapping, "h200").latency_s)
