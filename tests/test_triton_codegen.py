@@ -23,12 +23,19 @@ PAIRS = [
     ("attention/mha_1pass_causal.einsum", "mha_1pass/h200.yaml"),
     ("attention/attention_2pass.einsum", "attention_2pass/h200.yaml"),
     ("attention/attention_3pass.einsum", "attention_3pass/h200.yaml"),
+    ("softmax_3pass.einsum", "softmax_3pass/h200.yaml"),
 ]
 
 
 def _source(spec_rel: str, mapping_rel: str, shapes=None) -> str:
-    spec = cascade.load(ROOT / "specs" / spec_rel, shapes)
-    return spec.compile(f"mappings/{mapping_rel}", backend="triton")
+    """The module for a bundled pair, named by paths relative to the repository (as in the golden files)."""
+    old = os.getcwd()
+    os.chdir(ROOT)
+    try:
+        spec = cascade.load(f"specs/{spec_rel}", shapes)
+        return spec.compile(f"mappings/{mapping_rel}", backend="triton")
+    finally:
+        os.chdir(old)
 
 
 @pytest.mark.parametrize("spec_rel,mapping_rel", PAIRS)

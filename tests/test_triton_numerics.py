@@ -36,6 +36,7 @@ CASES = [  # spec, mapping, shapes (ragged ones included)
     ("attention/mha_1pass_causal.einsum", "mha_1pass/h200.yaml", {"B": 1, "H": 2, "M": 333, "P": 250}),
     ("attention/attention_2pass.einsum", "attention_2pass/h200.yaml", {"M": 300, "P": 70}),
     ("attention/attention_3pass.einsum", "attention_3pass/h200.yaml", {"M": 300, "P": 70}),
+    ("softmax_3pass.einsum", "softmax_3pass/h200.yaml", {"M": 1000, "P": 70}),
 ]
 # CPU-sized tiles (256 x 256 fp32 blocks need more shared memory than a GPU has): interpreter only
 BIG_TILES = [

@@ -227,7 +227,9 @@ def estimate_gpu(mc: MappedCascade, tgt: GpuTarget) -> CostReport:
     sem = mc.semantics
     count = _Counter(mc)
     rates = tgt.rates
-    tensor_rate = rates["tensor_bf16_flops"] if tgt.input_bytes <= 2 else rates["tensor_tf32_flops"]
+    # bf16 inputs: bf16 tensor-core dots; fp32 inputs: the backend's default exact-fp32 dots ("ieee")
+    # run on the CUDA cores (configure(fp32_dot="tf32") would use tensor_tf32_flops instead)
+    tensor_rate = rates["tensor_bf16_flops"] if tgt.input_bytes <= 2 else rates["fp32_flops"]
     totals = {"tensor_core": {"flop": 0.0}, "special": {"ops": 0.0}, "fp32": {"ops": 0.0}}
     groups, latency, bound_all = [], 0.0, "compute"
     dram = {t for t, st in mc.storage.items() if st.dram}
