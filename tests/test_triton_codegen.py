@@ -108,12 +108,21 @@ def test_run_backend_triton_without_torch_or_device_is_exit_2():
     assert r.returncode == 2 and "--backend triton needs" in r.stderr
 
 
-def _skip(spec):
+def _skip(spec, at_init=False):
     mc = spec.bind(ROOT / "mappings/mha_1pass/h200.yaml")
     sem = mc.semantics
     loop = [k for k, s in enumerate(sem.statements) if not s.is_init and "m1" in s.variables]
     qk = next(k for k, s in enumerate(sem.statements) if s.name == "QK")
-    return skip_is_identity(sem, loop, {qk: True}, {t for t, st in mc.storage.items() if st.dram})
+    return skip_is_identity(sem, loop, {qk: True}, {t for t, st in mc.storage.items() if st.dram}, at_init)
+
+
+def test_leading_empty_tiles_are_not_skipped_when_the_state_is_still_init():
+    """Before any tile ran, RM = -inf and exp(RM - RM) is no number: a skipped leading tile would
+    change the result (a sliding window's first tiles), so only trailing tiles are skipped."""
+    causal = cascade.loads((ROOT / "specs/attention/mha_1pass_causal.einsum").read_text())
+    assert _skip(causal) and not _skip(causal, at_init=True)
+    text = _source(*PAIRS[2])
+    assert "seg_lo = 0" in text and "tl.where(" in text.split("seg_hi =")[1].split("\n")[0]
 
 
 def test_skipping_an_empty_tile_is_proved_a_no_op_for_attention_only():

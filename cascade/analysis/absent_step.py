@@ -13,11 +13,14 @@ from ..lang import ir
 from ..lang.ops import REDUCE_OPS
 
 
-def skip_is_identity(sem, statements: list[int], filtered: dict[int, bool], dram: set[str]) -> bool:
+def skip_is_identity(sem, statements: list[int], filtered: dict[int, bool], dram: set[str],
+                     at_init: bool = False) -> bool:
     """One step of the loop with every point of the `filtered` statements filtered out (True: the
     filter is over left-side variables, so the value is absent; False: it filters reduced points,
     so the reduction holds its identity): does every recurrence keep its value, with nothing
-    written to DRAM?"""
+    written to DRAM? With `at_init` the recurrences hold their `init` values (a tile skipped before
+    any tile ran: -inf - -inf is no number, so a running max that never saw a point makes the
+    step a change), else any finite values (a tile skipped after others ran)."""
     import sympy as sp
 
     absent = object()
@@ -31,8 +34,15 @@ def skip_is_identity(sem, statements: list[int], filtered: dict[int, bool], dram
             idx = acc.indices[list(info.ranks).index(info.iterative)]
             if isinstance(idx, ir.VarIndex) and idx.offset == 1:
                 return values.get(acc.tensor + "@next", next(symbols))
-            return current.setdefault(acc.tensor, sp.Symbol(f"cur_{acc.tensor}", real=True))
+            if acc.tensor not in current:
+                current[acc.tensor] = initial(acc.tensor) if at_init else sp.Symbol(f"cur_{acc.tensor}", real=True)
+            return current[acc.tensor]
         return values.get(acc.tensor, next(symbols))
+
+    def initial(tensor: str):
+        init = next((s for s in sem.statements if s.is_init and s.name == tensor), None)
+        v = value(init.statement.expr) if init is not None and not init.reads else None
+        return v if v is not None and v is not absent else next(symbols)
 
     def value(e: ir.Expr):
         match e:
@@ -77,6 +87,8 @@ def skip_is_identity(sem, statements: list[int], filtered: dict[int, bool], dram
         new = values.get(tensor + "@next")
         if new is None or new is absent:
             return False
-        if new != cur and sp.simplify(new - cur) != 0:
+        if new == cur:
+            continue
+        if not (cur.is_finite and new.is_finite is not False) or sp.simplify(new - cur) != 0:
             return False
     return bool(current)

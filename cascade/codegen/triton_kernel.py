@@ -556,11 +556,13 @@ class KernelEmitter:
         if not droppable:
             return None
         n = T.name(self.need("scalar", f"n_{outer}"))
-        if skip_is_identity(self.sem, leaves, filtered, self.dram):
-            lo = _fold("maximum", [T.const(0), *live_lo])
+        lo, hi = T.const(0), n
+        if skip_is_identity(self.sem, leaves, filtered, self.dram):  # tiles after others ran
             hi = _fold("minimum", [n, *live_hi])
-        else:
-            lo, hi = T.const(0), n
+            if skip_is_identity(self.sem, leaves, filtered, self.dram, at_init=True):  # and before any ran
+                lo = _fold("maximum", [T.const(0), *live_lo])
+            else:  # a program with no live tile runs them all, as the cascade says
+                hi = T.tl("where", T.compare(hi, ">", T.const(0)), hi, n)
         a = _fold("maximum", [lo, _fold("minimum", [_fold("maximum", [T.const(0), *full_lo]), hi])])
         b = _fold("maximum", [T.name("seg_a"), _fold("minimum", [_fold("minimum", [n, *full_hi]), hi])])
         self.emit(T.assign("seg_lo", lo))
