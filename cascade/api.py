@@ -106,12 +106,23 @@ class Spec:
             bound = load_mapping(mapping)
         return bind_mapping(self.semantics, bound, self.shapes)
 
-    def compile(self, mapping: str | Path | MappingFile | None = None, target: Any = None) -> str:
-        """The source of the NumPy executor module for a mapping; with a target, its trace also
-        counts what spills from that target's buffer (cascade.model.spill)."""
-        from .codegen.numpy_exec import emit_numpy
+    def compile(self, mapping: str | Path | MappingFile | None = None, target: Any = None,
+                backend: str = "numpy") -> str:
+        """The source of the executor module for a mapping: NumPy (default) or Triton kernels. With a
+        target, the NumPy executor's trace also counts what spills from that target's buffer
+        (cascade.model.spill)."""
+        from .errors import CascadeError
 
         mapped = self.bind(mapping)
+        label = mapped.mapping.file if mapping is not None else ""
+        if backend == "triton":
+            from .codegen.triton_exec import emit_triton
+
+            return emit_triton(mapped, self.cascade.file, label)
+        if backend != "numpy":
+            raise CascadeError(f"backend {backend!r}: the backends are numpy and triton")
+        from .codegen.numpy_exec import emit_numpy
+
         spill = None
         if target is not None:
             from .model.spill import plan_spills, spill_fractions
@@ -119,7 +130,7 @@ class Spec:
 
             tgt = target if isinstance(target, Target) else load_target(target)
             spill = spill_fractions(plan_spills(mapped, tgt)[0])
-        return emit_numpy(mapped, self.cascade.file, mapped.mapping.file if mapping is not None else "", spill)
+        return emit_numpy(mapped, self.cascade.file, label, spill)
 
     def executor(self, mapping: str | Path | MappingFile | None = None, target: Any = None) -> Any:
         """The generated executor, imported as a module with `run(**inputs)` and `run_traced`."""
@@ -143,6 +154,14 @@ class Spec:
         from .model.spatial import estimate_spatial
         from .model.target import Target, load_target
 
+        if not isinstance(target, Target):
+            from .model.gpu import estimate_gpu, gpu_target_file, load_gpu_target
+
+            gpu_file = gpu_target_file(target)
+            if gpu_file is not None:
+                if groups is not None or symbolic:
+                    raise CascadeError("--group and --symbolic are not available for GPU targets")
+                return estimate_gpu(self.bind(mapping), load_gpu_target(gpu_file))
         tgt = target if isinstance(target, Target) else load_target(target)
         if tgt.kind == "grid":
             from .model.grayskull import estimate_grid

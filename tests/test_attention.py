@@ -146,7 +146,24 @@ def test_encoder_linear():
     np.testing.assert_allclose(out["FF"], ffn, rtol=RTOL, atol=ATOL)
 
 
+@pytest.mark.parametrize("shapes", [{"B": 1, "H": 2, "M": 7, "P": 7, "M0": 3}, {"B": 2, "H": 1, "M": 10, "P": 6}],
+                         ids=str)
+def test_mha_1pass_causal_against_masked_numpy(shapes):
+    """Key m is seen by query p only when m <= p; rows with no key never occur (m = 0 <= p)."""
+    spec = load(ATTENTION / "mha_1pass_causal.einsum", shapes)
+    inputs = spec.random_inputs(seed=12)
+    q, k, v = inputs["Q"], inputs["K"], inputs["V"]
+    want = np.empty(q.shape[:2] + (v.shape[2], q.shape[3]))
+    for b in range(q.shape[0]):
+        for h in range(q.shape[1]):
+            scores = q[b, h].T @ k[b, h]  # [p, m]
+            scores[np.arange(scores.shape[1])[None, :] > np.arange(scores.shape[0])[:, None]] = -np.inf
+            w = np.exp(scores - scores.max(axis=1, keepdims=True))
+            want[b, h] = (w / w.sum(axis=1, keepdims=True) @ v[b, h].T).T
+    np.testing.assert_allclose(spec.run(inputs)["AV"], want, rtol=RTOL, atol=ATOL)
+
+
 def test_every_bundled_spec_is_tested_here():
     tested = set(SINGLE_HEAD + MULTI_HEAD) | {"scores_softmax", "softmax_3pass", "softmax_online", "matmul",
-                                              "encoder_linear"}
+                                              "encoder_linear", "mha_1pass_causal"}
     assert {p.stem for p in SPECS.rglob("*.einsum")} == tested

@@ -49,6 +49,7 @@ BUNDLED = {
     "attention/mha_3pass.einsum": {"B": 1, "H": 1, "M": 3, "P": 1, "E": 1, "F": 1},
     "attention/mha_2pass.einsum": {"B": 1, "H": 1, "M": 2, "P": 1, "E": 1, "F": 1},
     "attention/mha_1pass.einsum": {"B": 1, "H": 1, "M1": 1, "M0": 2, "P": 1, "E": 1, "F": 1},
+    "attention/mha_1pass_causal.einsum": {"B": 1, "H": 1, "M1": 1, "M0": 2, "P": 1, "E": 1, "F": 1},
     "attention/scores_softmax.einsum": {"M": 3, "P": 1, "E": 1},
     "softmax_3pass.einsum": {"P": 1, "M": 3},
     "softmax_online.einsum": {"M": 2, "P": 1},

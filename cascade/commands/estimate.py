@@ -12,7 +12,7 @@ def register(sub) -> None:
     p.add_argument("spec", metavar="SPEC")
     p.add_argument("-m", "--mapping", metavar="MAPPING", help="mapping file (default: no partitioning, no fusion)")
     p.add_argument("-t", "--target", metavar="TARGET", required=True,
-                   help="target file, or a bundled name: fusemax, flat_cloud, flat_edge, grayskull_e150")
+                   help="target file, or a bundled name: fusemax, flat_cloud, flat_edge, grayskull_e150, h200 (GPU)")
     p.add_argument("--symbolic", action="store_true", help="also print every count as a formula in the shapes")
     p.add_argument("--group", action="append", metavar="NAME",
                    help="grid targets: cost only this program (fusion group, e.g. GM+SN+SD+A; repeatable), "

@@ -24,7 +24,10 @@ def register(sub) -> None:
     p.add_argument("--trace", action="store_true", help="count elements read from / written to DRAM per tensor")
     p.add_argument("-t", "--target", metavar="TARGET",
                    help="with --trace: also count what spills from this target's buffer (a file or bundled name)")
-    p.add_argument("--dtype", choices=("float64", "float32"), default="float64", help="dtype of random inputs")
+    p.add_argument("--dtype", choices=("float64", "float32", "bfloat16"), default="float64",
+                   help="dtype of random inputs (bfloat16: --backend triton only)")
+    p.add_argument("--backend", choices=("numpy", "triton"), default="numpy",
+                   help="executor for -m: numpy (default) or triton (GPU kernels; needs torch, triton, CUDA)")
     p.add_argument("--inputs", metavar="IN.npz", help="input arrays by tensor name (others: seeded random)")
     p.add_argument("--seed", type=int, default=0, help="seed for random inputs (default 0)")
     p.add_argument("--save", metavar="OUT.npz", help="write the outputs to an .npz file")
@@ -89,14 +92,29 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("-t TARGET counts spilled traffic in the trace: give it with --trace")
     if (args.check or args.trace) and not args.mapping:
         raise InputError("--check and --trace apply to a generated executor: give a mapping with -m MAPPING")
+    if args.backend == "triton" and (not args.mapping or args.trace):
+        raise InputError("--backend triton runs a generated executor: give -m MAPPING (and no --trace)")
+    if args.dtype == "bfloat16" and args.backend != "triton":
+        raise InputError("--dtype bfloat16 is for --backend triton (NumPy has no bfloat16)")
     if args.save is not None:
         check_output_path(args.save, "--save")
     spec.check_sizes([d.name for d in spec.cascade.inputs + spec.cascade.outputs] if args.mapping else None)
     given = read_inputs(args.inputs, spec)
-    inputs = {**{k: v for k, v in spec.random_inputs(args.seed, getattr(np, args.dtype)).items()
+    np_dtype = np.float32 if args.dtype == "bfloat16" else getattr(np, args.dtype)
+    inputs = {**{k: v for k, v in spec.random_inputs(args.seed, np_dtype).items()
                  if k not in given}, **given}
     trace = None
-    if args.mapping:
+    tolerance = None
+    if args.backend == "triton":
+        from ..codegen.loader import import_source
+        from ..codegen.triton_run import TOLERANCE, require_torch, run_triton
+
+        require_torch()
+        module = import_source(spec.compile(args.mapping, backend="triton"), stem=f"{spec.name}_triton")
+        outputs, inputs, seconds = run_triton(module, inputs, args.dtype)
+        tolerance = TOLERANCE[args.dtype]
+        evaluator = f"Triton executor for {args.mapping} ({args.dtype} inputs)"
+    elif args.mapping:
         module = spec.executor(args.mapping, args.target)
         start = time.perf_counter()
         try:
@@ -108,16 +126,17 @@ def run(args: argparse.Namespace) -> int:
         start = time.perf_counter()
         outputs = spec.run(inputs, seed=args.seed)
         evaluator = "reference evaluator"
-    seconds = time.perf_counter() - start
+    if args.backend != "triton":
+        seconds = time.perf_counter() - start
     check = None
     if args.check:
         reference = spec.run(inputs)
-        check = {name: max_errors(outputs[name], reference[name]) for name in reference}
+        check = {name: max_errors(outputs[name], reference[name], tolerance) for name in reference}
     if args.save is not None:
         save_outputs(args.save, outputs)
     summary = {name: summarise(arr) for name, arr in outputs.items()}
     if args.json:
-        emit_json({"cascade": spec.name, "evaluator": "executor" if args.mapping else "reference",
+        emit_json({"cascade": spec.name, "evaluator": ("triton" if args.backend == "triton" else "executor") if args.mapping else "reference",
                    "mapping": args.mapping, "shapes": spec.shapes, "seed": args.seed, "inputs_file": args.inputs,
                    "seconds": seconds, "outputs": {name: strict_json(s) for name, s in summary.items()},
                    "saved": args.save, "check": check, "trace": trace})
@@ -143,14 +162,19 @@ def run(args: argparse.Namespace) -> int:
     return 0 if check is None or all(c["ok"] for c in check.values()) else 1
 
 
-def max_errors(got, want) -> dict:
+def max_errors(got, want, relative: float | None = None) -> dict:
+    """Max errors of `got` against `want`; with `relative`, ok means max |got - want| <= relative *
+    max |want| (the Triton backend's bound per input dtype), else NumPy's allclose at 1e-9/1e-4."""
     import numpy as np
 
     tol = 1e-9 if np.asarray(got).dtype == np.float64 else 1e-4
     got, want = np.asarray(got, dtype=np.float64), np.asarray(want, dtype=np.float64)
     diff = np.abs(got - want)
     scale = max(float(np.max(np.abs(want))) if want.size else 0.0, 1e-300)
-    ok = bool(np.allclose(got, want, rtol=tol, atol=tol * scale, equal_nan=True))
+    if relative is not None:
+        ok = bool(diff.size == 0 or (np.isfinite(got).all() and float(diff.max()) <= relative * scale))
+    else:
+        ok = bool(np.allclose(got, want, rtol=tol, atol=tol * scale, equal_nan=True))
     return {"max_abs": float(diff.max()) if diff.size else 0.0,
             "max_rel": float(diff.max() / scale) if diff.size else 0.0, "ok": ok}
 

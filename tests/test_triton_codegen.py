@@ -1,0 +1,167 @@
+"""The Triton generator without a GPU: golden text of the generated modules for the bundled
+pairs, exit-2 errors for what the backend cannot run, the tile-skipping rule, and the h200 GPU
+model's counts against closed forms. Needs neither torch nor triton (the source is only written)."""
+
+from __future__ import annotations
+
+import ast
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import cascade
+from cascade.analysis.absent_step import skip_is_identity
+from cascade.errors import MappingError
+
+ROOT = Path(__file__).resolve().parents[1]
+PAIRS = [
+    ("attention/attention_1pass.einsum", "attention_1pass/h200.yaml"),
+    ("attention/mha_1pass.einsum", "mha_1pass/h200.yaml"),
+    ("attention/mha_1pass_causal.einsum", "mha_1pass/h200.yaml"),
+    ("attention/attention_2pass.einsum", "attention_2pass/h200.yaml"),
+    ("attention/attention_3pass.einsum", "attention_3pass/h200.yaml"),
+    ("softmax_3pass.einsum", "softmax_3pass/h200.yaml"),
+]
+
+
+def _source(spec_rel: str, mapping_rel: str, shapes=None) -> str:
+    """The module for a bundled pair, named by paths relative to the repository (as in the golden files)."""
+    old = os.getcwd()
+    os.chdir(ROOT)
+    try:
+        spec = cascade.load(f"specs/{spec_rel}", shapes)
+        return spec.compile(f"mappings/{mapping_rel}", backend="triton")
+    finally:
+        os.chdir(old)
+
+
+@pytest.mark.parametrize("spec_rel,mapping_rel", PAIRS)
+def test_generated_module_golden(spec_rel, mapping_rel, golden, monkeypatch, request):
+    """Same module as the golden file: as text where this Python's `ast.unparse` spells it the same,
+    else as the same syntax tree (unparse's spelling differs between Python versions)."""
+    monkeypatch.chdir(ROOT)  # labels in the module's docstring are the paths as given
+    text = _source(spec_rel, mapping_rel)
+    relative = f"triton/{Path(spec_rel).stem}__{Path(mapping_rel).stem}.py.txt"
+    path = ROOT / "tests" / "golden" / relative
+    if not request.config.getoption("--update-golden") and path.exists() and path.read_text() != text:
+        assert ast.dump(ast.parse(text)) == ast.dump(ast.parse(path.read_text())), (
+            f"generated module differs from tests/golden/{relative}; if intended, rerun with --update-golden")
+        return
+    golden(relative, text)
+
+
+def test_one_kernel_per_fusion_group():
+    assert _source(*PAIRS[0]).count("@triton.jit") == 1
+    assert _source(*PAIRS[4]).count("@triton.jit") == 6  # 3-pass: every Einsum its own kernel
+
+
+def test_causal_loop_runs_live_tiles_and_unmasks_full_ones():
+    text = _source(*PAIRS[2])
+    assert text.count("for i_M1 in range(") == 3  # masked, full (no mask), masked
+    full = text.split("range(seg_a, seg_b)")[1].split("for i_M1")[0]
+    assert "present" not in full and "tl.dot" in full
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "cascade", *args], capture_output=True, text=True, cwd=ROOT,
+                          env={**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])})
+
+
+def test_blocks_of_more_than_two_ranks_are_an_exit_2_error_naming_the_einsum(tmp_path):
+    mapping = tmp_path / "m.yaml"  # B and H left whole: blocks over B, H, P0, M0, E
+    mapping.write_text("partitioning:\n  M: [uniform_shape(64)]\n  P: [uniform_shape(64)]\n"
+                       "fusion:\n  - [QK, LM, RM, SLN, PRM, SPD, SLD, RD, SPNV, SLNV, RNV, AV]\n")
+    r = _cli("compile", "specs/attention/mha_1pass.einsum", "-m", str(mapping), "--backend", "triton",
+             "-o", str(tmp_path / "k.py"))
+    assert r.returncode == 2, r.stderr
+    assert "RM: the Triton backend cannot run this" in r.stderr and "block ranks" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_parallel_split_outer_part_is_an_exit_2_error(tmp_path):
+    r = _cli("compile", "specs/attention/mha_1pass.einsum", "--backend", "triton", "-o", str(tmp_path / "k.py"))
+    assert r.returncode == 2 and "QK" in r.stderr and "partition the rank" in r.stderr
+
+
+def test_reduction_across_loop_levels_is_an_exit_2_error(tmp_path):
+    mapping = tmp_path / "m.yaml"
+    mapping.write_text("partitioning:\n  M: [uniform_shape(64)]\n  P: [uniform_shape(16)]\n")
+    r = _cli("compile", "specs/attention/attention_3pass.einsum", "-m", str(mapping), "--backend", "triton",
+             "-o", str(tmp_path / "k.py"))
+    assert r.returncode == 2 and "reduces" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_run_backend_triton_without_torch_or_device_is_exit_2():
+    r = _cli("run", "specs/attention/attention_1pass.einsum", "-m", "mappings/attention_1pass/h200.yaml",
+             "--backend", "triton", "--check")
+    try:
+        import torch
+
+        has_device = torch.cuda.is_available() or os.environ.get("TRITON_INTERPRET") == "1"
+    except ImportError:
+        has_device = False
+    if has_device:
+        pytest.skip("a device is present: the run is checked in test_triton_numerics.py")
+    assert r.returncode == 2 and "--backend triton needs" in r.stderr
+
+
+def _skip(spec, at_init=False):
+    mc = spec.bind(ROOT / "mappings/mha_1pass/h200.yaml")
+    sem = mc.semantics
+    loop = [k for k, s in enumerate(sem.statements) if not s.is_init and "m1" in s.variables]
+    qk = next(k for k, s in enumerate(sem.statements) if s.name == "QK")
+    return skip_is_identity(sem, loop, {qk: True}, {t for t, st in mc.storage.items() if st.dram}, at_init)
+
+
+def test_leading_empty_tiles_are_not_skipped_when_the_state_is_still_init():
+    """Before any tile ran, RM = -inf and exp(RM - RM) is no number: a skipped leading tile would
+    change the result (a sliding window's first tiles), so only trailing tiles are skipped."""
+    causal = cascade.loads((ROOT / "specs/attention/mha_1pass_causal.einsum").read_text())
+    assert _skip(causal) and not _skip(causal, at_init=True)
+    text = _source(*PAIRS[2])
+    assert "seg_lo = 0" in text and "tl.where(" in text.split("seg_hi =")[1].split("\n")[0]
+
+
+def test_skipping_an_empty_tile_is_proved_a_no_op_for_attention_only():
+    causal = (ROOT / "specs/attention/mha_1pass_causal.einsum").read_text()
+    assert _skip(cascade.loads(causal))
+    # a denominator that counts every tile: skipping would change it, so it is refused
+    counting = causal.replace("RD[b, h, m1+1, p]       = SPD[b, h, m1, p] + SLD[b, h, m1, p]",
+                              "RD[b, h, m1+1, p]       = SPD[b, h, m1, p] + SLD[b, h, m1, p] + 1")
+    assert counting != causal
+    assert not _skip(cascade.loads(counting))
+    spec = cascade.loads(counting)
+    text = spec.compile(ROOT / "mappings/mha_1pass/h200.yaml", backend="triton")
+    assert "seg_lo = 0" in text and "seg_hi = n_M1" in text  # every tile runs
+
+
+def test_h200_model_counts_match_closed_forms():
+    from cascade.model.gpu import live_fraction
+
+    b, h, n, d = 2, 3, 1024, 64
+    shapes = {"B": b, "H": h, "M": n, "P": n, "E": d, "F": d}
+    dense = cascade.load(ROOT / "specs/attention/mha_1pass.einsum", shapes)
+    report = dense.estimate(ROOT / "mappings/mha_1pass/h200.yaml", "h200")
+    assert report.per_unit["tensor_core"]["ops"]["flop"] == 4 * b * h * n * n * d
+    assert report.per_unit["special"]["ops"]["ops"] >= b * h * n * n  # one exp per score
+    assert report.dram_bytes == 2 * 4 * b * h * n * d  # bf16 Q, K, V read and AV written, once each
+    causal = cascade.load(ROOT / "specs/attention/mha_1pass_causal.einsum", shapes)
+    mc = causal.bind(ROOT / "mappings/mha_1pass/h200.yaml")
+    # query tile i (128 rows) sees key tiles m1 (64 keys) with 64*m1 <= 128*i + 127: 2i + 2 of 16
+    want = sum(2 * i + 2 for i in range(n // 128)) / ((n // 128) * (n // 64))
+    assert live_fraction(mc, list(mc.groups[0].statements), "M1") == pytest.approx(want)
+    slow = causal.estimate(ROOT / "mappings/mha_1pass/h200.yaml", "h200")
+    assert slow.latency_s < report.latency_s * 0.6
+
+
+def test_estimate_h200_cli_json():
+    r = _cli("estimate", "specs/attention/mha_1pass.einsum", "-m", "mappings/mha_1pass/h200.yaml", "-t", "h200",
+             "--json")
+    assert r.returncode == 0, r.stderr
+    import json
+
+    data = json.loads(r.stdout)
+    assert data["target"] == "h200" and data["latency_s"] > 0

@@ -1,0 +1,94 @@
+"""The generated Triton executors against the reference evaluator (float64 NumPy).
+
+Runs where torch and triton are installed and either a CUDA device is present or Triton's CPU
+interpreter is asked for (TRITON_INTERPRET=1 before Python starts); skips cleanly elsewhere.
+On a GPU machine: `python -m pytest tests/test_triton_numerics.py` (README "GPU executors").
+
+Tolerances: fp32 inputs, exact-fp32 dots ("ieee"): relative error (max |out - ref| / max |ref|)
+under 1e-5. bf16 inputs (CUDA only; the interpreter has no bfloat16): the reference gets the same
+bf16-rounded inputs; the kernel multiplies the probabilities by V in bf16 (as FlashAttention
+does) and writes bf16, each a relative rounding of 2^-8, so the bound is 2e-2.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+import cascade
+
+torch = pytest.importorskip("torch", reason="the Triton backend needs torch (pip install -e '.[gpu]')")
+pytest.importorskip("triton", reason="the Triton backend needs triton (pip install -e '.[gpu]')")
+
+CUDA = torch.cuda.is_available()
+INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"
+pytestmark = pytest.mark.skipif(not (CUDA or INTERPRET),
+                                reason="no CUDA device and TRITON_INTERPRET=1 not set")
+DEVICE = "cuda" if CUDA else "cpu"
+
+CASES = [  # spec, mapping, shapes (ragged ones included)
+    ("attention/attention_1pass.einsum", "attention_1pass/h200.yaml", {"M": 300, "P": 200}),
+    ("attention/attention_1pass.einsum", "attention_1pass/h200.yaml", {"M": 256, "P": 256}),
+    ("attention/mha_1pass.einsum", "mha_1pass/h200.yaml", {"B": 2, "H": 3, "M": 200, "P": 130, "E": 40}),
+    ("attention/mha_1pass_causal.einsum", "mha_1pass/h200.yaml", {"B": 2, "H": 2, "M": 200, "P": 200}),
+    ("attention/mha_1pass_causal.einsum", "mha_1pass/h200.yaml", {"B": 1, "H": 2, "M": 333, "P": 250}),
+    ("attention/attention_2pass.einsum", "attention_2pass/h200.yaml", {"M": 300, "P": 70}),
+    ("attention/attention_3pass.einsum", "attention_3pass/h200.yaml", {"M": 300, "P": 70}),
+    ("softmax_3pass.einsum", "softmax_3pass/h200.yaml", {"M": 1000, "P": 70}),
+]
+# CPU-sized tiles (256 x 256 fp32 blocks need more shared memory than a GPU has): interpreter only
+BIG_TILES = [
+    ("attention/attention_1pass.einsum", "attention_1pass/tiled.yaml", {"M": 1000, "P": 300, "E": 40}),
+    ("attention/mha_1pass.einsum", "mha_1pass/fusemax.yaml", {"B": 1, "H": 2, "M": 300, "P": 100}),
+]
+
+
+def _root():
+    from pathlib import Path
+
+    return Path(__file__).resolve().parents[1]
+
+
+def _check(spec_rel, mapping_rel, shapes, dtype, tol, seed):
+    from cascade.codegen.loader import import_source
+
+    root = _root()
+    spec = cascade.load(root / "specs" / spec_rel, shapes)
+    mapping = root / "mappings" / mapping_rel
+    module = import_source(spec.compile(mapping, backend="triton"), stem="triton_numerics")
+    inputs = spec.random_inputs(seed)
+    tensors = {k: torch.tensor(v).to(dtype).to(DEVICE) for k, v in inputs.items()}
+    rounded = {k: t.double().cpu().numpy() for k, t in tensors.items()}
+    reference = spec.run(rounded)
+    outputs = module.run(**tensors)
+    for name, want in reference.items():
+        got = outputs[name].double().cpu().numpy()
+        assert got.shape == want.shape
+        assert np.isfinite(got).all()
+        err = np.abs(got - want).max() / np.abs(want).max()
+        assert err < tol, f"{name}: relative error {err:.2e} >= {tol:.0e}"
+
+
+@pytest.mark.parametrize("spec_rel,mapping_rel,shapes", CASES)
+def test_fp32_matches_reference(spec_rel, mapping_rel, shapes):
+    _check(spec_rel, mapping_rel, shapes, torch.float32, 1e-5, seed=3)
+
+
+@pytest.mark.skipif(CUDA, reason="CPU-sized tiles exceed a GPU's shared memory (an exit-2 error there)")
+@pytest.mark.parametrize("spec_rel,mapping_rel,shapes", BIG_TILES)
+def test_fp32_cpu_tiles_under_the_interpreter(spec_rel, mapping_rel, shapes):
+    _check(spec_rel, mapping_rel, shapes, torch.float32, 1e-5, seed=6)
+
+
+@pytest.mark.skipif(not CUDA, reason="bfloat16 needs a CUDA device (Triton's interpreter has none)")
+@pytest.mark.parametrize("spec_rel,mapping_rel,shapes", CASES)
+def test_bf16_matches_reference(spec_rel, mapping_rel, shapes):
+    _check(spec_rel, mapping_rel, shapes, torch.bfloat16, 2e-2, seed=4)
+
+
+@pytest.mark.skipif(not CUDA, reason="timing-free check of a large shape: CUDA only")
+def test_large_bf16_matches_reference():
+    _check("attention/mha_1pass.einsum", "mha_1pass/h200.yaml", {"B": 1, "H": 2, "M": 4096 + 17, "P": 1500},
+           torch.bfloat16, 2e-2, seed=5)
