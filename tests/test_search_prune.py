@@ -221,8 +221,12 @@ def _six_ranks(tmp_path):
     return path
 
 
+HUGE_PRIME = 1099511627689  # the largest prime below 2**40, the shape limit
+
+
 def test_the_budget_covers_the_whole_call(tmp_path, capsys):
-    """Six split ranks (tens of millions of families) and a 29-digit shape: search returns within its
+    """Six split ranks (tens of millions of families) and the largest shape allowed (a 13-digit prime;
+    29-digit shapes are refused at load since the input limits): search returns within its
     budget plus about a second (the family in progress), having enumerated lazily and said that the
     budget cut it short. SLACK_S allows for a shared 2-core machine's scheduling; before, the
     families were listed before the clock started (25-60 s here)."""
@@ -233,7 +237,9 @@ def test_the_budget_covers_the_whole_call(tmp_path, capsys):
     result = search(spec, "fusemax", "latency", budget_s=2, top=1)
     assert time.perf_counter() - start < 2 + 1 + SLACK_S
     assert not result.complete and result.families_scored < result.families_total
-    huge = cascade.load(ROOT / "specs" / "matmul.einsum", {"M": 10**28 + 7, "K": 64, "N": 300})
+    with pytest.raises(cascade.SpecError, match="out of range"):
+        cascade.load(ROOT / "specs" / "matmul.einsum", {"M": 10**28 + 7})
+    huge = cascade.load(ROOT / "specs" / "matmul.einsum", {"M": HUGE_PRIME, "K": 64, "N": 300})
     start = time.perf_counter()
     result = search(huge, "fusemax", "traffic", budget_s=1, top=1)
     assert time.perf_counter() - start < 1 + 1 + SLACK_S and not result.complete
@@ -241,7 +247,7 @@ def test_the_budget_covers_the_whole_call(tmp_path, capsys):
     err = capsys.readouterr().err  # a mapping found in time, or a refusal that names the budget
     assert code == 0 or (code == 2 and "the budget ran out after" in err)
     code = main(["sweep", str(ROOT / "specs" / "matmul.einsum"), "--search", "-t", "fusemax", "--budget", "1",
-                 "--over", f"M={10**28 + 7}", "--json"])
+                 "--over", f"M={HUGE_PRIME}", "--json"])
     assert code in (0, 2)  # an answer or a refusal, in bounded time
     capsys.readouterr()
 
