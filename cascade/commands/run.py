@@ -127,15 +127,24 @@ def run(args: argparse.Namespace) -> int:
 
 
 def max_errors(got, want) -> dict:
+    """Errors over the finite points; NaN or an infinity counts as equal where both sides have the
+    same one at the same place, and as a difference where they do not."""
     import numpy as np
 
     tol = 1e-9 if np.asarray(got).dtype == np.float64 else 1e-4
     got, want = np.asarray(got, dtype=np.float64), np.asarray(want, dtype=np.float64)
-    diff = np.abs(got - want)
-    scale = max(float(np.max(np.abs(want))) if want.size else 0.0, 1e-300)
-    ok = bool(np.allclose(got, want, rtol=tol, atol=tol * scale, equal_nan=True))
-    return {"max_abs": float(diff.max()) if diff.size else 0.0,
-            "max_rel": float(diff.max() / scale) if diff.size else 0.0, "ok": ok}
+    finite = np.isfinite(got) & np.isfinite(want)
+    same_special = (np.isnan(got) & np.isnan(want)) | (~finite & (got == want))
+    mismatched = int(np.count_nonzero(~finite & ~same_special))
+    diff = np.abs(got[finite] - want[finite])
+    scale = max(float(np.max(np.abs(want[finite]))) if diff.size else 0.0, 1e-300)
+    ok = mismatched == 0 and bool(np.allclose(got[finite], want[finite], rtol=tol, atol=tol * scale))
+    out = {"max_abs": float(diff.max()) if diff.size else 0.0,
+           "max_rel": float(diff.max() / scale) if diff.size else 0.0, "ok": ok}
+    if mismatched:
+        out["max_abs"] = out["max_rel"] = float("inf")
+        out["nonfinite_mismatches"] = mismatched
+    return out
 
 
 def summarise(arr) -> dict[str, Any]:
