@@ -70,6 +70,7 @@ class StatementEmitter(AccessEmitter):
                 mask = _both(mask, term)
             if not info.reduced:
                 value, mask = self.carry(info, k, operands, canon, filters, value, mask)
+            quiet = mask is not None
             if info.reduced:  # over tile variables here, over loop ranks by accumulation (emit_write)
                 if mask is not None:  # absent points count as the identity
                     value = A.np_call("where", mask, value, A.const(op.identity))
@@ -81,11 +82,16 @@ class StatementEmitter(AccessEmitter):
                 e.stmt(A.assign(A.name("present"), A.np_call("broadcast_to", mask,
                                                              A.tup(*[self.extent(v, k) for v in lhs_vars]))))
         else:
-            mask = None
+            mask, quiet = None, False
         covered = {v for o in operands.values() for v in o.vars}
         if any(v not in covered for v in lhs_vars) or not operands:
             value = A.call("_fill", value, A.tup(*[self.extent(v, k) for v in lhs_vars]), A.name("dt"))
+        if quiet:  # points the mask discards are computed too (e.g. exp(-inf - -inf)): no warnings from them
+            e.raw("with np.errstate(invalid='ignore', divide='ignore', over='ignore'):")
+            e.depth += 1
         self.emit_write(info, k, value, has_mask=mask is not None)
+        if quiet:
+            e.close()
 
     def temporary(self, base: str, taken: set[str]) -> str:
         """A statement-local temporary name: never a name the module uses for anything else."""
