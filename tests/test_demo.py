@@ -73,3 +73,14 @@ def test_text_form(capsys):
     assert main(["demo"]) == 0
     out = capsys.readouterr().out
     assert "all executors match" in out and "Grayskull dedicated softmax" in out
+
+
+def test_variants_section(demo):
+    """Issue 12: causal beside dense under one mapping; fewer K/V heads move less DRAM traffic."""
+    _, data = demo
+    masks = {r["cascade"]: r for r in data["variants"]["masks"]}
+    assert set(masks) == {"attention_1pass", "causal_1pass"}
+    assert masks["causal_1pass"]["macs"] <= masks["attention_1pass"]["macs"]
+    traffic = [r["dram_bytes"] for r in data["variants"]["groups"]]  # R = 1 (MHA), 4 (GQA), 32 (MQA)
+    assert [r["kind"] for r in data["variants"]["groups"]] == ["MHA", "GQA", "MQA"]
+    assert traffic[0] > traffic[1] > traffic[2]
