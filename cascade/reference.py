@@ -5,9 +5,11 @@ the obviously correct over the fast. Semantics (DESIGN.md section 2):
 - an Einsum iterates every variable it mentions; variables absent from the left side are
   reduced (with `+` unless `:: op(...)` says otherwise);
 - points outside a `where` filter, and points of a split rank beyond its shape (the ragged last
-  tile), are *absent*; a map that reads an absent point is absent; a reduction skips absent
-  points, and one over no present point holds the operator's identity;
-- a recurrence group advances its iterative variable one coordinate at a time;
+  tile), are *absent*; maps merge absent operands by the operator table's rule (union-like
+  `+ - max min` take their identity, others are absent: `cascade.lang.ops`); a reduction skips
+  absent points, and one over no present point holds the operator's identity;
+- a recurrence group advances its iterative variable one coordinate at a time; a recurrence step
+  whose contribution is absent carries the old value (`_carried`);
 - absent points of an output read as 0.
 Large reductions are evaluated in chunks of the first reduced variable to bound memory.
 """
