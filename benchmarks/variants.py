@@ -80,11 +80,9 @@ def cost_rows(zoo, sizes: list[int]) -> list[dict]:
 def cpu_rows(zoo, n: int) -> list[dict]:
     rows = []
     for name in sorted(zoo.ZOO):
-        spec = zoo._spec(name)
         folder = zoo.ZOO[name][0]
-        spec = cascade.load(spec.file if hasattr(spec, "file") else ROOT / "specs" / folder / f"{name}.einsum",
-                            shapes={**{k: v for k, v in spec.shapes.items() if k in spec.cascade.shape_dict()},
-                                    **_cpu_shapes(spec, folder, n)})
+        path = ROOT / "specs" / folder / f"{name}.einsum"
+        spec = cascade.load(path, shapes=_cpu_shapes(cascade.load(path), folder, n))
         x = zoo._inputs(name, spec)
         module = spec.executor(str(ROOT / "mappings" / name / "cpu.yaml"))
         module.run(**x)  # warm up (imports, allocations)
