@@ -5,9 +5,11 @@ the obviously correct over the fast. Semantics (DESIGN.md section 2):
 - an Einsum iterates every variable it mentions; variables absent from the left side are
   reduced (with `+` unless `:: op(...)` says otherwise);
 - points outside a `where` filter, and points of a split rank beyond its shape (the ragged last
-  tile), are *absent*; a map that reads an absent point is absent; a reduction skips absent
-  points, and one over no present point holds the operator's identity;
-- a recurrence group advances its iterative variable one coordinate at a time;
+  tile), are *absent*; maps merge absent operands by the operator table's rule (union-like
+  `+ - max min` take their identity, others are absent: `cascade.lang.ops`); a reduction skips
+  absent points, and one over no present point holds the operator's identity;
+- a recurrence group advances its iterative variable one coordinate at a time; a recurrence step
+  whose contribution is absent carries the old value (`_carried`);
 - absent points of an output read as 0.
 Large reductions are evaluated in chunks of the first reduced variable to bound memory.
 """
@@ -15,13 +17,13 @@ Large reductions are evaluated in chunks of the first reduced variable to bound 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from .errors import InputError
 from .lang import ir
-from .lang.ops import MAP_OPS, REDUCE_OPS
+from .lang.ops import MAP_OPS, REDUCE_OPS, union_takes_identity
 from .lang.semantics import AccessInfo, AxisCoord, Semantics, StatementInfo
 from .lang.shapes import resolve_shapes, tensor_shape
 
@@ -61,10 +63,13 @@ def evaluate(sem: Semantics, inputs: Mapping[str, np.ndarray], shapes: Mapping[s
                     _evaluate_statement(sem.statements[k], sem.splits, store, shapes, {})
                 continue
             extent = shapes[step.variable.upper()]
+            state = frozenset(sem.statements[k].name for k in step.statements) | {
+                t for t, i in sem.tensors.items() if i.iterative is not None}
             for coord in range(extent):
                 for k in step.statements:
                     _evaluate_statement(sem.statements[k], sem.splits, store, shapes,
-                                        {step.variable: np.array([coord])})
+                                        {step.variable: np.array([coord])},
+                                        state if sem.tensors[sem.statements[k].name].iterative else None)
     wanted = sem.tensors if keep_intermediates else {d.name: None for d in sem.cascade.outputs}
     return {name: store[name].data for name in wanted if sem.tensors[name].kind != "input" or keep_intermediates}
 
@@ -172,26 +177,50 @@ def _and(a: np.ndarray | None, b: np.ndarray | None) -> np.ndarray | None:
     return a & b
 
 
-def _eval_expr(expr: ir.Expr, reads: dict[int, tuple], shapes: Mapping[str, int]):
-    """(value, presence) of an expression; `reads` maps id(Access) to its gathered pair."""
+def _eval_expr(expr: ir.Expr, reads: dict[int, tuple], shapes: Mapping[str, int], space: _Space):
+    """(value, presence) of an expression; `reads` maps id(Access) to its gathered pair. Absent
+    operands merge by the operator table's rule (`cascade.lang.ops`)."""
     match expr:
         case ir.Num(value=v):
             return np.float64(v), None
         case ir.ShapeScalar(rank=r):
             return np.float64(shapes[r]), None
+        case ir.IndexValue(var=v):
+            return space.along(v).astype(np.float64), None
         case ir.Read(access=a):
             return reads[id(a)]
         case ir.Neg(operand=o):
-            val, pres = _eval_expr(o, reads, shapes)
+            val, pres = _eval_expr(o, reads, shapes, space)
             return np.negative(val), pres
-        case ir.BinOp(op=op, left=l, right=r) | ir.Call(fn=op, args=(l, r)):
-            lv, lp = _eval_expr(l, reads, shapes)
-            rv, rp = _eval_expr(r, reads, shapes)
-            return getattr(np, MAP_OPS[op].numpy)(lv, rv), _and(lp, rp)
-        case ir.Call(fn=fn, args=(a,)):
-            val, pres = _eval_expr(a, reads, shapes)
-            return getattr(np, MAP_OPS[fn].numpy)(val), pres
+        case ir.BinOp(op=fn, left=l, right=r):
+            return _apply(MAP_OPS[fn], (l, r), reads, shapes, space)
+        case ir.Call(fn=fn, args=args):
+            return _apply(MAP_OPS[fn], args, reads, shapes, space)
     raise AssertionError(expr)
+
+
+def _apply(op, args: tuple[ir.Expr, ...], reads: dict[int, tuple], shapes: Mapping[str, int], space: _Space):
+    if op.expand is not None:
+        return _eval_expr(op.expand(args), reads, shapes, space)
+    pairs = [_eval_expr(a, reads, shapes, space) for a in args]
+    values = [v for v, _ in pairs]
+    if op.absent == "union":
+        (lv, lp), (rv, rp) = pairs
+        left_alone = union_takes_identity(ir.expr_read_vars(args[1]), ir.expr_read_vars(args[0]))
+        right_alone = union_takes_identity(ir.expr_read_vars(args[0]), ir.expr_read_vars(args[1]))
+        if left_alone and rp is not None:  # where only the left is present, the right is the identity
+            rv = np.where(rp, rv, op.identity)
+        if right_alone and lp is not None:
+            lv = np.where(lp, lv, op.identity)
+        if left_alone and right_alone:
+            pres = None if lp is None or rp is None else lp | rp
+        else:
+            pres = lp if left_alone else rp if right_alone else _and(lp, rp)
+        return getattr(np, op.numpy)(lv, rv), pres
+    pres = None
+    for _, p in pairs:
+        pres = _and(pres, p)
+    return getattr(np, op.numpy)(*values), pres
 
 
 def _affine_value(aff: ir.Affine, space: _Space, shapes: Mapping[str, int]):
@@ -217,6 +246,10 @@ _COMPARE = {"<": np.less, "<=": np.less_equal, "==": np.equal, "!=": np.not_equa
 def _active(info: StatementInfo, splits: Mapping[str, tuple[str, str]], space: _Space, shapes: Mapping[str, int],
             within: set[str]) -> np.ndarray | None:
     """Filter conjuncts and ragged-tile bounds that mention only variables in `within`."""
+    return _and(_filtered(info, space, shapes, within), _ragged(splits, space, shapes, within))
+
+
+def _filtered(info: StatementInfo, space: _Space, shapes: Mapping[str, int], within: set[str]) -> np.ndarray | None:
     mask = None
     filters = info.statement.filters if isinstance(info.statement, ir.Einsum) else ()
     for cmp in filters:
@@ -224,6 +257,12 @@ def _active(info: StatementInfo, splits: Mapping[str, tuple[str, str]], space: _
         if used <= within:
             ok = _COMPARE[cmp.op](_affine_value(cmp.left, space, shapes), _affine_value(cmp.right, space, shapes))
             mask = _and(mask, ok)
+    return mask
+
+
+def _ragged(splits: Mapping[str, tuple[str, str]], space: _Space, shapes: Mapping[str, int],
+            within: set[str]) -> np.ndarray | None:
+    mask = None
     for rank, (outer, inner) in splits.items():
         o, i = outer.lower(), inner.lower()
         ragged = shapes[rank] % shapes[inner] != 0
@@ -233,7 +272,10 @@ def _active(info: StatementInfo, splits: Mapping[str, tuple[str, str]], space: _
 
 
 def _evaluate_statement(info: StatementInfo, splits: Mapping[str, tuple[str, str]], store: dict[str, _Stored],
-                        shapes: Mapping[str, int], restrict: dict[str, np.ndarray]) -> None:
+                        shapes: Mapping[str, int], restrict: dict[str, np.ndarray],
+                        state: frozenset[str] | None = None) -> None:
+    """Evaluate one statement; for a recurrence, `state` names the tensors that are not its
+    contribution (its own step's and every recurrence's)."""
     sem_vars = info.variables
     coords = {v: restrict[v] if v in restrict else np.arange(shapes[v.upper()]) for v in sem_vars}
     n_kept = len(sem_vars) - len(info.reduced)
@@ -244,13 +286,23 @@ def _evaluate_statement(info: StatementInfo, splits: Mapping[str, tuple[str, str
     def evaluate_chunk(chunk_coords: dict[str, np.ndarray]):
         space = _Space(sem_vars, chunk_coords)
         reads = {id(r.access): _read(r, store, space, shapes) for r in info.reads}
-        value, present = _eval_expr(info.statement.expr, reads, shapes)
+        value, present = _eval_expr(info.statement.expr, reads, shapes, space)
         present = _and(present, _active(info, splits, space, shapes, all_vars))
         value = np.broadcast_to(value, space.shape)
         return space, value, present
 
     if not info.reduced:
         space, value, present = evaluate_chunk(coords)
+        carry = _carried(info, state, store, space, shapes) if state else None
+        if carry is not None:  # a step whose contribution is absent carries the old value
+            old = AccessInfo(info.write.access, tuple(
+                replace(a, offset=a.offset - 1) if a.kind == "var" and a.offset == 1 else a
+                for a in info.write.axes))
+            old_value, old_present = _read(old, store, space, shapes)
+            value = np.where(carry, old_value, value)
+            present = np.where(carry, True if old_present is None else old_present,
+                               True if present is None else present)
+            present = _and(present, _ragged(splits, space, shapes, all_vars))
         _write(info, store, space, shapes, value, present)
         return
     kept_space = _Space(kept, {v: coords[v] for v in kept})
@@ -274,6 +326,19 @@ def _evaluate_statement(info: StatementInfo, splits: Mapping[str, tuple[str, str
         part = ufunc.reduce(value, axis=reduced_axes)
         total = part if total is None else ufunc(total, part)
     _write(info, store, kept_space, shapes, np.broadcast_to(total, kept_space.shape), lhs_active)
+
+
+def _carried(info: StatementInfo, state: frozenset[str], store: dict[str, _Stored], space: _Space,
+             shapes: Mapping[str, int]) -> np.ndarray | None:
+    """For a recurrence statement, the points whose contribution is absent: a read of a tensor
+    not in `state`, or its own filter, leaves them out. None: nowhere."""
+    if info.is_init:
+        return None
+    contribution = _filtered(info, space, shapes, set(info.variables))
+    for r in info.reads:
+        if r.access.tensor not in state:
+            contribution = _and(contribution, _read(r, store, space, shapes)[1])
+    return None if contribution is None else ~np.broadcast_to(contribution, space.shape)
 
 
 def _sum_of_products(info: StatementInfo, splits: Mapping[str, tuple[str, str]], store: dict[str, _Stored],

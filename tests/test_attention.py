@@ -164,6 +164,8 @@ def test_mha_1pass_causal_against_masked_numpy(shapes):
 
 
 def test_every_bundled_spec_is_tested_here():
+    from test_zoo import ZOO  # the attention/norm/loss zoo of issue 12 is tested in test_zoo.py
+
     tested = set(SINGLE_HEAD + MULTI_HEAD) | {"scores_softmax", "softmax_3pass", "softmax_online", "matmul",
-                                              "encoder_linear", "mha_1pass_causal"}
+                                              "encoder_linear", "mha_1pass_causal"} | set(ZOO)
     assert {p.stem for p in SPECS.rglob("*.einsum")} == tested

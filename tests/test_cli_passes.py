@@ -67,7 +67,9 @@ def test_json_split_ranks_and_shape_override(capsys):
     assert data["shapes"]["M1"] == 4
     (b,) = data["boundaries"]
     assert (b["rank"], b["einsum"], b["waits_for"]) == ("M0", "SLN", "RM")
-    assert b["footprint"]["elements"] == 4 * 128 * 1024 + 5 * 1024 + 4 * 1024
+    # within one tile: QK's M0 x P tile, and one tile's element of RM and PRM (not all M1 of them)
+    assert b["footprint"]["elements"] == 128 * 1024 + 1024 + 1024
+    assert [t["held"] for t in b["footprint"]["tensors"]] == ["QK[M1=m1, M0, P]", "RM[M1=m1, P]", "PRM[M1=m1, P]"]
 
 
 def test_json_footprint_expression_parses_back(capsys):

@@ -82,3 +82,14 @@ def test_derived_1pass_costs_what_fusemax_costs(demo):
     assert (d["latency_s"], d["dram_bytes"]) == (d["bundled_latency_s"], d["bundled_dram_bytes"])
     fusemax = next(r for r in report["costs"] if r["dataflow"] == "FuseMax")
     assert (d["latency_s"], d["dram_bytes"]) == (fusemax["latency_s"], fusemax["dram_bytes"])
+
+
+def test_variants_section(demo):
+    """Issue 12: causal beside dense under one mapping; fewer K/V heads move less DRAM traffic."""
+    _, data = demo
+    masks = {r["cascade"]: r for r in data["variants"]["masks"]}
+    assert set(masks) == {"attention_1pass", "causal_1pass"}
+    assert masks["causal_1pass"]["macs"] <= masks["attention_1pass"]["macs"]
+    traffic = [r["dram_bytes"] for r in data["variants"]["groups"]]  # R = 1 (MHA), 4 (GQA), 32 (MQA)
+    assert [r["kind"] for r in data["variants"]["groups"]] == ["MHA", "GQA", "MQA"]
+    assert traffic[0] > traffic[1] > traffic[2]

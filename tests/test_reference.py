@@ -565,6 +565,12 @@ COMBINE = {"sum": np.add, "max": np.maximum, "min": np.minimum, "prod": np.multi
 MAP = {"+": np.add, "-": np.subtract, "*": np.multiply, "/": np.divide, "max": np.maximum, "min": np.minimum,
        "exp": np.exp, "log": np.log, "sqrt": np.sqrt, "abs": np.abs}
 
+UNION_IDENTITY = {"+": 0.0, "-": 0.0, "max": -np.inf, "min": np.inf}  # the README's merge table
+
+
+def _read_vars(expr) -> set[str]:
+    return {v for a in ir.expr_reads(expr) for v in a.variables}
+
 
 def _affine(a, env, shapes) -> int:
     if isinstance(a, ir.AffVar):
@@ -626,8 +632,14 @@ def brute_force(c: ir.Cascade, shapes: dict[str, int], inputs: dict[str, np.ndar
         if isinstance(expr, ir.Neg):
             v = value(expr.operand, env)
             return None if v is None else -v
-        args = [value(x, env) for x in ((expr.left, expr.right) if isinstance(expr, ir.BinOp) else expr.args)]
-        return None if None in args else MAP[expr.op if isinstance(expr, ir.BinOp) else expr.fn](*args)
+        operands = (expr.left, expr.right) if isinstance(expr, ir.BinOp) else expr.args
+        fn = expr.op if isinstance(expr, ir.BinOp) else expr.fn
+        args = [value(x, env) for x in operands]
+        if fn in UNION_IDENTITY and args.count(None) == 1:  # a union merge: the absent side may be the identity
+            gone, there = (0, 1) if args[0] is None else (1, 0)
+            if _read_vars(operands[gone]) <= _read_vars(operands[there]):
+                args[gone] = UNION_IDENTITY[fn]
+        return None if None in args else MAP[fn](*args)
 
     def ragged(env, among) -> bool:
         return any(o.lower() in among and i.lower() in among

@@ -283,13 +283,17 @@ class RankCounter:
                 for a in read.axes:
                     per_axis.setdefault(a.rank, set()).add("all" if a.kind in _BY_VARIABLE else (a.kind, a.offset))
         out = []
+        # passes over the inner part of a split run within one tile: one coordinate of the outer part is held
+        tile_of = {outer: outer.lower() for outer, inner in self.sem.splits.values() if inner == self.rank}
         for t, per_axis in axes.items():
             info = self.sem.tensors[t]
             live_axes: list[LiveAxis] = []
             elements = 1
             for rank in info.ranks:
                 coords = per_axis.get(rank, {"all"})
-                if "all" in coords:
+                if rank in tile_of:
+                    live_axes.append(LiveAxis(rank, 0, (tile_of[rank],)))
+                elif "all" in coords:
                     extra = 1 if rank == info.iterative else 0
                     live_axes.append(LiveAxis(rank, extra))
                     elements *= self.shapes[rank] + extra

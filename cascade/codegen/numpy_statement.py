@@ -11,10 +11,10 @@ reduced over its own tile variables; then hands the value to `emit_write`.
 from __future__ import annotations
 
 import ast
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..lang import ir
-from ..lang.ops import MAP_OPS, REDUCE_OPS
+from ..lang.ops import MAP_OPS, REDUCE_OPS, union_takes_identity
 from ..lang.semantics import AccessInfo
 from ..mapping.schedule import statement_text
 from . import pyast as A
@@ -38,6 +38,7 @@ class StatementEmitter(AccessEmitter):
         info = self.sem.statements[k]
         stmt = info.statement
         e.comment(statement_text(stmt))
+        self.canon_k = k
         canon = self.tile_vars(info, k)
         lhs_vars = [v for v in stmt.lhs.variables if v in canon]
         reduced = [v for v in canon if v not in lhs_vars]
@@ -57,20 +58,19 @@ class StatementEmitter(AccessEmitter):
                     operands[key].expr = A.name(temp)
         filters = stmt.filters if isinstance(stmt, ir.Einsum) else ()
         op = REDUCE_OPS[info.reduce_op]
-        presence = [self.align(o.present, o.vars, canon) for o in operands.values() if o.present is not None]
-        presence += [o.whole for o in operands.values() if o.whole is not None]
+        may_be_absent = any(o.present is not None or o.whole is not None for o in operands.values())
         value = None
-        if reduced and info.reduce_op == "sum" and not filters and not presence:
+        if reduced and info.reduce_op == "sum" and not filters and not may_be_absent:
             value = self.einsum(stmt.expr, operands, canon, lhs_vars)
         if value is None:
-            value = self.expression(stmt.expr, operands, canon)
-            mask = None
+            value, mask = self.valued(stmt.expr, operands, canon)
             for cmp in filters:
                 term = ast.Compare(self.affine(cmp.left, canon, k), [_CMP[cmp.op]()],
                                    [self.affine(cmp.right, canon, k)])
-                mask = term if mask is None else ast.BinOp(mask, ast.BitAnd(), term)
-            for p in presence:
-                mask = p if mask is None else ast.BinOp(mask, ast.BitAnd(), p)
+                mask = _both(mask, term)
+            if not info.reduced:
+                value, mask = self.carry(info, k, operands, canon, filters, value, mask)
+            quiet = mask is not None
             if info.reduced:  # over tile variables here, over loop ranks by accumulation (emit_write)
                 if mask is not None:  # absent points count as the identity
                     value = A.np_call("where", mask, value, A.const(op.identity))
@@ -82,11 +82,16 @@ class StatementEmitter(AccessEmitter):
                 e.stmt(A.assign(A.name("present"), A.np_call("broadcast_to", mask,
                                                              A.tup(*[self.extent(v, k) for v in lhs_vars]))))
         else:
-            mask = None
+            mask, quiet = None, False
         covered = {v for o in operands.values() for v in o.vars}
         if any(v not in covered for v in lhs_vars) or not operands:
             value = A.call("_fill", value, A.tup(*[self.extent(v, k) for v in lhs_vars]), A.name("dt"))
+        if quiet:  # points the mask discards are computed too (e.g. exp(-inf - -inf)): no warnings from them
+            e.raw("with np.errstate(invalid='ignore', divide='ignore', over='ignore'):")
+            e.depth += 1
         self.emit_write(info, k, value, has_mask=mask is not None)
+        if quiet:
+            e.close()
 
     def temporary(self, base: str, taken: set[str]) -> str:
         """A statement-local temporary name: never a name the module uses for anything else."""
@@ -169,6 +174,80 @@ class StatementEmitter(AccessEmitter):
             value = A.binop(value, "*", s)
         return value
 
+    def valued(self, expr: ir.Expr, operands: dict[str, _Operand], canon: list[str]):
+        """(value, presence or None) of an expression over the tile: absent operands merge by the
+        operator table's rule (`cascade.lang.ops`), as in the reference evaluator."""
+        match expr:
+            case ir.Read(access=acc):
+                o = operands[access_key(acc)]
+                present = self.align(o.present, o.vars, canon) if o.present is not None else None
+                return self.align(o.expr, o.vars, canon), _both(present, o.whole)
+            case ir.Neg(operand=x):
+                value, present = self.valued(x, operands, canon)
+                return ast.UnaryOp(ast.USub(), value), present
+            case ir.BinOp(op=fn, left=l, right=r) | ir.Call(fn=fn, args=(l, r)) if MAP_OPS[fn].absent == "union":
+                op = MAP_OPS[fn]
+                (lv, lp), (rv, rp) = self.valued(l, operands, canon), self.valued(r, operands, canon)
+                left_alone = union_takes_identity(ir.expr_read_vars(r), ir.expr_read_vars(l))
+                right_alone = union_takes_identity(ir.expr_read_vars(l), ir.expr_read_vars(r))
+                if left_alone and rp is not None:  # where only the left is present, the right is the identity
+                    rv = A.np_call("where", rp, rv, A.const(op.identity))
+                if right_alone and lp is not None:
+                    lv = A.np_call("where", lp, lv, A.const(op.identity))
+                if left_alone and right_alone:
+                    present = None if lp is None or rp is None else ast.BinOp(lp, ast.BitOr(), rp)
+                else:
+                    present = lp if left_alone else rp if right_alone else _both(lp, rp)
+                value = A.binop(lv, fn, rv) if op.infix else A.np_call(op.numpy, lv, rv)
+                return value, present
+            case ir.BinOp(op=fn, left=l, right=r):
+                (lv, lp), (rv, rp) = self.valued(l, operands, canon), self.valued(r, operands, canon)
+                return A.binop(lv, fn, rv), _both(lp, rp)
+            case ir.Call(fn=fn, args=args):
+                op = MAP_OPS[fn]
+                if op.expand is not None:
+                    return self.valued(op.expand(args), operands, canon)
+                pairs = [self.valued(a, operands, canon) for a in args]
+                present = None
+                for _, p in pairs:
+                    present = _both(present, p)
+                return A.np_call(op.numpy, *[v for v, _ in pairs]), present
+        return self.expression(expr, operands, canon), None
+
+    def carry(self, info, k: int, operands: dict[str, _Operand], canon: list[str], filters, value, mask):
+        """A recurrence step whose contribution (a read of a tensor outside its recurrence group,
+        or its own filter) is absent carries the old value (`cascade.reference._carried`)."""
+        tensor = info.name
+        iterative = self.sem.tensors[tensor].iterative
+        if iterative is None:
+            return value, mask
+        group = next(s for s in self.sem.steps if k in s.statements)
+        members = {self.sem.statements[j].name for j in group.statements}
+        contribution = None
+        for cmp in filters:
+            contribution = _both(contribution, ast.Compare(self.affine(cmp.left, canon, k), [_CMP[cmp.op]()],
+                                                           [self.affine(cmp.right, canon, k)]))
+        for read in info.reads:
+            o = operands[access_key(read.access)]
+            if _contributes(self.sem, read.access.tensor, members) and o.present is not None:
+                contribution = _both(contribution, self.align(o.present, o.vars, canon))
+        if contribution is None:
+            return value, mask
+        old = AccessInfo(info.write.access, tuple(replace(a, offset=a.offset - 1) if a.rank == iterative else a
+                                                  for a in info.write.axes))
+        same = next((r for r in info.reads if r.access.tensor == tensor and r.axes == old.axes), None)
+        if same is not None:  # the step reads its old value already: no second load
+            o = operands[access_key(same.access)]
+            old_expr, old_vars, old_present = o.expr, o.vars, o.present
+        else:
+            old_expr, old_vars, old_present = self.stored_view(old, k)
+        value = A.np_call("where", contribution, value, self.align(old_expr, old_vars, canon))
+        if old_present is None:
+            old_present = A.const(True)
+        else:
+            old_present = self.align(old_present, old_vars, canon)
+        return value, A.np_call("where", contribution, mask if mask is not None else A.const(True), old_present)
+
     def expression(self, expr: ir.Expr, operands: dict[str, _Operand], canon: list[str]) -> ast.expr:
         match expr:
             case ir.Num(value=v):
@@ -182,7 +261,11 @@ class StatementEmitter(AccessEmitter):
                 return ast.UnaryOp(ast.USub(), self.expression(x, operands, canon))
             case ir.BinOp(op=op, left=l, right=r):
                 return A.binop(self.expression(l, operands, canon), op, self.expression(r, operands, canon))
+            case ir.IndexValue(var=v):
+                return self.affine(ir.AffVar(v), canon, self.canon_k)
             case ir.Call(fn=fn, args=args):
+                if MAP_OPS[fn].expand is not None:
+                    return self.expression(MAP_OPS[fn].expand(args), operands, canon)
                 return A.np_call(MAP_OPS[fn].numpy, *[self.expression(a, operands, canon) for a in args])
         raise AssertionError(expr)
 
@@ -213,6 +296,20 @@ class StatementEmitter(AccessEmitter):
             case ir.AffBin(op=op, left=l, right=r):
                 return A.binop(self.affine(l, canon, k), op, self.affine(r, canon, k))
         raise AssertionError(aff)
+
+
+def _contributes(sem, tensor: str, group: set[str]) -> bool:
+    """Is a read of `tensor` part of a recurrence step's contribution (not its state)? A tensor of
+    another step that is no recurrence itself."""
+    return tensor not in group and sem.tensors[tensor].iterative is None
+
+
+def _both(a: ast.expr | None, b: ast.expr | None) -> ast.expr | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return ast.BinOp(a, ast.BitAnd(), b)
 
 
 _CMP = {"<": ast.Lt, "<=": ast.LtE, "==": ast.Eq, "!=": ast.NotEq, ">=": ast.GtE, ">": ast.Gt}

@@ -163,20 +163,30 @@ def run(args: argparse.Namespace) -> int:
 
 
 def max_errors(got, want, relative: float | None = None) -> dict:
-    """Max errors of `got` against `want`; with `relative`, ok means max |got - want| <= relative *
-    max |want| (the Triton backend's bound per input dtype), else NumPy's allclose at 1e-9/1e-4."""
+    """Errors over the finite points; NaN or an infinity counts as equal where both sides have the
+    same one at the same place, and as a difference where they do not. With `relative`, ok means
+    max |got - want| <= relative * max |want| (the Triton backend's bound per input dtype), else
+    NumPy's allclose at 1e-9 (float64) or 1e-4."""
     import numpy as np
 
     tol = 1e-9 if np.asarray(got).dtype == np.float64 else 1e-4
     got, want = np.asarray(got, dtype=np.float64), np.asarray(want, dtype=np.float64)
-    diff = np.abs(got - want)
-    scale = max(float(np.max(np.abs(want))) if want.size else 0.0, 1e-300)
+    finite = np.isfinite(got) & np.isfinite(want)
+    same_special = (np.isnan(got) & np.isnan(want)) | (~finite & (got == want))
+    mismatched = int(np.count_nonzero(~finite & ~same_special))
+    diff = np.abs(got[finite] - want[finite])
+    scale = max(float(np.max(np.abs(want[finite]))) if diff.size else 0.0, 1e-300)
     if relative is not None:
-        ok = bool(diff.size == 0 or (np.isfinite(got).all() and float(diff.max()) <= relative * scale))
+        close = diff.size == 0 or float(diff.max()) <= relative * scale
     else:
-        ok = bool(np.allclose(got, want, rtol=tol, atol=tol * scale, equal_nan=True))
-    return {"max_abs": float(diff.max()) if diff.size else 0.0,
-            "max_rel": float(diff.max() / scale) if diff.size else 0.0, "ok": ok}
+        close = bool(np.allclose(got[finite], want[finite], rtol=tol, atol=tol * scale))
+    ok = mismatched == 0 and bool(close)
+    out = {"max_abs": float(diff.max()) if diff.size else 0.0,
+           "max_rel": float(diff.max() / scale) if diff.size else 0.0, "ok": ok}
+    if mismatched:
+        out["max_abs"] = out["max_rel"] = float("inf")
+        out["nonfinite_mismatches"] = mismatched
+    return out
 
 
 def summarise(arr) -> dict[str, Any]:

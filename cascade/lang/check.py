@@ -241,6 +241,12 @@ class _Checker:
                 if v not in read_vars and v not in lhs_vars:
                     read_vars.append(v)
         variables = tuple(dict.fromkeys(lhs_vars)) + tuple(read_vars)
+        for iv in ir.expr_index_values(stmt.expr):
+            if not VAR_RE.match(iv.var) or iv.var not in variables:
+                self.error(iv.span, f"'{iv.var}' is not a rank variable of this statement (it iterates "
+                                    f"{', '.join(variables) or 'nothing'}): a lower-case name in an expression "
+                                    f"is the coordinate of a variable that indexes its left side or a read; "
+                                    f"a tensor is read as {iv.var.upper()}[...]")
         self.check_split_mixing(stmt, variables)
         reduce_op = "sum"
         if isinstance(stmt, ir.Einsum):

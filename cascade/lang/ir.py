@@ -132,6 +132,14 @@ class ShapeScalar:
 
 
 @dataclass(frozen=True, slots=True)
+class IndexValue:
+    """A rank variable used as a value: the `m` of `p - m` is the coordinate of `m` at each point."""
+
+    var: str
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True, slots=True)
 class Read:
     access: Access
     span: Span | None = _span()
@@ -162,7 +170,7 @@ class Call:
     span: Span | None = _span()
 
 
-Expr = Union[Num, ShapeScalar, Read, Neg, BinOp, Call]
+Expr = Union[Num, ShapeScalar, IndexValue, Read, Neg, BinOp, Call]
 
 
 # ---------------------------------------------------------------- statements and declarations
@@ -312,6 +320,24 @@ def expr_shapes(expr: Expr) -> list[ShapeScalar]:
         case Call(args=args):
             return [s for arg in args for s in expr_shapes(arg)]
     return []
+
+
+def expr_index_values(expr: Expr) -> list[IndexValue]:
+    match expr:
+        case IndexValue():
+            return [expr]
+        case Neg(operand=o):
+            return expr_index_values(o)
+        case BinOp(left=l, right=r):
+            return expr_index_values(l) + expr_index_values(r)
+        case Call(args=args):
+            return [s for arg in args for s in expr_index_values(arg)]
+    return []
+
+
+def expr_read_vars(expr: Expr) -> set[str]:
+    """The variables the tensor reads of an expression iterate (rank values and constants add none)."""
+    return {v for a in expr_reads(expr) for v in a.variables}
 
 
 def expr_calls(expr: Expr) -> list[Call]:

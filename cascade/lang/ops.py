@@ -1,21 +1,40 @@
 """The one operator table: map and reduce operators, read by the checker, the printer, the
-reference evaluator and (later) the executor generator and cost models.
+reference evaluator, the executor generator and the cost models.
 
 Adding an operator is one row here. NumPy spellings are attribute names on the `numpy` module
-(looked up with `getattr`, never `eval`), so this module does not import NumPy.
+(looked up with `getattr`, never `eval`), so this module does not import NumPy. An operator NumPy
+lacks (`sigmoid`, `rsqrt`) is defined by `expand`: its meaning as an expression of other
+operators, which the evaluators compute; the cost models charge it by its own name (a target's
+`op_costs` row), not by its expansion.
+
+Absent points (DESIGN.md section 2, the README's language section) merge per operator:
+- `absent="union"` (`+ - max min`): an absent operand takes the operator's `identity` where the
+  other operand is present *and reads every variable the absent one reads* (an operand does not
+  supply points along a variable it is broadcast over: `QK[m, p] - GM[p]` is absent where `QK`
+  is, `max(RM[m, p], S[m, p])` is `RM[m, p]` where `S` is absent); absent where both are;
+- `absent="any"` (`* /`, every unary map, `pow`, `select`, comparisons): absent where any
+  operand is absent.
+Constants and rank values (`0.5`, `E`, `p - m`) are present everywhere and supply no points.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+
+from . import ir
 
 
 @dataclass(frozen=True, slots=True)
 class MapOp:
     name: str  # as written in a spec: '+', 'exp', 'max'
     arity: int
-    numpy: str  # numpy ufunc name: 'add', 'exp', 'maximum'
+    numpy: str  # numpy function name: 'add', 'exp', 'maximum' ('' when `expand` defines it)
     infix: bool = False
+    absent: str = "any"  # 'union' or 'any': how absent operands merge (module docstring)
+    identity: float = 0.0  # what an absent operand of a 'union' operator counts as
+    symbol: str = ""  # a comparison's infix spelling inside a call: select(a > b, x, y)
+    expand: Callable[[tuple[ir.Expr, ...]], ir.Expr] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,11 +45,21 @@ class ReduceOp:
     array_fn: str  # the numpy function reducing an array along axes: 'sum', 'max'
 
 
+def _sigmoid(args: tuple[ir.Expr, ...]) -> ir.Expr:
+    """sigmoid(x) = (1 + tanh(x / 2)) / 2: never overflows, unlike 1 / (1 + exp(-x))."""
+    half = ir.Num(0.5)
+    return ir.BinOp("*", half, ir.BinOp("+", ir.Num(1.0), ir.Call("tanh", (ir.BinOp("*", half, args[0]),))))
+
+
+def _rsqrt(args: tuple[ir.Expr, ...]) -> ir.Expr:
+    return ir.BinOp("/", ir.Num(1.0), ir.Call("sqrt", (args[0],)))
+
+
 MAP_OPS: dict[str, MapOp] = {
     op.name: op
     for op in (
-        MapOp("+", 2, "add", infix=True),
-        MapOp("-", 2, "subtract", infix=True),
+        MapOp("+", 2, "add", infix=True, absent="union", identity=0.0),
+        MapOp("-", 2, "subtract", infix=True, absent="union", identity=0.0),
         MapOp("*", 2, "multiply", infix=True),
         MapOp("/", 2, "divide", infix=True),
         MapOp("neg", 1, "negative"),
@@ -38,12 +67,25 @@ MAP_OPS: dict[str, MapOp] = {
         MapOp("log", 1, "log"),
         MapOp("sqrt", 1, "sqrt"),
         MapOp("abs", 1, "abs"),
-        MapOp("max", 2, "maximum"),
-        MapOp("min", 2, "minimum"),
+        MapOp("max", 2, "maximum", absent="union", identity=float("-inf")),
+        MapOp("min", 2, "minimum", absent="union", identity=float("inf")),
+        MapOp("tanh", 1, "tanh"),
+        MapOp("sigmoid", 1, "", expand=_sigmoid),
+        MapOp("rsqrt", 1, "", expand=_rsqrt),
+        MapOp("pow", 2, "power"),
+        MapOp("select", 3, "where"),  # select(c, a, b): a where c holds (is non-zero), else b
+        MapOp("lt", 2, "less", symbol="<"),
+        MapOp("le", 2, "less_equal", symbol="<="),
+        MapOp("eq", 2, "equal", symbol="=="),
+        MapOp("ne", 2, "not_equal", symbol="!="),
+        MapOp("ge", 2, "greater_equal", symbol=">="),
+        MapOp("gt", 2, "greater", symbol=">"),
     )
 }
 
 CALLABLE_MAP_OPS: tuple[str, ...] = tuple(n for n, op in MAP_OPS.items() if not op.infix and n != "neg")
+
+COMPARISONS: dict[str, str] = {op.symbol: op.name for op in MAP_OPS.values() if op.symbol}
 
 REDUCE_OPS: dict[str, ReduceOp] = {
     op.name: op
@@ -56,3 +98,10 @@ REDUCE_OPS: dict[str, ReduceOp] = {
 }
 
 DEFAULT_REDUCE = "sum"
+
+
+def union_takes_identity(absent_vars: set[str], present_vars: set[str]) -> bool:
+    """May an absent operand of a 'union' operator count as its identity at a point where the
+    other operand (reading `present_vars`) is present? Only if that operand supplies every point
+    the absent one would have (it reads all of `absent_vars`)."""
+    return absent_vars <= present_vars

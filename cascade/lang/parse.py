@@ -16,6 +16,7 @@ from typing import Any
 from ..errors import Diagnostic, Span, SpecError, source_lines
 from ..resources import grammar_text
 from . import ir
+from .ops import COMPARISONS
 
 MAX_DEPTH = 200  # nesting depth of one statement's parse tree (see _too_deep)
 
@@ -362,9 +363,11 @@ class _Builder:
         if kind == "scalar_name":
             text = str(ch[0])
             if not text[0].isupper():
-                self.error(node, f"'{text}' is not a value: use a tensor access ({text.upper()}[...]), "
-                                 "a shape name (E) or a number")
+                return ir.IndexValue(text, span)
             return ir.ShapeScalar(text, span)
+        if kind == "value_compare":
+            left, op, right = ch
+            return ir.Call(COMPARISONS[str(op)], (self._expr(left), self._expr(right)), span)
         if kind == "neg":
             inner = self._expr(ch[0])
             if isinstance(inner, ir.Num):

@@ -86,6 +86,20 @@ class Semantics:
     steps: tuple[Step, ...]
     splits: dict[str, tuple[str, str]]  # M -> (M1, M0)
 
+    def fixed_splits(self) -> dict[str, tuple[str, str]]:
+        """The splits that are part of the math, not a tiling: a part is a rank of a declared input
+        (GQA's `split H = G * R` with `K[E, G, M]`), so the data fixes the parts. No mapping or
+        search re-partitions them, and the whole rank must be exactly the product of the parts."""
+        declared = {r for d in self.cascade.inputs for r in d.ranks}
+        return {rank: parts for rank, parts in self.splits.items() if set(parts) & declared}
+
+    def fixed_split_reason(self, rank: str) -> str:
+        outer, inner = self.splits[rank]
+        holders = [f"{d.name}[{', '.join(d.ranks)}]" for d in self.cascade.inputs
+                   if outer in d.ranks or inner in d.ranks]
+        return f"'split {rank} = {outer} * {inner}' is part of the cascade's math ({', '.join(holders)} " \
+               f"{'is' if len(holders) == 1 else 'are'} declared over a part)"
+
     def rank_of(self, var: str) -> str:
         return var.upper()
 

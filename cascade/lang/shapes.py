@@ -78,6 +78,12 @@ def resolve_shapes(sem: Semantics, overrides: Mapping[str, int] | None = None) -
         line = source_lines(cascade.source)[span.line - 1] if span and cascade.source else ""
         problems.append(Diagnostic(span, f"rank {rank} has no shape: add it to the 'shape' line "
                                          f"or pass --shape {rank}=<size>", line))
+    for rank, (outer, inner) in sem.fixed_splits().items():
+        if rank in shapes and inner in shapes and shapes[rank] % shapes[inner]:
+            problems.append(Diagnostic(first_mention(cascade, rank)[1],
+                                       f"{rank} = {shapes[rank]} is not a multiple of {inner} = {shapes[inner]}: "
+                                       f"{sem.fixed_split_reason(rank)}, so {rank} must be {outer} * {inner} "
+                                       f"exactly; give {rank} a multiple of {inner}"))
     if problems:
         raise SpecError(problems)
     for outer, (rank, inner) in derived.items():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 from . import ir
+from .ops import MAP_OPS
 
 _PRECEDENCE = {"+": 1, "-": 1, "*": 2, "/": 2}
 
@@ -97,12 +98,23 @@ def show_expr(expr: ir.Expr, parent: int = 0, right: bool = False) -> str:
             return show_access(a)
         case ir.Neg(operand=o):
             return "-" + show_expr(o, 3)
+        case ir.IndexValue(var=v):
+            return v
         case ir.Call(fn=fn, args=args):
-            return f"{fn}({', '.join(show_expr(a) for a in args)})"
+            return f"{fn}({', '.join(show_argument(a) for a in args)})"
         case ir.BinOp(op=op, left=l, right=r):
             prec = _PRECEDENCE[op]
             return _bracket(f"{show_expr(l, prec)} {op} {show_expr(r, prec, True)}", prec, parent, right)
     raise TypeError(expr)
+
+
+def show_argument(expr: ir.Expr) -> str:
+    """A call's argument; a comparison there is written infix: select(a > b, x, y)."""
+    op = MAP_OPS.get(expr.fn) if isinstance(expr, ir.Call) else None
+    if op is not None and op.symbol and len(expr.args) == 2:  # type: ignore[union-attr]
+        left, right = expr.args  # type: ignore[union-attr]
+        return f"{show_expr(left)} {MAP_OPS[expr.fn].symbol} {show_expr(right)}"
+    return show_expr(expr)
 
 
 def _bracket(text: str, prec: int, parent: int, right: bool) -> str:

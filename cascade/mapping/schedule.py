@@ -138,6 +138,13 @@ class _Binder:
                 self.fail(key, f"{rank} is the iterative rank of recurrence {', '.join(writers)}, which advances "
                                "one coordinate at a time: split the rank in the cascade ('split' line) and recur "
                                "over its outer part instead")
+            if rank in self.sem.fixed_splits():
+                inner = self.sem.splits[rank][1]
+                if tiles != (self.shapes[inner],):
+                    self.fail(key, f"{self.sem.fixed_split_reason(rank)}: a mapping cannot re-partition {rank} "
+                                   f"(it would change {inner} = {self.shapes[inner]} and so what is computed); "
+                                   f"drop partitioning.{rank}, or tile another rank")
+                continue
             if rank in self.sem.splits:
                 outer, inner = self.sem.splits[rank]
                 if len(tiles) != 1:

@@ -142,7 +142,7 @@ class Space:
     def level_options(self) -> list[tuple[str, tuple[int, ...]]]:
         out: list[tuple[str, tuple[int, ...]]] = []
         for r in self._ranks():
-            if r in self.iterative:
+            if r in self.iterative or r in self.sem.fixed_splits():  # a fixed split is math, not a tiling
                 continue
             if r in self.sem.splits:
                 out.append((r, (1,)))  # the cascade's own split: the mapping sets its tile

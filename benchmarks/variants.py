@@ -1,0 +1,144 @@
+"""The attention, norm and loss zoo (issue 12): for each bundled variant on the fusemax target at
+N = 4K and 64K, its passes over the reduced rank, MACs, DRAM traffic beside the compulsory
+floor, latency and bound; then on this CPU the generated executor (the variant's cpu.yaml
+mapping) against naive NumPy (the independent implementations of tests/test_zoo.py).
+
+    python benchmarks/variants.py [--json] [--sizes 4096 65536] [--cpu-n 1024] [--no-cpu]
+
+Shapes: attention at B = 1 with H = 32 heads where the cascade has heads (GQA: groups of R = 4),
+M = P = N (decode and FlashDecoding: P = 1, M = N); norms over D = 4096 features of N tokens;
+cross-entropy over C = 32768 classes of N rows. The cost model is the one on this branch: masks
+are not yet costed (the cost half of issue 12 adds that), so causal rows show dense MACs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+import cascade
+from cascade.errors import CascadeError
+from cascade.search.space import compulsory_bytes
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _zoo_module():
+    """tests/test_zoo.py, loaded from its file: the zoo's list and its independent NumPy."""
+    spec = importlib.util.spec_from_file_location("zoo_numpy", ROOT / "tests" / "test_zoo.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
+
+
+def shapes_for(spec, folder: str, n: int) -> dict[str, int]:
+    have = spec.shapes
+    derived = {outer for outer, _ in spec.semantics.splits.values()}
+    out: dict[str, int] = {}
+    if folder == "attention":
+        out["M"] = n
+        if have.get("P", 1) > 1:
+            out["P"] = n
+        if "H" in have and "H" not in derived:
+            out["H"] = 32
+    elif folder == "norm":
+        out.update(N=n, D=4096)
+    else:
+        out.update(N=n, C=32768)
+    return out
+
+
+def reduced_rank_passes(report, folder: str) -> str:
+    keys = {"attention": ("M", "M1", "M0"), "norm": ("D",), "loss": ("C",)}[folder]
+    return " ".join(f"{r}:{n}" for r, n in report.passes.items() if r in keys)
+
+
+def cost_rows(zoo, sizes: list[int]) -> list[dict]:
+    rows = []
+    for name, (folder, _, _) in sorted(zoo.ZOO.items(), key=lambda kv: (kv[1][0], kv[0])):
+        path = ROOT / "specs" / folder / f"{name}.einsum"
+        base = cascade.load(path)
+        for n in sizes:
+            spec = cascade.load(path, shapes=shapes_for(base, folder, n))
+            row = {"variant": name, "N": n, "passes": reduced_rank_passes(spec.passes(), folder)}
+            try:
+                r = spec.estimate(str(ROOT / "mappings" / name / "fusemax.yaml"), "fusemax")
+                macs = sum(u["ops"].get("mac", 0.0) for u in r.per_unit.values())
+                floor = compulsory_bytes(spec, 2)
+                row.update(macs=macs, dram_bytes=r.dram_bytes, floor_bytes=floor, latency_s=r.latency_s, bound=r.bound)
+            except CascadeError as exc:
+                row["refused"] = str(exc).splitlines()[0]
+            rows.append(row)
+    return rows
+
+
+def cpu_rows(zoo, n: int) -> list[dict]:
+    rows = []
+    for name in sorted(zoo.ZOO):
+        folder = zoo.ZOO[name][0]
+        path = ROOT / "specs" / folder / f"{name}.einsum"
+        spec = cascade.load(path, shapes=_cpu_shapes(cascade.load(path), folder, n))
+        x = zoo._inputs(name, spec)
+        module = spec.executor(str(ROOT / "mappings" / name / "cpu.yaml"))
+        module.run(**x)  # warm up (imports, allocations)
+        t0 = time.perf_counter()
+        got = module.run(**x)
+        t1 = time.perf_counter()
+        want = zoo.numpy_outputs(name, spec, x)
+        t2 = time.perf_counter()
+        err = max(float(np.max(np.abs(got[k] - v))) for k, v in want.items())
+        rows.append({"variant": name, "executor_s": t1 - t0, "numpy_s": t2 - t1, "max_abs_error": err})
+    return rows
+
+
+def _cpu_shapes(spec, folder: str, n: int) -> dict[str, int]:
+    derived = {outer for outer, _ in spec.semantics.splits.values()}
+    if folder == "attention":
+        out = {"M": n, "E": 64, "F": 64}
+        if spec.shapes.get("P", 1) > 1:
+            out["P"] = n
+        if "H" in spec.shapes and "H" not in derived:
+            out["H"] = 8
+        return out
+    if folder == "norm":
+        return {"N": n, "D": 1024}
+    return {"N": n, "C": 4096}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[4096, 65536])
+    ap.add_argument("--cpu-n", type=int, default=1024)
+    ap.add_argument("--no-cpu", action="store_true")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args(argv)
+    zoo = _zoo_module()
+    costs = cost_rows(zoo, args.sizes)
+    cpu = [] if args.no_cpu else cpu_rows(zoo, args.cpu_n)
+    if args.json:
+        print(json.dumps({"fusemax": costs, "cpu": cpu}, indent=2))
+        return 0
+    print("The zoo on fusemax (mappings/<variant>/fusemax.yaml); masks are not costed on this branch\n")
+    print(f"{'variant':<22} {'N':>6} {'passes':<12} {'MACs':>11} {'DRAM':>11} {'floor':>11} {'latency':>11}  bound")
+    for r in costs:
+        if "refused" in r:
+            print(f"{r['variant']:<22} {r['N']:>6} {r['passes']:<12} refused: {r['refused'][:60]}")
+            continue
+        print(f"{r['variant']:<22} {r['N']:>6} {r['passes']:<12} {r['macs']:>11.3e} {r['dram_bytes'] / 1e6:>9.1f}MB "
+              f"{r['floor_bytes'] / 1e6:>9.1f}MB {r['latency_s'] * 1e3:>9.3f}ms  {r['bound']}")
+    if cpu:
+        print(f"\nOn this CPU at N = {args.cpu_n} (cpu.yaml executor vs naive NumPy, float64, one call after a warm-up)\n")
+        print(f"{'variant':<22} {'executor':>10} {'NumPy':>10} {'ratio':>7} {'max error':>10}")
+        for r in cpu:
+            print(f"{r['variant']:<22} {r['executor_s']:>9.3f}s {r['numpy_s']:>9.3f}s "
+                  f"{r['executor_s'] / max(r['numpy_s'], 1e-9):>6.2f}x {r['max_abs_error']:>10.1e}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
