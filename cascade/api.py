@@ -154,7 +154,7 @@ class Spec:
         from .model.spatial import estimate_spatial
         from .model.target import Target, load_target
 
-        if not isinstance(target, Target):
+        if isinstance(target, (str, Path)):
             from .model.gpu import estimate_gpu, gpu_target_file, load_gpu_target
 
             gpu_file = gpu_target_file(target)

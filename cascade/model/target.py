@@ -101,6 +101,9 @@ def parse_target(text: str, file: str = "<target>") -> Target:
         problems.append(f"{file}: {', '.join(quote(k) for k in unknown)}: not a target field "
                         f"(the fields: {', '.join(sorted(_KNOWN_KEYS))})")
     kind = data.get("kind", "spatial")
+    if kind == "gpu":  # read by cascade.model.gpu, which only `estimate` uses
+        raise TargetError(f"{file}: a `kind: gpu` target is costed by `cascade estimate` only; search, sweep and "
+                          "dse take spatial and grid targets")
     if kind not in ("spatial", "grid"):
         problems.append(f"{file}: kind: {quote(kind)} is not one of spatial, grid")
     clock = read.real("clock_hz", data.get("clock_hz"))

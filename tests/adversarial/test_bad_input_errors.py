@@ -104,7 +104,7 @@ def test_loop_order_omitting_the_outer_level_of_a_split(cli, root, tmp_path):
 
 @pytest.mark.parametrize("old, new, fragment", [
     ("ops: [mac, add, max]}", "ops: 5}", "units.array2d.ops: expected a non-empty list"),
-    ("  exp: {mac: 6, add: 1}", "  - 1", "op_costs: expected a mapping"),
+    ("op_costs:\n", "op_costs: [1]\nop_costs_as_a_list:\n", "op_costs: expected a mapping"),
     ("word_bytes: 2 ", "word_bytes: .nan", "word_bytes: nan is not an integer"),
     ("clock_hz: 940000000", "clock_hz: []", "clock_hz: expected a number"),
 ])
