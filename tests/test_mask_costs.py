@@ -6,6 +6,7 @@ of the filter written independently here."""
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -51,6 +52,7 @@ RNV[m1+1, f, p]   = SPNV[m1, f, p] + SLNV[m1, f, p]
 AV[f, p]          = RNV[M1, f, p] / RD[M1, p]
 """
 
+ROOT = Path(__file__).resolve().parent.parent
 SPACE = parse_mapping("spacetime: {default: {space: [P, M], time: [E, F]}}")
 
 
@@ -180,3 +182,39 @@ def test_a_window_given_as_a_shape_is_a_band_in_that_shape():
         report = spec.estimate(SPACE, "fusemax", symbolic=True)
         assert ops(report)["max"] == pairs(30, 25, lambda i, j, w=w: i <= j < i + w)
     assert "W" in {str(s) for s in sp.sympify(report.symbolic["GM.max"]).free_symbols}
+
+
+@pytest.mark.parametrize("n, m0, e, f", [(512, 128, 64, 64), (1000, 256, 16, 32), (96, 32, 8, 4)])
+def test_bundled_causal_1pass_charges_only_the_triangle(n, m0, e, f):
+    """specs/attention/causal_1pass.einsum filters QK alone; SLN = exp(QK - RM[m1+1, p]) is absent
+    where QK is (RM supplies no points along m0: the union rule), and so are SLD and SLNV. Closed
+    form: QK (E), SLN (exp: 6) and SLNV (F) macs on the N(N+1)/2 triangle; PRM (exp: 6), SPD (1)
+    and SPNV (F) per tile and query, ceil(N/M0) * N, in both causal and dense."""
+    mapping = parse_mapping(f"partitioning: {{M: [uniform_shape({m0})]}}\n"
+                            "spacetime: {default: {space: [P, M0], time: [M1, E, F]}}")
+    spec_dir = ROOT / "specs" / "attention"
+    shapes = {"M": n, "P": n, "E": e, "F": f}
+    causal = cascade.load(spec_dir / "causal_1pass.einsum", shapes=shapes).estimate(mapping, "fusemax")
+    dense = cascade.load(spec_dir / "attention_1pass.einsum", shapes=shapes).estimate(mapping, "fusemax")
+    per_tile = (f + 7) * -(-n // m0) * n
+    assert ops(causal)["mac"] == (e + f + 6) * pairs(n, n, lambda i, j: i <= j) + per_tile
+    assert ops(dense)["mac"] == (e + f + 6) * n * n + per_tile
+
+
+def test_a_union_with_an_operand_that_can_stand_alone_is_not_masked():
+    """`QK[m, p] + X[m, p]`: X reads every variable QK reads, so it fills QK's absent points and
+    S is charged everywhere; `QK[m, p] - G[p]` (G broadcast over m) stays on the triangle."""
+    text = """cascade u
+shape E = 4, M = 12, P = 12
+input Q[E, P], K[E, M], X[M, P], G[P]
+output Y[P], Z[P]
+QK[m, p] = Q[e, p] * K[e, m] where m <= p
+S[m, p]  = exp(QK[m, p] + X[m, p])
+R[m, p]  = exp(QK[m, p] - G[p])
+Y[p]     = S[m, p]
+Z[p]     = R[m, p]
+"""
+    space = parse_mapping("spacetime: {default: {space: [P, M], time: [E]}}")
+    report = cascade.loads(text).estimate(space, "fusemax")
+    tri = pairs(12, 12, lambda i, j: i <= j)
+    assert ops(report)["mac"] == 4 * tri + 6 * 144 + 6 * tri  # QK (E), S's exp everywhere, R's exp on the triangle

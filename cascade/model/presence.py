@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..lang import ir
+from ..lang.ops import union_takes_identity
 from ..mapping.schedule import MappedCascade
 from .symbols import SymbolTable
 
@@ -172,9 +173,9 @@ class Presence:
                 return self.expr(o, info)
             case ir.BinOp(op=op, left=l, right=r):
                 bl, br = self.expr(l, info), self.expr(r, info)
-                return _intersect(bl, br) if op in ("*", "/") else _union(bl, br)
+                return _intersect(bl, br) if op in ("*", "/") else _union(bl, br, l, r)
             case ir.Call(fn=fn, args=args) if fn in ("max", "min") and len(args) == 2:
-                return _union(self.expr(args[0], info), self.expr(args[1], info))
+                return _union(self.expr(args[0], info), self.expr(args[1], info), *args)
             case ir.Call(args=(arg,)):
                 return self.expr(arg, info)
         return None
@@ -214,5 +215,22 @@ def _intersect(x: Band | None, y: Band | None) -> Band | None:
     return Band(x.a, x.b, lo, hi)
 
 
-def _union(x: Band | None, y: Band | None) -> Band | None:
-    return x if x == y else None
+def _union(x: Band | None, y: Band | None, left: ir.Expr, right: ir.Expr) -> Band | None:
+    """The band of `left op right` for a union-like op (`+ - max min`), x and y the operands'.
+
+    An absent operand counts as the identity only where the other one is present and reads every
+    variable it reads (`union_takes_identity`, the reference's rule): `QK[m1, m0, p] - RM[m1+1, p]`
+    is absent where QK is, since RM supplies no points along m0. Where neither operand may stand
+    alone the result is present only where both are (their intersection); where both may, it is
+    their union, kept as a band only when the two bands are one (else the box: an upper bound)."""
+    if x == y:
+        return x
+    left_alone = union_takes_identity(ir.expr_read_vars(right), ir.expr_read_vars(left))
+    right_alone = union_takes_identity(ir.expr_read_vars(left), ir.expr_read_vars(right))
+    if x is None and y is not None:  # left present everywhere: present where right is, or everywhere
+        return None if left_alone else y
+    if y is None and x is not None:
+        return None if right_alone else x
+    if not left_alone and not right_alone:
+        return _intersect(x, y)
+    return None
