@@ -109,6 +109,7 @@ def test_every_point_matches_a_direct_call(client, tmp_path):
         assert row["dram_bytes"] == pytest.approx(report.dram_bytes, rel=1e-12)
         assert row["on_chip_bytes"] == pytest.approx(report.on_chip_bytes, rel=1e-12)
         assert report.energy_j is not None and row["energy_j"] == pytest.approx(report.energy_j, rel=1e-9)
+        assert row["area_mm2"] == pytest.approx(report.extra["area_um2"]["total"] * 1e-6, rel=1e-12)
         if found is not None:
             assert row["mapping"] == found and row["how"] == "search"
         elif "spills" in report.extra:  # the formulas do not carry spills: such a point is estimated
@@ -122,6 +123,8 @@ def test_every_point_matches_a_direct_call(client, tmp_path):
     pairs = [(w, latency[w, b, 16], latency[w, b, 128]) for (w, b, pe) in latency if pe == 16 and (w, b, 128) in latency]
     assert pairs and all(big <= small for _, small, big in pairs)  # a larger array is never slower (same buffer)
     assert all(big < small for w, small, big in pairs if w == "mm_searched")  # the search uses it
+    area = {r["pe"]: r["area_mm2"] for r in rows}
+    assert len(area) == 2 and area[128] > area[16]  # the area follows the arrays' PE count
 
 
 CLOCKS = """\
@@ -327,4 +330,36 @@ def test_plot_prints_the_front_and_draws(tmp_path, capsys):
     assert main(["dse", "--plot", str(path), "--figure", str(fig)]) == 0
     assert "w: 3 points on the front" in capsys.readouterr().out and fig.stat().st_size > 0
     assert main(["dse", "--plot", str(path), "--axes", "area_mm2,latency_s", "--figure", str(fig)]) == 2
-    assert "issue 15" in capsys.readouterr().err
+    assert "no `area:` section" in capsys.readouterr().err
+
+
+def test_area_of_the_pareto_sweep_follows_pe_dim(tmp_path, capsys):
+    """Each PE_dim's area in closed form from fusemax.yaml's ART figures (um^2): the buffer, PE_dim^2
+    2D PEs of reg_file + mac + max, PE_dim 1D PEs of reg_file + mac + divide, the interconnects;
+    then `--plot --axes area_mm2,latency_s` on such rows."""
+    from cascade.cli import main
+    from cascade.dse.area import point_area
+    from cascade.dse.config import load_config
+    from cascade.dse.points import enumerate_points, point_target_data
+    from cascade.dse.store import ResultsStore, columns_for
+
+    config = load_config(ROOT / "specs/dse/fusemax_pareto.yaml")
+    art = yaml.safe_load((ROOT / "specs/targets/fusemax.yaml").read_text())["area"]
+    pe2d = sum(art["units"]["array2d"]["per_pe"].values())
+    pe1d = sum(art["units"]["array1d"]["per_pe"].values())
+    points = [p for p in enumerate_points(config) if p.workload.name == "BERT"]
+    for p in points:
+        d = p.params["PE_dim"]
+        expected = (art["buffer"] + d * d * pe2d + 257.0 + d * pe1d + 1.0) / 1e6
+        assert point_area(point_target_data(config, p)) == pytest.approx(expected, rel=1e-12)
+    assert point_area({"units": {"a": {"shape": [4]}}}) is None
+    pytest.importorskip("matplotlib")
+    path = tmp_path / "r.csv"
+    store = ResultsStore(path, columns_for(["PE_dim"], ("latency_s", "area_mm2")), "h", resume=False)
+    for p in points:
+        d = p.params["PE_dim"]
+        store.append({"key": p.key, "config_hash": "h", "workload": "BERT", "PE_dim": d, "status": "ok",
+                      "latency_s": 1.0 / d, "area_mm2": point_area(point_target_data(config, p))})
+    store.close()
+    assert main(["dse", "--plot", str(path), "--axes", "area_mm2,latency_s", "--figure", str(tmp_path / "a.png")]) == 0
+    assert "BERT: 6 points on the front" in capsys.readouterr().out
