@@ -353,6 +353,16 @@ def test_area_of_the_pareto_sweep_follows_pe_dim(tmp_path, capsys):
         expected = (art["buffer"] + d * d * pe2d + 257.0 + d * pe1d + 1.0) / 1e6
         assert point_area(point_target_data(config, p)) == pytest.approx(expected, rel=1e-12)
     assert point_area({"units": {"a": {"shape": [4]}}}) is None
+    from cascade.dse.config import parse_config
+    from cascade.dse.points import uses_formulas
+
+    text = (ROOT / "specs/dse/fusemax_pareto.yaml").read_text()
+    varied = parse_config(text.replace("vary:\n", "vary:\n  buf: {target: area.buffer, values: [0]}\n"),
+                          str(ROOT / "specs/dse/x.yaml"))
+    assert uses_formulas(varied, varied.workloads[0])  # area is no formula argument, nor needs one
+    for p in (q for q in enumerate_points(varied) if q.workload.name == "BERT"):
+        d = p.params["PE_dim"]
+        assert point_area(point_target_data(varied, p)) == pytest.approx((d * d * pe2d + 257.0 + d * pe1d + 1.0) / 1e6)
     pytest.importorskip("matplotlib")
     path = tmp_path / "r.csv"
     store = ResultsStore(path, columns_for(["PE_dim"], ("latency_s", "area_mm2")), "h", resume=False)
