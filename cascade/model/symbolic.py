@@ -1,9 +1,10 @@
 """The whole spatial cost model as one sympy formula per quantity, and its lambdified form.
 
 `cost_formulas(mc, target)` gives latency (s), DRAM bytes (and the reads among them), per-unit
-cycles and per-unit operation counts (what energy charges) as sympy expressions in the rank and tile shapes (the symbols of `SymbolTable`); `lambdify_cost` turns
-them into one NumPy function that evaluates whole arrays of shapes at once, which is what a
-mapping search scores candidates with.
+cycles and per-unit operation counts (what energy charges) as sympy expressions in the rank and
+tile shapes (the symbols of `SymbolTable`); `lambdify_cost` turns them into one NumPy function
+that evaluates whole arrays of shapes at once, which is what a mapping search scores candidates
+with.
 """
 
 from __future__ import annotations
