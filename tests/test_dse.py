@@ -96,9 +96,8 @@ def test_every_point_matches_a_direct_call(client, tmp_path):
     assert sorted(r["key"] for r in rows) == sorted(keys) and len(keys) == 12
     assert summary.written == 12 and summary.workers == 2
     # mm and att (4 points each, 2 PE shapes) run from formulas: one plan per (workload, mapping)
-    assert {r["how"] for r in rows if r["workload"] != "mm_searched"} == {"formula"}
     assert summary.plans == 2  # mm and att: one each, for all their points; the search needs none
-    refused = 0
+    refused = spilled = 0
     for row in rows:
         report, found = direct(config, row)
         if report is None:
@@ -109,12 +108,24 @@ def test_every_point_matches_a_direct_call(client, tmp_path):
         assert row["latency_s"] == pytest.approx(report.latency_s, rel=1e-9)
         assert row["dram_bytes"] == pytest.approx(report.dram_bytes, rel=1e-12)
         assert row["on_chip_bytes"] == pytest.approx(report.on_chip_bytes, rel=1e-12)
+        assert report.energy_j is not None and row["energy_j"] == pytest.approx(report.energy_j, rel=1e-9)
+        assert row["area_mm2"] == pytest.approx(report.extra["area_um2"]["total"] * 1e-6, rel=1e-12)
         if found is not None:
             assert row["mapping"] == found and row["how"] == "search"
+        elif "spills" in report.extra:  # the formulas do not carry spills: such a point is estimated
+            assert row["how"] == "estimate" and row["on_chip_bytes"] > row["buf"]
+            spilled += 1
+        else:  # mm and att run from formulas when their groups fit
+            assert row["how"] == "formula" and row["on_chip_bytes"] <= row["buf"]
     assert 0 < refused < 12  # the 64 KiB buffer refuses some mappings and not others
-    pe16 = {r["workload"]: r["latency_s"] for r in rows if r["pe"] == 16 and r["status"] == "ok"}
-    pe128 = {r["workload"]: r["latency_s"] for r in rows if r["pe"] == 128 and r["status"] == "ok"}
-    assert all(pe128[w] < pe16[w] for w in pe16 if w in pe128)  # a larger array is faster
+    assert spilled == 1  # att at pe=128 in 64 KiB: its tiles fit, its intermediates spill
+    latency = {(r["workload"], r["buf"], r["pe"]): r["latency_s"] for r in rows if r["status"] == "ok"}
+    pairs = [(w, latency[w, b, 16], latency[w, b, 128])
+             for (w, b, pe) in latency if pe == 16 and (w, b, 128) in latency]
+    assert pairs and all(big <= small for _, small, big in pairs)  # a larger array is never slower (same buffer)
+    assert all(big < small for w, small, big in pairs if w == "mm_searched")  # the search uses it
+    area = {r["pe"]: r["area_mm2"] for r in rows if r["status"] == "ok"}
+    assert len(area) == 2 and area[128] > area[16]  # the area follows the arrays' PE count
 
 
 CLOCKS = """\
@@ -320,4 +331,98 @@ def test_plot_prints_the_front_and_draws(tmp_path, capsys):
     assert main(["dse", "--plot", str(path), "--figure", str(fig)]) == 0
     assert "w: 3 points on the front" in capsys.readouterr().out and fig.stat().st_size > 0
     assert main(["dse", "--plot", str(path), "--axes", "area_mm2,latency_s", "--figure", str(fig)]) == 2
-    assert "issue 15" in capsys.readouterr().err
+    assert "no `area:` section" in capsys.readouterr().err
+
+
+def test_area_of_the_pareto_sweep_follows_pe_dim(tmp_path, capsys):
+    """Each PE_dim's area in closed form from fusemax.yaml's ART figures (um^2): the buffer, PE_dim^2
+    2D PEs of reg_file + mac + max, PE_dim 1D PEs of reg_file + mac + divide, the interconnects;
+    then `--plot --axes area_mm2,latency_s` on such rows."""
+    from cascade.cli import main
+    from cascade.dse.area import point_area
+    from cascade.dse.config import load_config
+    from cascade.dse.points import enumerate_points, point_target_data
+    from cascade.dse.store import ResultsStore, columns_for
+
+    config = load_config(ROOT / "specs/dse/fusemax_pareto.yaml")
+    art = yaml.safe_load((ROOT / "specs/targets/fusemax.yaml").read_text())["area"]
+    pe2d = sum(art["units"]["array2d"]["per_pe"].values())
+    pe1d = sum(art["units"]["array1d"]["per_pe"].values())
+    points = [p for p in enumerate_points(config) if p.workload.name == "BERT"]
+    for p in points:
+        d = p.params["PE_dim"]
+        expected = (art["buffer"] + d * d * pe2d + 257.0 + d * pe1d + 1.0) / 1e6
+        assert point_area(point_target_data(config, p)) == pytest.approx(expected, rel=1e-12)
+    assert point_area({"units": {"a": {"shape": [4]}}}) is None
+    from cascade.dse.config import parse_config
+    from cascade.dse.points import uses_formulas
+
+    text = (ROOT / "specs/dse/fusemax_pareto.yaml").read_text()
+    varied = parse_config(text.replace("vary:\n", "vary:\n  buf: {target: area.buffer, values: [0]}\n"),
+                          str(ROOT / "specs/dse/x.yaml"))
+    assert uses_formulas(varied, varied.workloads[0])  # area is no formula argument, nor needs one
+    for p in (q for q in enumerate_points(varied) if q.workload.name == "BERT"):
+        d = p.params["PE_dim"]
+        expected = (d * d * pe2d + 257.0 + d * pe1d + 1.0) / 1e6  # no buffer
+        assert point_area(point_target_data(varied, p)) == pytest.approx(expected, rel=1e-12)
+    pytest.importorskip("matplotlib")
+    path = tmp_path / "r.csv"
+    store = ResultsStore(path, columns_for(["PE_dim"], ("latency_s", "area_mm2")), "h", resume=False)
+    for p in points:
+        d = p.params["PE_dim"]
+        store.append({"key": p.key, "config_hash": "h", "workload": "BERT", "PE_dim": d, "status": "ok",
+                      "latency_s": 1.0 / d, "area_mm2": point_area(point_target_data(config, p))})
+    store.close()
+    fig = tmp_path / "a.png"
+    assert main(["dse", "--plot", str(path), "--axes", "area_mm2,latency_s", "--figure", str(fig)]) == 0
+    assert "BERT: 6 points on the front" in capsys.readouterr().out
+
+
+LEAKY = """\
+name: leaky
+target: leaky.yaml
+workloads:
+  - name: att
+    spec: {root}/specs/attention/attention_1pass.einsum
+    shapes: {{E: 32, F: 32, M: 256}}
+    mapping: {{file: {root}/mappings/attention_1pass/tiled.yaml, tiles: {{P: [pe]}}}}
+vary:
+  pe: {{target: [units.array2d.shape, units.array1d.shape], values: [16, 128]}}
+  clock: {{target: clock_hz, values: [5.0e+8, 1.0e+9]}}
+  buf: {{target: buffer.capacity_bytes, values: [65536, 16777216]}}
+"""
+
+
+def test_energy_formulas_with_leakage_equal_estimate_without_dask(tmp_path):
+    """Leakage is charged per cycle of the whole latency, so the plan's energy depends on the clock
+    and the array's PE count: every point of a target with leakage (and a small buffer, where a
+    group spills) equals `Spec.estimate`, the formula points as well as the spilling ones."""
+    from cascade.dse.config import load_config
+    from cascade.dse.evaluate import build_plan, evaluate_direct, evaluate_with_plan
+    from cascade.dse.points import enumerate_points
+    from cascade.dse.runner import job_for
+
+    data = yaml.safe_load((ROOT / "specs/targets/fusemax.yaml").read_text())
+    data["energy"]["buffer"]["leak"] = 0.844
+    for unit in data["energy"]["units"].values():
+        unit["leak"] = 0.18
+    (tmp_path / "leaky.yaml").write_text(yaml.safe_dump(data))
+    config = load_config(write(tmp_path, LEAKY.format(root=ROOT)))
+    hows = []
+    for point in enumerate_points(config):
+        job, request = job_for(config, point)
+        assert request is not None
+        row = evaluate_with_plan(build_plan(request), job)
+        report, _ = direct(config, row)
+        if report is None:
+            assert row["status"] == "refused"
+            continue
+        assert row["status"] == "ok", row
+        hows.append((row["how"], "spills" in report.extra))
+        assert report.extra["energy_pj"]["array2d"]["leak"] > 0
+        assert row["energy_j"] == pytest.approx(report.energy_j, rel=1e-9)
+        assert row["latency_s"] == pytest.approx(report.latency_s, rel=1e-9)
+        assert row["dram_bytes"] == pytest.approx(report.dram_bytes, rel=1e-12)
+        assert evaluate_direct(job)["energy_j"] == pytest.approx(row["energy_j"], rel=1e-9)
+    assert ("formula", False) in hows and ("estimate", True) in hows
+    assert all(how == ("estimate" if spills else "formula") for how, spills in hows)

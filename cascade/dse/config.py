@@ -19,7 +19,7 @@ from typing import Any
 from ..errors import CascadeError
 from .yaml_marks import MarkedDict, MarkedList, load_marked
 
-# what a point can report; area_mm2 stays empty until the area model of issue 15 fills it (area.py)
+# what a point can report; area_mm2 is empty for a target without an `area:` section (area.py)
 METRICS = ("latency_s", "dram_bytes", "on_chip_bytes", "energy_j", "area_mm2")
 OBJECTIVES = ("latency", "traffic", "energy")
 TOP_KEYS = ("name", "target", "workloads", "mapping", "search", "vary", "metrics")

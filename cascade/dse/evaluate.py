@@ -1,12 +1,15 @@
 """What a worker runs: build a workload's cost plan once, and evaluate one point.
 
-A `Plan` is the spatial cost model of one (cascade at its shapes, mapping) as two sympy formulas,
-latency and DRAM bytes, whose only free symbols are target fields (clock, word size, bandwidth,
-every PE-array dimension): `cost_formulas` is run on a target whose fields are symbols. It is
+A `Plan` is the spatial cost model of one (cascade at its shapes, mapping) as sympy formulas,
+latency, DRAM bytes, the largest group's footprint and (when the target gives energies) energy, whose
+only free symbols are target fields (clock, word size, bandwidth, every PE-array dimension) and
+the tiles that follow a parameter: `cost_formulas` is run on a target whose fields are symbols,
+and energy is `energy_breakdown` of its symbolic counts, as `Spec.estimate` charges it. It is
 built once, in a task of its own, shipped to the workers that need it (and rebuilt by Dask from
 its recipe if a worker holding it dies), and lambdified once per worker process (`_compiled`).
 A point is then one NumPy call. Points the formulas cannot cover (a searched mapping, a grid
-target, a varied field outside the formulas) are costed directly with `Spec.estimate` / `search`.
+target, a varied field outside the formulas, a group whose footprint exceeds the buffer: it
+spills or is refused) are costed directly with `Spec.estimate` / `search`.
 Every function returns plain rows (dicts) and never raises a `CascadeError`: a point that cannot
 be mapped is a `refused` row with the reason.
 """
@@ -42,6 +45,7 @@ class Plan:
     latency_s: Any = None  # sympy expressions in the argument symbols
     dram_bytes: Any = None
     footprint: Any = None  # the largest group's on-chip elements (times word_bytes: bytes)
+    energy_j: Any = None  # None when the target gives no energies
     mapping_file: str = ""
     error: str | None = None  # why the family's first mapping cannot be bound or costed
 
@@ -93,16 +97,35 @@ def build_plan(request: PlanRequest) -> Plan:
         table.symbols.update(formulas.symbols)
         table.values.update(formulas.values)
         footprint = footprint_formula(mc, table)
+        missing = [t for t in request.free_tiles if t not in table.symbols]
+        if missing:  # a tile the formulas do not name: this family cannot be costed from them
+            return Plan(request.key, tuple(fields), error=f"tile {missing[0]} is not a symbol of the cost formulas")
+        values = {table.symbols[n]: v for n, v in table.values.items() if n not in request.free_tiles}
+        energy = _energy_formula(symbolic, formulas, values)
     except CascadeError as exc:
         return Plan(request.key, tuple(fields), error=str(exc))
-    missing = [t for t in request.free_tiles if t not in table.symbols]
-    if missing:  # a tile the formulas do not name: this family cannot be costed from them
-        return Plan(request.key, tuple(fields), error=f"tile {missing[0]} is not a symbol of the cost formulas")
-    values = {table.symbols[n]: v for n, v in table.values.items() if n not in request.free_tiles}
     args = (*fields, *(f"tile:{t}" for t in request.free_tiles))
     symbols = (*(symbol[f] for f in fields), *(table.symbols[t] for t in request.free_tiles))
     return Plan(request.key, args, symbols, formulas.latency_s.subs(values), formulas.dram_bytes.subs(values),
-                sp.sympify(footprint).subs(values), mc.mapping.file)
+                sp.sympify(footprint).subs(values), None if energy is None else energy.subs(values),
+                mc.mapping.file)
+
+
+def _energy_formula(target: Any, formulas: Any, subs: dict[Any, int]) -> Any:
+    """Joules as `Spec.estimate` charges them (`model.energy.energy_breakdown`), on the formulas'
+    counts: DRAM reads and writes, operations per unit, and the latency in cycles for leakage.
+    Counts are first bound to the shapes (`subs`) so that an operation a point never runs is 0."""
+    import sympy as sp
+
+    from ..model.energy import energy_breakdown, total_joules
+
+    if not target.energy:
+        return None
+    ops = {u: {k: sp.sympify(n).subs(subs) for k, n in kinds.items()} for u, kinds in (formulas.unit_ops or {}).items()}
+    reads = sp.sympify(formulas.dram_read_bytes)
+    writes = formulas.dram_bytes - reads
+    breakdown = energy_breakdown(target, reads, writes, ops, formulas.latency_s * target.clock_hz)
+    return sp.sympify(total_joules(breakdown)) if breakdown else None
 
 
 _COMPILED: dict[str, Callable[..., tuple]] = {}
@@ -114,7 +137,9 @@ def _compiled(plan: Plan) -> Callable[..., tuple]:
     if fn is None:
         import sympy as sp
 
-        fn = sp.lambdify(list(plan.symbols), (plan.latency_s, plan.dram_bytes, plan.footprint), modules="numpy")
+        energy = sp.Integer(0) if plan.energy_j is None else plan.energy_j
+        fn = sp.lambdify(list(plan.symbols), (plan.latency_s, plan.dram_bytes, plan.footprint, energy),
+                         modules="numpy")
         _COMPILED[plan.key] = fn
     return fn
 
@@ -140,15 +165,14 @@ def evaluate_with_plan(plan: Plan, job: Job) -> dict[str, Any]:
             return evaluate_direct(job)
         return _refused(job, start, "formula", plan.error)
     a = job.arguments
-    latency, traffic, elements = _compiled(plan)(*(a[f] for f in plan.args))
+    latency, traffic, elements, joules = _compiled(plan)(*(a[f] for f in plan.args))
     on_chip = float(elements) * a["word_bytes"]
     buffer = a["buffer.capacity_bytes"]
-    mapping = plan.mapping_file
-    if buffer and on_chip > buffer:
-        return _refused(job, start, "formula", f"{mapping}: keeps {on_chip:,.0f} B on chip, but the buffer holds "
-                                               f"{buffer:,.0f} B: use smaller tiles or split the fusion group")
+    if buffer and on_chip > buffer:  # a group spills (its traffic grows) or is refused: as estimate does it
+        return evaluate_direct(job)
     return _row(job, start, "formula", latency_s=float(latency), dram_bytes=float(traffic), on_chip_bytes=on_chip,
-                area_mm2=point_area(job.target_data), mapping=mapping)
+                energy_j=None if plan.energy_j is None else float(joules), area_mm2=point_area(job.target_data),
+                mapping=plan.mapping_file)
 
 
 def _report_row(job: Job, start: float, how: str, report: Any, mapping: str) -> dict[str, Any]:

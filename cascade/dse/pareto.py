@@ -29,8 +29,8 @@ def fronts_of(columns: list[str], rows: list[dict[str, Any]], x: str, y: str, fi
         if m not in columns or m in LEAD or m in TAIL:
             raise CascadeError(f"--axes {m}: {file} has no metric {m} (its columns: {', '.join(metrics)})")
         if not any(r[m] is not None for r in rows if r["status"] == "ok"):
-            why = (" (the area model is issue 15's, not yet merged: cascade/dse/area.py is where it plugs in)"
-                   if m == "area_mm2" else "")
+            why = (" (its target has no `area:` section: give its components in square micrometres, see "
+                   "cascade/model/area.py)" if m == "area_mm2" else "")
             raise CascadeError(f"--axes {m}: no point of {file} has a value for {m}{why}")
     out: dict[str, list[dict]] = {}
     for w in dict.fromkeys(r["workload"] for r in rows):

@@ -122,16 +122,16 @@ def symbolic_fields(data: dict[str, Any]) -> tuple[str, ...]:
 
 def uses_formulas(config: DseConfig, workload: Workload) -> bool:
     """Whether a workload's points can be evaluated from formulas: a spatial target, a given
-    mapping, every varied target field a formula argument, and no energy asked of a target with
-    per-access energies (the formulas give latency, traffic and on-chip size)."""
+    mapping and every varied target field a formula argument (the formulas give latency, traffic,
+    on-chip size and energy; varying an energy figure costs each point directly)."""
     data = config.target_data
     if workload.search is not None or data.get("kind", "spatial") != "spatial":
-        return False
-    if "energy_j" in config.metrics and data.get("energy"):
         return False
     allowed = set(symbolic_fields(data))
     for p in config.parameters:
         for f in p.fields if p.kind == "target" else ():
+            if f == "area" or f.startswith("area."):  # area is the point's own target data (area.py)
+                continue
             covered = {a for a in allowed if a == f or a.startswith(f + ".")}
             if not covered:
                 return False

@@ -1,9 +1,10 @@
 """The whole spatial cost model as one sympy formula per quantity, and its lambdified form.
 
-`cost_formulas(mc, target)` gives latency (s), DRAM bytes and per-unit cycles as sympy
-expressions in the rank and tile shapes (the symbols of `SymbolTable`); `lambdify_cost` turns
-them into one NumPy function that evaluates whole arrays of shapes at once, which is what a
-mapping search scores candidates with.
+`cost_formulas(mc, target)` gives latency (s), DRAM bytes (and the reads among them), per-unit
+cycles and per-unit operation counts (what energy charges) as sympy expressions in the rank and
+tile shapes (the symbols of `SymbolTable`); `lambdify_cost` turns them into one NumPy function
+that evaluates whole arrays of shapes at once, which is what a mapping search scores candidates
+with.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ class CostFormulas:
     unit_cycles: dict[str, Any]
     symbols: dict[str, Any]
     values: dict[str, int]
+    dram_read_bytes: Any = 0  # the reads among dram_bytes (energy charges reads and writes apart)
+    unit_ops: dict[str, dict[str, Any]] | None = None  # unit -> operation kind -> count, for energy
 
 
 def cost_formulas(mc: MappedCascade, target: Target) -> CostFormulas:
@@ -39,7 +42,11 @@ def cost_formulas(mc: MappedCascade, target: Target) -> CostFormulas:
     group_of = {k: gi for gi, g in enumerate(mc.groups) for k in g.statements}
     cycles: list[dict[str, Any]] = [{} for _ in mc.groups]
     unit_cycles: dict[str, Any] = {}
+    unit_ops: dict[str, dict[str, Any]] = {}
     for so in ops:
+        for kind, n in so.ops.items():
+            unit_ops.setdefault(so.unit, {})
+            unit_ops[so.unit][kind] = unit_ops[so.unit].get(kind, 0) + n
         info = mc.semantics.statements[so.statement]
         unit = target.units[so.unit]
         occ = sp.Integer(1)
@@ -54,13 +61,17 @@ def cost_formulas(mc: MappedCascade, target: Target) -> CostFormulas:
         cycles[gi][so.unit] = cycles[gi].get(so.unit, 0) + c
         unit_cycles[so.unit] = unit_cycles.get(so.unit, 0) + c
     bytes_by_group = [sp.Integer(0) for _ in mc.groups]
-    for (gi, _, _), expr in traffic.by_group.items():
+    read_bytes = sp.Integer(0)
+    for (gi, _, direction), expr in traffic.by_group.items():
         bytes_by_group[gi] += expr * target.word_bytes
+        if direction == "read":
+            read_bytes += expr * target.word_bytes
     latency = sp.Integer(0)
     for gi in range(len(mc.groups)):
         compute = sp.Max(*cycles[gi].values()) / target.clock_hz if cycles[gi] else sp.Integer(0)
         latency += sp.Max(compute, bytes_by_group[gi] / target.dram_bandwidth)
-    return CostFormulas(latency, sum(bytes_by_group), unit_cycles, dict(table.symbols), dict(table.values))
+    return CostFormulas(latency, sum(bytes_by_group), unit_cycles, dict(table.symbols), dict(table.values),
+                        read_bytes, unit_ops)
 
 
 def _axis_folds(table: SymbolTable, rank: str, whole: str | None, n: int) -> tuple[Any, Any]:
