@@ -229,9 +229,9 @@ def _six_ranks(tmp_path):
 
 
 def test_the_budget_covers_the_whole_call(tmp_path, capsys):
-    """Six split ranks (tens of millions of families) and a rank of 2^40 - 3 (the largest shape allowed, untidy): search returns within its
-    budget plus about a second (the family in progress), having enumerated lazily and said that the
-    budget cut it short. SLACK_S allows for a shared 2-core machine's scheduling; before, the
+    """Six split ranks (tens of millions of families) and a rank of 2^40 - 3 (near the largest
+    shape allowed, untidy): search returns within its budget plus about a second (the family in
+    progress), having enumerated lazily and said that the budget cut it short. SLACK_S allows for a shared 2-core machine's scheduling; before, the
     families were listed before the clock started (25-60 s here)."""
     spec = cascade.load(_six_ranks(tmp_path))
     space = Space(spec, TINY)
