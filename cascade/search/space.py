@@ -183,18 +183,21 @@ class Space:
         return list(self.iter_families())
 
     def iter_families(self, fusions=None, fusion_first: bool = True):
-        """The families lazily: per fusion choice (all, or those given), per choice of split
-        levels, per loop order (batch loops outermost; the levels of a rank outermost first).
-        With `fusion_first` False the fusion choice varies fastest instead."""
+        """The families lazily: per fusion choice (all, or those given), those with the default
+        accumulators first, then those keeping them on chip; per choice of split levels, per loop
+        order (batch loops outermost; the levels of a rank outermost first). With `fusion_first`
+        False the fusion choice varies fastest instead."""
         options = self.level_options()
         fusions = self.fusions() if fusions is None else fusions
         for outer in (fusions if fusion_first else [None]):
-            for choice in itertools.product(*[opts for _, opts in options]):
-                levels = tuple((r, n) for (r, _), n in zip(options, choice) if n)
-                batch_loops, free = self._loops(levels)
-                for order in _interleavings(free):
-                    for fusion in ([outer] if fusion_first else fusions):
-                        for accumulate in self.accumulate_options(levels):
+            for accumulate in (False, True):
+                for choice in itertools.product(*[opts for _, opts in options]):
+                    levels = tuple((r, n) for (r, _), n in zip(options, choice) if n)
+                    if accumulate not in self.accumulate_options(levels):
+                        continue
+                    batch_loops, free = self._loops(levels)
+                    for order in _interleavings(free):
+                        for fusion in ([outer] if fusion_first else fusions):
                             yield Family(levels, tuple(batch_loops) + order, fusion, accumulate)
 
     def count_families(self, fusions=None) -> int:
