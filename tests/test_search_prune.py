@@ -154,7 +154,9 @@ def test_ties_within_tolerance_go_to_less_traffic_on_gemm_4096():
     space = Space(spec, target)
     deadline = Deadline(600)
     two = Family((("M", 1), ("N", 1)), ("N1", "M1"), (("Z",),))
-    three = Family((("K", 1),), ("K1",), (("Z",),))  # what the exact comparison chose before: K tiles of 1024
+    # what the exact comparison chose before: K tiles of 1024, the partial sums of Z in DRAM (with
+    # M1 inside K1 the accumulator spans several tiles of Z, so the default keeps it in DRAM)
+    three = Family((("K", 1), ("M", 1)), ("K1", "M1"), (("Z",),))
     found = []
     for family in (three, two):
         best, _, finished = _score(spec, space, family, target, "latency", 1, deadline)
@@ -162,11 +164,12 @@ def test_ties_within_tolerance_go_to_less_traffic_on_gemm_4096():
         found += best
     floor = 3 * 4096 * 4096 * 2
     assert [c.dram_bytes / floor for c in found] == [3.0, 2.0]
-    assert found[0].latency_s != found[1].latency_s and close(found[0].latency_s, found[1].latency_s)
+    # once differing in the last digits (the K-only family with Z whole, in DRAM, which its
+    # one-tile accumulator now keeps on chip, where 32 MiB do not fit); a tie either way
+    assert close(found[0].latency_s, found[1].latency_s)
     assert found[0].latency_s == pytest.approx(4096**3 / 65536 / 940e6, rel=1e-12)  # compute bound
     assert rank(found, "latency", 1)[0].dram_bytes == 2 * floor
-    exact = min(found, key=lambda c: (c.objective, c.dram_bytes))  # the old, exact rule
-    assert exact.dram_bytes == 3 * floor  # rounding decided it
+    assert rank(found[::-1], "latency", 1)[0].dram_bytes == 2 * floor
 
 
 def test_tolerant_top_orders_by_each_key_in_turn():
@@ -190,11 +193,15 @@ def test_families_are_listed_lazily_in_permutation_order():
     spec = cascade.load(ROOT / "specs" / "attention" / "attention_2pass.einsum", dict(M=16, P=6, E=2, F=2))
     space = Space(spec, TINY, 8)
     assert space.count_families() == len(space.families())
-    # the on-chip accumulator choice is carried but not offered until the model can cost it
-    assert not any(f.accumulate for f in space.families())
-    from cascade.errors import InternalError
-    with pytest.raises(InternalError, match="on-chip accumulators"):
-        space.mapping(Family((), (), (), accumulate=True), {})
+    # the on-chip accumulator choice is offered exactly where a split rank is one some Einsum
+    # reduces (M: QK keeps m, but SD and SNV sum over it), and only written when chosen
+    families = space.families()
+    with_m = [f for f in families if "M" in dict(f.levels)]
+    assert {f.accumulate for f in with_m} == {False, True}
+    assert not any(f.accumulate for f in families if "M" not in dict(f.levels))
+    assert sum(f.accumulate for f in families) == sum(not f.accumulate for f in with_m)
+    assert space.mapping(Family((), (), (), accumulate=True), {}).accumulate == {"default": "on-chip"}
+    assert space.mapping(Family((), (), ()), {}).accumulate == {}
 
 
 def test_budgets_must_be_positive_and_finite(capsys):
@@ -226,9 +233,9 @@ HUGE_PRIME = 1099511627689  # the largest prime below 2**40, the shape limit
 
 def test_the_budget_covers_the_whole_call(tmp_path, capsys):
     """Six split ranks (tens of millions of families) and the largest shape allowed (a 13-digit prime;
-    29-digit shapes are refused at load since the input limits): search returns within its
-    budget plus about a second (the family in progress), having enumerated lazily and said that the
-    budget cut it short. SLACK_S allows for a shared 2-core machine's scheduling; before, the
+    29-digit shapes are refused at load since the input limits): search returns within its budget
+    plus about a second (the family in progress), having enumerated lazily; the six-rank search says
+    that the budget cut it short. SLACK_S allows for a shared 2-core machine's scheduling; before, the
     families were listed before the clock started (25-60 s here)."""
     spec = cascade.load(_six_ranks(tmp_path))
     space = Space(spec, TINY)
@@ -242,7 +249,8 @@ def test_the_budget_covers_the_whole_call(tmp_path, capsys):
     huge = cascade.load(ROOT / "specs" / "matmul.einsum", {"M": HUGE_PRIME, "K": 64, "N": 300})
     start = time.perf_counter()
     result = search(huge, "fusemax", "traffic", budget_s=1, top=1)
-    assert time.perf_counter() - start < 1 + 1 + SLACK_S and not result.complete
+    assert time.perf_counter() - start < 1 + 1 + SLACK_S  # done or cut short, in time
+    assert result.complete or result.families_scored < result.families_total
     code = main(["search", str(_six_ranks(tmp_path)), "-t", "fusemax", "--budget", "0.5"])
     err = capsys.readouterr().err  # a mapping found in time, or a refusal that names the budget
     assert code == 0 or (code == 2 and "the budget ran out after" in err)

@@ -90,6 +90,11 @@ class GridSpace(Space):
                     out.append(grid_family)
         return sorted(out, key=lambda f: (self.programs(f), max((n for _, n in f.levels), default=0)))
 
+    def accumulate_options(self, levels) -> tuple[bool, ...]:
+        """Only the default: the grid model keeps a core's partial results where its mapping's
+        default puts them (GridFamily does not carry the choice)."""
+        return (False,)
+
     def programs(self, family: Family) -> int:
         return len(family.fusion) or len(self.einsums)
 

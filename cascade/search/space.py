@@ -18,7 +18,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..errors import CascadeError, InternalError
+from ..errors import CascadeError
+from ..mapping.accumulate import inner_loops
 from ..mapping.mapping_file import Mapping, SpaceTime
 from .budget import Progress
 
@@ -28,8 +29,9 @@ class Family:
     levels: tuple[tuple[str, int], ...]  # (rank, number of split levels)
     order: tuple[str, ...]  # loop ranks, outermost first
     fusion: tuple[tuple[str, ...], ...]
-    # keep each output tile on chip while a reduction over a split rank runs (on-chip
-    # accumulators); no family sets it yet: the cost model does not have the knob
+    # keep every reduction's partial results on chip while a loop over its reduced rank runs
+    # (`accumulate: {default: on-chip}`), also where the default would send a wider-than-a-tile
+    # accumulator to DRAM; False leaves the mapping's default (cascade.mapping.accumulate)
     accumulate: bool = False
 
 
@@ -48,13 +50,15 @@ class Candidate:
         tiles = " ".join(f"{r}:{'x'.join(map(str, t))}" for r, t in self.tiles.items()) or "no splits"
         groups = self.family.fusion
         fusion = "fused" if len(groups) == 1 else ("unfused" if not groups else f"{len(groups)} groups")
-        return f"{tiles} / {' '.join(self.family.order)} / {fusion}"
+        acc = " / accumulate on chip" if self.family.accumulate else ""
+        return f"{tiles} / {' '.join(self.family.order)} / {fusion}{acc}"
 
     def to_json(self) -> dict[str, Any]:
         return {"objective": self.objective, "latency_s": self.latency_s, "dram_bytes": self.dram_bytes,
                 "footprint_bytes": self.footprint_bytes,
                 "partitioning": {r: list(t) for r, t in self.tiles.items()},
-                "loop_order": list(self.family.order), "fusion": [list(g) for g in self.family.fusion]}
+                "loop_order": list(self.family.order), "fusion": [list(g) for g in self.family.fusion],
+                "accumulate": dict(self.mapping.accumulate)}
 
 
 @dataclass(frozen=True)
@@ -179,18 +183,21 @@ class Space:
         return list(self.iter_families())
 
     def iter_families(self, fusions=None, fusion_first: bool = True):
-        """The families lazily: per fusion choice (all, or those given), per choice of split
-        levels, per loop order (batch loops outermost; the levels of a rank outermost first).
-        With `fusion_first` False the fusion choice varies fastest instead."""
+        """The families lazily: per fusion choice (all, or those given), those with the default
+        accumulators first, then those keeping them on chip; per choice of split levels, per loop
+        order (batch loops outermost; the levels of a rank outermost first). With `fusion_first`
+        False the fusion choice varies fastest instead."""
         options = self.level_options()
         fusions = self.fusions() if fusions is None else fusions
         for outer in (fusions if fusion_first else [None]):
-            for choice in itertools.product(*[opts for _, opts in options]):
-                levels = tuple((r, n) for (r, _), n in zip(options, choice) if n)
-                batch_loops, free = self._loops(levels)
-                for order in _interleavings(free):
-                    for fusion in ([outer] if fusion_first else fusions):
-                        for accumulate in self.accumulate_options(levels):
+            for accumulate in (False, True):
+                for choice in itertools.product(*[opts for _, opts in options]):
+                    levels = tuple((r, n) for (r, _), n in zip(options, choice) if n)
+                    if accumulate not in self.accumulate_options(levels):
+                        continue
+                    batch_loops, free = self._loops(levels)
+                    for order in _interleavings(free):
+                        for fusion in ([outer] if fusion_first else fusions):
                             yield Family(levels, tuple(batch_loops) + order, fusion, accumulate)
 
     def count_families(self, fusions=None) -> int:
@@ -207,10 +214,32 @@ class Space:
         return per_fusion * len(self.fusions() if fusions is None else fusions)
 
     def accumulate_options(self, levels) -> tuple[bool, ...]:
-        """Whether a family may keep its output tiles on chip while a split reduction runs
-        (on-chip accumulators): only False until the cost model can cost it (issue 12's knob);
-        then (False, True) where a reduced rank is split, and `mapping` sets the knob."""
-        return (False,)
+        """Whether a family may keep every reduction's partial results on chip (True) besides the
+        mapping's default (False): (False, True) where a level's loop runs over a rank that some
+        Einsum reduces (its partial sums would otherwise cross DRAM when the accumulator is wider
+        than one tile), else (False,). A True family whose binding keeps no wider accumulator is
+        the False one again; the search skips it (`distinct_accumulate`)."""
+        reduced = self._reduced_loop_ranks
+        return (False, True) if any(r in reduced for r, _ in levels) else (False,)
+
+    @functools.cached_property
+    def _reduced_loop_ranks(self) -> frozenset[str]:
+        """Ranks (as `levels` names them) whose loops some Einsum reduces over: a partitioned rank
+        an Einsum iterates but does not keep, or a cascade's own split whose outer part an Einsum
+        iterates but does not keep."""
+        out = set()
+        for s in self.einsums:
+            kept = set(self.sem.tensors[s.name].ranks)
+            for v in s.variables:
+                r = v.upper()
+                if r in kept:
+                    continue
+                whole = next((w for w, parts in self.sem.splits.items() if r == parts[0]), None)
+                if whole is not None:
+                    out.add(whole)
+                elif r not in self.split_parts:
+                    out.add(r)
+        return frozenset(out)
 
     def _loops(self, levels) -> tuple[list[str], list[str]]:
         loop_ranks = []
@@ -223,12 +252,12 @@ class Space:
         return batch_loops, [x for x in loop_ranks if x not in batch_loops]
 
     def mapping(self, family: Family, tiles: dict[str, tuple[int, ...]]) -> Mapping:
-        if family.accumulate:
-            raise InternalError("a family with on-chip accumulators, which the cost model cannot cost yet")
         partitioning = {r: tiles[r] for r, _ in family.levels}
         spacetime, binding = self.placement(family)
+        accumulate = {"default": "on-chip"} if family.accumulate else {}
         return Mapping(partitioning=partitioning, loop_order={"default": family.order},
-                       spacetime=spacetime, fusion=family.fusion, binding=binding, file="<search>")
+                       spacetime=spacetime, fusion=family.fusion, binding=binding, accumulate=accumulate,
+                       file="<search>")
 
     def placement(self, family: Family) -> tuple[dict[str, SpaceTime], dict[str, str]]:
         """Space ranks and unit per Einsum, by rule: the two largest ranks it iterates go on a 2D
@@ -270,6 +299,13 @@ class Space:
         except CascadeError:
             return False
         return all(k in self.target.units[unit].ops for k in kinds)
+
+
+def distinct_accumulate(mc) -> bool:
+    """Whether a bound family with `accumulate` set differs from its default: some reduction keeps
+    an accumulator wider than one tile (a loop over a rank its output keeps runs inside its
+    reduced loop), which the default would send to DRAM."""
+    return any(inner_loops(mc, k) for k in mc.accumulators)
 
 
 def _interleavings(free: list[str]):

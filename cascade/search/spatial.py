@@ -37,7 +37,7 @@ from ..errors import CascadeError
 from .bounds import Bound, family_bound
 from .budget import Deadline, Progress
 from .ranking import cannot_enter, rank, tolerant_top
-from .space import Candidate, Family, SearchResult, Space, compulsory_bytes, tile_values
+from .space import Candidate, Family, SearchResult, Space, compulsory_bytes, distinct_accumulate, tile_values
 
 CHUNK = 1 << 18  # tile-shape candidates evaluated at once (the deadline is checked between chunks)
 
@@ -123,7 +123,8 @@ def _bound(spec, space: Space, fusion, tgt) -> Bound | None:
 def _score(spec, space: Space, family: Family, tgt, objective: str, top: int, deadline: Deadline):
     """The best `top` candidates of one family, the number of tile shapes scored, and whether all
     were (the deadline may cut a large family short); (None, 0, True) if the binding refuses it.
-    The footprint is evaluated first: the cost formulas are built only for a family with a tile
+    A family that sets `accumulate` but keeps no accumulator the default would not is skipped as
+    a duplicate (None). The footprint is evaluated first: the cost formulas are built only for a family with a tile
     shape that fits the buffer, and evaluated only on those that fit."""
     import sympy as sp
 
@@ -135,6 +136,8 @@ def _score(spec, space: Space, family: Family, tgt, objective: str, top: int, de
         mc = spec.bind(space.mapping(family, probe))
     except CascadeError:
         return None, 0, True
+    if family.accumulate and not distinct_accumulate(mc):
+        return None, 0, True  # the family without the key again
     table = SymbolTable(mc)
     footprint = footprint_formula(mc, table) * tgt.word_bytes
     foot_names = sorted(table.symbols)
