@@ -9,6 +9,7 @@ evaluation) lives in `cascade.lang.semantics.Semantics`, not here.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Union
 
 from ..errors import Span
@@ -285,6 +286,21 @@ def expr_reads(expr: Expr) -> list[Access]:
         case Call(args=args):
             return [a for arg in args for a in expr_reads(arg)]
     return []
+
+
+def map_reads(expr: Expr, fn: Callable[[Read], Expr]) -> Expr:
+    """The expression with every `Read` replaced by `fn(read)`; `Neg`, `BinOp` and `Call` are
+    rebuilt around the results and every other leaf is kept as it is."""
+    match expr:
+        case Read():
+            return fn(expr)
+        case Neg(operand=o):
+            return Neg(map_reads(o, fn))
+        case BinOp(op=op, left=l, right=r):
+            return BinOp(op, map_reads(l, fn), map_reads(r, fn))
+        case Call(fn=name, args=args):
+            return Call(name, tuple(map_reads(x, fn) for x in args))
+    return expr
 
 
 def affine_vars(aff: Affine) -> list[AffVar]:

@@ -92,28 +92,20 @@ class Emitter:
     def pass1_expr(self, expr: ir.Expr) -> ir.Expr:
         roles = self.roles
 
-        def go(e: ir.Expr) -> ir.Expr:
-            match e:
-                case ir.Read(access=a):
-                    kind = roles.kind[a.tensor]
-                    if kind == "full":
-                        if not roles.is_stabiliser(a.tensor):
-                            raise Refusal(a.span, f"{a.tensor} is read inside the pass before it is complete")
-                        return self.running_read(a.tensor, a, "new")
-                    if kind == "stream" and roles.deps[a.tensor]:
-                        return ir.Read(self.split_access(ir.Access(self.emit_local_stream(a.tensor), a.indices)))
-                    if kind in ("stream", "input-stream"):
-                        return ir.Read(self.split_access(a))
-                    return e
-                case ir.Neg(operand=o):
-                    return ir.Neg(go(o))
-                case ir.BinOp(op=op, left=l, right=r):
-                    return ir.BinOp(op, go(l), go(r))
-                case ir.Call(fn=fn, args=args):
-                    return ir.Call(fn, tuple(go(x) for x in args))
+        def read(e: ir.Read) -> ir.Expr:
+            a = e.access
+            kind = roles.kind[a.tensor]
+            if kind == "full":
+                if not roles.is_stabiliser(a.tensor):
+                    raise Refusal(a.span, f"{a.tensor} is read inside the pass before it is complete")
+                return self.running_read(a.tensor, a, "new")
+            if kind == "stream" and roles.deps[a.tensor]:
+                return ir.Read(self.split_access(ir.Access(self.emit_local_stream(a.tensor), a.indices)))
+            if kind in ("stream", "input-stream"):
+                return ir.Read(self.split_access(a))
             return e
 
-        return go(expr)
+        return ir.map_reads(expr, read)
 
     def emit_components(self, name: str) -> None:
         plan = self.plans[name]
@@ -251,16 +243,10 @@ class Emitter:
         return rename_expr(self.final_own(acc.tensor), call_mapping(stmt, acc)[0])
 
     def pass2_expr(self, expr: ir.Expr) -> ir.Expr:
-        match expr:
-            case ir.Read(access=a):
-                return self.final_read(a) if self.roles.kind[a.tensor] == "full" else expr
-            case ir.Neg(operand=o):
-                return ir.Neg(self.pass2_expr(o))
-            case ir.BinOp(op=op, left=l, right=r):
-                return ir.BinOp(op, self.pass2_expr(l), self.pass2_expr(r))
-            case ir.Call(fn=fn, args=args):
-                return ir.Call(fn, tuple(self.pass2_expr(x) for x in args))
-        return expr
+        def read(e: ir.Read) -> ir.Expr:
+            return self.final_read(e.access) if self.roles.kind[e.access.tensor] == "full" else e
+
+        return ir.map_reads(expr, read)
 
     def _guarded(self, step, name: str):
         try:

@@ -117,17 +117,10 @@ def _check_accesses(stmt: ir.Einsum, var: str) -> None:
 
 
 def rename_expr(expr: ir.Expr, mapping: dict[str, ir.Index]) -> ir.Expr:
-    """The expression with rank variables renamed (`mapping` var -> index)."""
-    match expr:
-        case ir.Read(access=a):
-            return ir.Read(rename_access(a, mapping), span=expr.span)
-        case ir.Neg(operand=o):
-            return ir.Neg(rename_expr(o, mapping))
-        case ir.BinOp(op=op, left=l, right=r):
-            return ir.BinOp(op, rename_expr(l, mapping), rename_expr(r, mapping))
-        case ir.Call(fn=fn, args=args):
-            return ir.Call(fn, tuple(rename_expr(x, mapping) for x in args))
-    return expr
+    """The expression with rank variables renamed (`mapping` var -> index) in its reads. (An index
+    value such as `p - m` is not renamed: `reduce` refuses bodies with index values, as they have no
+    algebra in `transform.algebra`.)"""
+    return ir.map_reads(expr, lambda r: ir.Read(rename_access(r.access, mapping), span=r.span))
 
 
 def rename_access(acc: ir.Access, mapping: dict[str, ir.Index]) -> ir.Access:
@@ -183,27 +176,19 @@ def inline(roles: Roles, expr: ir.Expr, stop) -> tuple[ir.Expr, list[ir.Compare]
     expression and the filters of the inlined statements (renamed to the caller's variables)."""
     filters: list[ir.Compare] = []
 
-    def go(e: ir.Expr) -> ir.Expr:
-        match e:
-            case ir.Read(access=a):
-                stmt = roles.writer.get(a.tensor)
-                if stmt is None or roles.kind[a.tensor] != "stream" or stop(a.tensor):
-                    return e
-                if stmt.reduction is not None or len(set(_vars(stmt.expr)) - set(stmt.lhs.variables)):
-                    raise Refusal(stmt.span, f"{a.tensor} reads a complete value and reduces another rank: "
-                                             "only maps can be inlined into a reduction")
-                idx_map, aff_map = call_mapping(stmt, a)
-                filters.extend(rename_compare(cmp, aff_map) for cmp in stmt.filters)
-                return go(rename_expr(stmt.expr, idx_map))
-            case ir.Neg(operand=o):
-                return ir.Neg(go(o))
-            case ir.BinOp(op=op, left=l, right=r):
-                return ir.BinOp(op, go(l), go(r))
-            case ir.Call(fn=fn, args=args):
-                return ir.Call(fn, tuple(go(x) for x in args))
-        return e
+    def read(e: ir.Read) -> ir.Expr:
+        a = e.access
+        stmt = roles.writer.get(a.tensor)
+        if stmt is None or roles.kind[a.tensor] != "stream" or stop(a.tensor):
+            return e
+        if stmt.reduction is not None or len(set(_vars(stmt.expr)) - set(stmt.lhs.variables)):
+            raise Refusal(stmt.span, f"{a.tensor} reads a complete value and reduces another rank: "
+                                     "only maps can be inlined into a reduction")
+        idx_map, aff_map = call_mapping(stmt, a)
+        filters.extend(rename_compare(cmp, aff_map) for cmp in stmt.filters)
+        return ir.map_reads(rename_expr(stmt.expr, idx_map), read)
 
-    return go(expr), filters
+    return ir.map_reads(expr, read), filters
 
 
 def presence(roles: Roles, expr: ir.Expr) -> list[ir.Compare]:
