@@ -34,7 +34,8 @@ from typing import Any
 from ..errors import MappingError, TargetError
 from ..mapping.schedule import Group, Load, MappedCascade
 from .compute import point_ops, statement_ops
-from .spatial import CostReport, _load_elements
+from .footprint import load_elements
+from .spatial import CostReport
 from .target import Target
 from .traffic import _Counter, dram_traffic
 
@@ -227,7 +228,7 @@ class _GridModel:
             if ld.statements[0] in group.statements:
                 ps = [order.index(k) for k in ld.statements]
                 items.append([f"{ld.tensor} (loaded)", ld.tensor, min(ps), max(ps),
-                              _load_elements(self.mc, ld) * self.word])
+                              load_elements(self.mc, ld) * self.word])
         best: int = 0
         live_best: dict[str, int] = {}
         for p, k in enumerate(order):

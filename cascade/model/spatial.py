@@ -21,7 +21,6 @@ from .compute import statement_ops
 from .target import Target
 from .area import area_breakdown
 from .energy import energy_breakdown, energy_formula, total_joules
-from .footprint import load_elements
 from .spill import plan_spills, spill_lines, with_spills
 from .traffic import dram_traffic
 
@@ -225,13 +224,3 @@ def estimate_spatial(mc: MappedCascade, target: Target, symbolic: bool = False) 
     return CostReport(mc.semantics.cascade.name, target.name, dict(mc.shapes), reads, writes, latency,
                       "memory" if memory_time > compute_time else "compute", per_tensor, per_unit, groups, sym,
                       on_chip, total_joules(breakdown) if breakdown else None, extra, placement=placement)
-
-
-def check_capacity(mc: MappedCascade, target: Target) -> float:
-    """The largest on-chip footprint of a group (tensors kept on chip plus loaded tiles), in
-    bytes, as if the buffer were unbounded; a group that does not fit spills (`spill.py`), and
-    one whose loaded tiles alone do not fit is refused."""
-    return plan_spills(mc, target)[1]
-
-
-_load_elements = load_elements  # the name cascade.model.grayskull imports

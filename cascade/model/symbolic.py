@@ -102,7 +102,7 @@ def lambdify_cost(formulas: CostFormulas) -> tuple[Callable[..., tuple], list[st
 
 def footprint_formula(mc: MappedCascade, table: SymbolTable) -> Any:
     """The largest on-chip footprint of a fusion group, in elements, as a formula in the tile
-    shapes (the same accounting as `spatial.check_capacity`, on-chip accumulators included)."""
+    shapes (the same accounting as `spill.group_footprints`, on-chip accumulators included)."""
     import sympy as sp
 
     worst = []
