@@ -52,6 +52,8 @@ def skip_is_identity(sem, statements: list[int], filtered: dict[int, bool], dram
                 return sp.Symbol(f"shape_{r}", positive=True)
             case ir.Read(access=acc):
                 return read(acc)
+            case ir.IndexValue(var=v):
+                return sp.Symbol(f"index_{v}", integer=True)
             case ir.Neg(operand=x):
                 v = value(x)
                 return absent if v is absent else -v
@@ -65,7 +67,7 @@ def skip_is_identity(sem, statements: list[int], filtered: dict[int, bool], dram
                 if any(v is absent for v in vs):
                     return absent
                 fns = {"exp": sp.exp, "log": sp.log, "sqrt": sp.sqrt, "abs": sp.Abs, "max": sp.Max, "min": sp.Min}
-                return fns[fn](*vs)
+                return fns[fn](*vs) if fn in fns else sp.Function(fn)(*vs)  # other maps: opaque, same args same value
         raise AssertionError(e)
 
     for k in statements:

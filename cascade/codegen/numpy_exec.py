@@ -20,6 +20,7 @@ from __future__ import annotations
 import ast
 
 from ..mapping.schedule import Leaf, Loop, MappedCascade
+from ..mapping.skips import TileSkip, tile_skips
 from . import pyast as A
 from .numpy_statement import StatementEmitter
 
@@ -104,6 +105,7 @@ class _Generator(StatementEmitter):
     def __init__(self, mc: MappedCascade, spec_label: str, mapping_label: str):
         super().__init__(mc)
         self.spec_label, self.mapping_label = spec_label, mapping_label
+        self.skips = tile_skips(mc)
 
     # ------------------------------------------------------------ module layout
     def module(self) -> str:
@@ -206,6 +208,11 @@ class _Generator(StatementEmitter):
         extent = self.loop_extent(loop.rank)
         if loop.rank in self.inner_parts and self.encloses(loop, self.inner_parts[loop.rank][1]):
             extent = A.name(n.counts[loop.rank])  # a recurrence over M0 stops at the ragged tile's end
+        skip = self.skips.get(loop.id)
+        seen = None
+        if skip is not None and not skip.at_init:
+            seen = n.fresh(f"{skip.outer.lower()}_live_seen")
+            e.stmt(A.assign(A.name(seen), A.const(False)))
         e.open_for(n.vars[loop.rank], extent)
         for p in self.mc.partitions.values():
             if loop.rank == p.names[-2]:  # the innermost outer level fixes the tile
@@ -231,10 +238,67 @@ class _Generator(StatementEmitter):
                     if self.is_region_stored(name):
                         value = A.call(ast.Attribute(A.name(cur), "copy", ast.Load()))
                     e.stmt(A.assign(A.name(prev), value))
+        if skip is not None:
+            self.emit_skip(skip, seen)
         self.emit_allocations(loop.id)
         self.emit_hoisted(loop.id)
         self.emit_nodes(loop.body)
         e.close()
+
+    def emit_skip(self, skip: TileSkip, seen: str | None) -> None:
+        """Skip a tile of keys no filtered point reaches, before it loads anything (the rule of
+        `cascade.mapping.skips`: a band lo <= m - b <= hi against the current range of b)."""
+        e, n = self.out, self.names
+        m_lo = A.binop(A.name(n.vars[skip.outer]), "*", A.name(n.ranks[skip.inner]))
+        m_hi = A.binop(A.binop(m_lo, "+", A.name(n.counts[skip.inner])), "-", A.const(1))
+        b_lo, b_hi = self.band_range(skip)
+        terms: list[ast.expr] = [ast.Compare(A.binop(m_lo, "-", b_hi), [ast.LtE()], [self.shape_expr(h)])
+                                 for h in skip.highs]
+        terms += [ast.Compare(A.binop(m_hi, "-", b_lo), [ast.GtE()], [self.shape_expr(lo)]) for lo in skip.lows]
+        live = terms[0] if len(terms) == 1 else ast.BoolOp(ast.And(), terms)
+        e.comment(f"a tile of {skip.whole} that the filter empties is skipped: it loads and computes nothing")
+        if seen is None:  # a no-op step before any tile ran too: every dead tile is skipped
+            e.open_if(ast.UnaryOp(ast.Not(), live))
+            e.stmt(ast.Continue())
+            e.close()
+            return
+        e.open_if(live)  # dead tiles before the first live one run (the step is no no-op at init)
+        e.stmt(A.assign(A.name(seen), A.const(True)))
+        e.close()
+        e.open_if(ast.BoolOp(ast.And(), [ast.UnaryOp(ast.Not(), live), A.name(seen)]))
+        e.stmt(ast.Continue())
+        e.close()
+
+    def band_range(self, skip: TileSkip) -> tuple[ast.expr, ast.expr]:
+        """[lo, hi] (inclusive) of the band's other rank over the loops around the skipping loop."""
+        n = self.names
+        size = A.name(n.ranks[skip.other])
+        p = self.mc.partitions.get(skip.other)
+        levels = [self.mc.loop_of[lid] for lid in skip.enclosing if p is not None and self.mc.loop_of[lid] in p.names]
+        if not levels:
+            return A.const(0), A.binop(size, "-", A.const(1))
+        level = max(levels, key=p.names.index)
+        if level == p.names[-2]:
+            lo, hi = n.bounds[skip.other]
+            return A.name(lo), A.binop(A.name(hi), "-", A.const(1))
+        start, span = self.level_start(skip.other, level)
+        return start, A.binop(A.call("min", A.binop(start, "+", A.const(span)), size), "-", A.const(1))
+
+    def shape_expr(self, expr) -> ast.expr:
+        """A sympy bound in rank-shape symbols (`1 - W`) as Python over the executor's rank names."""
+        import sympy as sp
+
+        if expr.is_Integer:
+            return A.const(int(expr))
+        if expr.is_Symbol:
+            return A.name(self.names.ranks[str(expr)])
+        if isinstance(expr, (sp.Add, sp.Mul)):
+            parts = [self.shape_expr(a) for a in expr.args]
+            out = parts[0]
+            for x in parts[1:]:
+                out = A.binop(out, "+" if isinstance(expr, sp.Add) else "*", x)
+            return out
+        raise AssertionError(expr)
 
     def encloses(self, loop: Loop, rank: str) -> bool:
         """Does a loop over `rank` run outside `loop`?"""

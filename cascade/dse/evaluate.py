@@ -138,8 +138,10 @@ def _compiled(plan: Plan) -> Callable[..., tuple]:
         import sympy as sp
 
         energy = sp.Integer(0) if plan.energy_j is None else plan.energy_j
+        from ..model.tilesum import NUMPY as TILESUM_NUMPY
+
         fn = sp.lambdify(list(plan.symbols), (plan.latency_s, plan.dram_bytes, plan.footprint, energy),
-                         modules="numpy")
+                         modules=[TILESUM_NUMPY, "numpy"])
         _COMPILED[plan.key] = fn
     return fn
 

@@ -17,6 +17,7 @@ from .compute import statement_ops
 from .spatial import space_axes
 from .symbols import SymbolTable
 from .target import Target
+from .tilesum import NUMPY as TILESUM_NUMPY
 from .traffic import accumulator_elements, dram_traffic
 
 
@@ -96,7 +97,7 @@ def lambdify_cost(formulas: CostFormulas) -> tuple[Callable[..., tuple], list[st
 
     names = sorted(formulas.symbols)
     args = [formulas.symbols[n] for n in names]
-    fn = sp.lambdify(args, (formulas.latency_s, formulas.dram_bytes), modules="numpy")
+    fn = sp.lambdify(args, (formulas.latency_s, formulas.dram_bytes), modules=[TILESUM_NUMPY, "numpy"])
     return fn, names
 
 

@@ -16,7 +16,9 @@ from typing import Any
 from ..lang.semantics import AxisCoord
 from ..mapping.accumulate import accumulation_loops, inner_loops
 from ..mapping.schedule import MappedCascade
+from ..mapping.skips import TileSkip, shape_symbol, tile_skips
 from .symbols import SymbolTable
+from .tilesum import IntDiv, TileSum
 
 
 @dataclass(frozen=True)
@@ -54,8 +56,12 @@ class _Counter(SymbolTable):
         return rank
 
     def count(self, axes: tuple[AxisCoord, ...], tensor: str, path: tuple[int, ...]):
-        """Sum over the iterations of `path` of the region `axes` addresses."""
+        """Sum over the iterations of `path` of the region `axes` addresses; inside a loop that
+        skips tiles a filter empties (`cascade.mapping.skips`), over the tiles that run."""
         sp = self.sp
+        if not hasattr(self, "skips"):
+            self.skips = tile_skips(self.mc)
+        skip = next((self.skips[lid] for lid in path if lid in self.skips), None)
         info = self.sem.tensors[tensor]
         loops_by_family: dict[str, list[str]] = {}
         for lid in path:
@@ -72,9 +78,59 @@ class _Counter(SymbolTable):
             if axis.kind == "inner":
                 continue  # counted with its 'outer' partner
             axes_by_family.setdefault(self.family(axis.rank), []).append(axis)
-        for fam in set(loops_by_family) | set(axes_by_family):
+        joint: set[str] = set()
+        if skip is not None:
+            joint = {skip.whole, self.family(skip.other)}
+            total = self.live_sum(skip, loops_by_family.get(self.family(skip.other), []),
+                                  axes_by_family.get(skip.whole, []), axes_by_family.get(self.family(skip.other), []))
+        for fam in (set(loops_by_family) | set(axes_by_family)) - joint:
             total = total * self.family_sum(fam, loops_by_family.get(fam, []), axes_by_family.get(fam, []), info)
         return total
+
+    def live_sum(self, skip: TileSkip, b_loops: list[str], m_axes: list[AxisCoord], b_axes: list[AxisCoord]):
+        """The region summed over the loops of M (the skipping loop over M1) and of the band's other
+        rank B, counting only the tiles of M that run: per tile j of B the enclosing loops fix,
+        [b_lo, b_hi], the tiles i of M with i*M0 - b_hi <= hi and min(i*M0 + M0, M) - 1 - b_lo >= lo
+        are live, a contiguous run [i_min, i_max]; with `at_init` only they run, else every tile up
+        to i_max (every tile where none is live), as `cascade.mapping.skips` states."""
+        sp = self.sp
+        size = {r: self.size(r) for r in (skip.whole, skip.inner, skip.other)}
+        as_table = {shape_symbol(r): self.size(r) for r in self.mc.shapes
+                    if r not in self.outer_of_split and r not in self.level_owner}
+        highs = [sp.sympify(h).subs(as_table) for h in skip.highs]
+        lows = [sp.sympify(lo).subs(as_table) for lo in skip.lows]
+        m, t, b = size[skip.whole], size[skip.inner], size[skip.other]
+        tiles = self.size(skip.outer)
+        m_elements = any(a.kind in ("split", "outer") for a in m_axes) or skip.inner in {a.rank for a in m_axes}
+        p = self.mc.partitions.get(skip.other)
+        enclosing = [self.mc.loop_of[lid] for lid in skip.enclosing]
+        levels = [r for r in enclosing if p is not None and r in p.names]
+
+        def per_b_tile(b_lo, b_hi):
+            i_max = sp.Min(tiles - 1, *[IntDiv(b_hi + h, t) for h in highs], evaluate=False)
+            i_min = sp.Max(0, *[IntDiv(b_lo + lo, t) for lo in lows], evaluate=False) if lows else sp.Integer(0)
+            some = sp.And(i_min <= i_max, *[b_lo + lo <= m - 1 for lo in lows])
+            if skip.at_init:
+                run = (sp.Min(m, (i_max + 1) * t, evaluate=False) - i_min * t) if m_elements else i_max - i_min + 1
+                return sp.Piecewise((run, some), (0, True))
+            run = sp.Min(m, (i_max + 1) * t, evaluate=False) if m_elements else i_max + 1
+            return sp.Piecewise((run, some), (m if m_elements else tiles, True))
+
+        if not levels:  # B whole over each tile of M: one range; B's own loops (inside) as usual
+            factor = (self.family_sum(self.family(skip.other), b_loops, b_axes, None) if b_loops or b_axes
+                      else sp.Integer(1))
+            return factor * per_b_tile(sp.Integer(0), b - 1)
+        level = max(levels, key=p.names.index)
+        span = self.span(skip.other, p.names.index(level))
+        j = sp.Symbol("j_" + skip.other.lower(), integer=True, nonnegative=True)
+        b_lo = j * span
+        length = sp.Min(span, b - b_lo, evaluate=False)
+        if b_axes:
+            b_part = length
+        else:
+            innermost = max(b_loops, key=p.names.index)
+            b_part = -IntDiv(-length, self.span(skip.other, p.names.index(innermost)))  # a ceiling
+        return TileSum(sp.Lambda(j, b_part * per_b_tile(b_lo, b_lo + length - 1)), sp.ceiling(b / span))
 
     def family_sum(self, fam: str, loops: list[str], axes: list[AxisCoord], info):
         sp, mc = self.sp, self.mc
@@ -149,7 +205,7 @@ class _Counter(SymbolTable):
                 reads[info.name] = reads.get(info.name, 0) + n - n / first
                 add(k, info.name, "read", n - n / first)
         names = list(dict.fromkeys([*reads, *writes]))
-        per = {t: TensorTraffic(t, sp.simplify(reads.get(t, sp.Integer(0))), sp.simplify(writes.get(t, sp.Integer(0))))
+        per = {t: TensorTraffic(t, _simplify(reads.get(t, sp.Integer(0))), _simplify(writes.get(t, sp.Integer(0))))
                for t in names}
         return Traffic(per, dict(self.symbols), dict(self.values), by_group)
 
@@ -163,6 +219,12 @@ class _Counter(SymbolTable):
             if owner in iterated and owner not in kept and self.family(rank) not in fams:
                 fams.append(self.family(rank))
         return fams
+
+
+def _simplify(expr):
+    import sympy as sp
+
+    return expr if getattr(expr, "has", lambda *_: False)(TileSum, sp.Piecewise) else sp.simplify(expr)
 
 
 def accumulator_elements(mc: MappedCascade, table: SymbolTable, k: int) -> Any:

@@ -130,6 +130,7 @@ def _score(spec, space: Space, family: Family, tgt, objective: str, top: int, de
 
     from ..model.symbolic import cost_formulas, footprint_formula
     from ..model.symbols import SymbolTable
+    from ..model.tilesum import NUMPY as TILESUM_NUMPY
 
     probe = {r: _probe_tiles(spec.shapes[r], n) for r, n in family.levels}
     try:
@@ -173,7 +174,8 @@ def _score(spec, space: Space, family: Family, tgt, objective: str, top: int, de
             names = sorted(formulas.symbols)
             objective_expr = formulas.latency_s if objective == "latency" else formulas.dram_bytes
             fn = sp.lambdify([formulas.symbols[n] for n in names],
-                             (objective_expr, formulas.latency_s, formulas.dram_bytes), modules="numpy")
+                             (objective_expr, formulas.latency_s, formulas.dram_bytes),
+                             modules=[TILESUM_NUMPY, "numpy"])  # masked loads: TileSum (model.tilesum)
             cost = (names, fn, {**table.values, **formulas.values})
         names, fn, values = cost
         obj, lat, traffic = (np.broadcast_to(np.asarray(x, dtype=float), flat.shape)

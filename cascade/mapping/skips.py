@@ -1,0 +1,195 @@
+"""Tiles a filter leaves empty: which loops of a mapped cascade may skip them, and by what rule.
+
+A loop over the outer part M1 of a split `M = M1 * M0` that carries a recurrence (1-pass
+attention's `RM[m1+1, p]`) may skip a tile where every point of its filtered statements is
+absent, when `analysis.absent_step.skip_is_identity` proves the step a no-op: no DRAM write in
+the loop, every recurrence keeps its value. A skipped tile loads nothing and computes nothing.
+This module owns the rule the executors and the cost model share, so that the executor's
+DRAM trace and the model's count agree exactly:
+
+- the filters of the loop's statements that name M's variables (`m1`, `m0`, `m`) must be, per
+  statement, a *band* on M and one other whole rank B: lo_k <= m - b <= hi_k (`m1*M0 + m0 <= p`
+  is hi = 0; a window adds lo = -W + 1), the same bands for every filtered statement; anything
+  else keeps every tile (a mask still computes it right);
+- a tile i (keys m in [i*M0, min(i*M0 + M0, M) - 1]) is *live* under the current range
+  [b_lo, b_hi] of b (the tile of B the enclosing loops fix, or all of B) when every bound can
+  hold: i*M0 - b_hi <= hi_k and min(i*M0 + M0, M) - 1 - b_lo >= lo_k. Over a band this is
+  exact: a tile is live iff some point of it passes every filter;
+- `at_init` (the step is a no-op even before any tile ran, e.g. a running max that starts at a
+  finite value) skips every dead tile; otherwise dead tiles before the first live one still
+  run (exp(-inf - -inf) is no number) and, where no tile is live, every tile runs: the same
+  rule as the Triton kernel's segments and `model.gpu.live_fraction`.
+
+Bounds are sympy expressions in rank-shape symbols (named after the ranks, positive integers).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ..lang import ir
+from .schedule import Leaf, Loop, MappedCascade
+
+
+@dataclass(frozen=True)
+class TileSkip:
+    loop: int  # the id of the loop over `outer`
+    whole: str  # M of `split M = M1 * M0`
+    outer: str  # M1
+    inner: str  # M0
+    other: str  # B, the other rank of the band
+    lows: tuple[Any, ...]  # lo_k of lo_k <= m - b (sympy, in rank-shape symbols)
+    highs: tuple[Any, ...]  # hi_k of m - b <= hi_k
+    at_init: bool
+    enclosing: tuple[int, ...]  # ids of the loops around the loop, outermost first
+
+
+def tile_skips(mc: MappedCascade) -> dict[int, TileSkip]:
+    """Loop id -> its skip rule, for every loop that may skip empty tiles (see the module doc)."""
+    out: dict[int, TileSkip] = {}
+    for group in mc.groups:
+        _walk(mc, list(group.tree), (), out)
+    return out
+
+
+def _walk(mc: MappedCascade, nodes: list, path: tuple[int, ...], out: dict[int, TileSkip]) -> None:
+    for node in nodes:
+        if isinstance(node, Loop):
+            rule = _rule(mc, node, path)
+            if rule is not None:
+                out[node.id] = rule
+            _walk(mc, node.body, path + (node.id,), out)
+
+
+def _leaves(nodes: list) -> list[int]:
+    found: list[int] = []
+    for node in nodes:
+        found.extend([node.statement] if isinstance(node, Leaf) else _leaves(node.body))
+    return found
+
+
+def _rule(mc: MappedCascade, loop: Loop, path: tuple[int, ...]) -> TileSkip | None:
+    from ..analysis.absent_step import skip_is_identity
+
+    sem = mc.semantics
+    whole = next((r for r, (o, _i) in sem.splits.items() if o == loop.rank), None)
+    if whole is None:
+        return None
+    outer, inner = sem.splits[whole]
+    leaves = _leaves(loop.body)
+    if not any(sem.tensors[sem.statements[k].name].iterative == outer for k in leaves):
+        return None
+    family = {outer.lower(), inner.lower(), whole.lower()}
+    bands: set[tuple[str, tuple, tuple]] = set()
+    filtered: dict[int, bool] = {}
+    for k in leaves:
+        stmt = sem.statements[k].statement
+        mine = [c for c in getattr(stmt, "filters", ())
+                if {v.var for v in ir.affine_vars(c.left) + ir.affine_vars(c.right)} & family]
+        if not mine:
+            continue
+        other, lows, highs = None, [], []
+        for c in mine:
+            band = _band(sem, c, whole)
+            if band is None or (other is not None and band[0] != other):
+                return None
+            other = band[0]
+            lows += [band[1]] if band[1] is not None else []
+            highs += [band[2]] if band[2] is not None else []
+        bands.add((other, tuple(lows), tuple(highs)))
+        used = {v.var for c in mine for v in ir.affine_vars(c.left) + ir.affine_vars(c.right)}
+        filtered[k] = used <= set(stmt.lhs.variables)
+    if len(bands) != 1:
+        return None
+    other, lows, highs = next(iter(bands))
+    if not _other_rank_ok(mc, other, path):
+        return None
+    dram = {t for t, st in mc.storage.items() if st.dram}
+    if not skip_is_identity(sem, leaves, filtered, dram):
+        return None
+    at_init = skip_is_identity(sem, leaves, filtered, dram, at_init=True)
+    return TileSkip(loop.id, whole, outer, inner, other, lows, highs, at_init, path)
+
+
+def _other_rank_ok(mc: MappedCascade, other: str, path: tuple[int, ...]) -> bool:
+    """B's range over a tile of M1 must be known: B whole, or fixed by partition levels of B."""
+    for lid in path:
+        rank = mc.loop_of[lid]
+        if rank == other:
+            return False  # a loop over B itself (an iterative rank): not a range the rule covers
+        if rank in mc.semantics.splits.get(other, ()):
+            return False
+    return other not in mc.semantics.splits
+
+
+def shape_symbol(rank: str):
+    import sympy as sp
+
+    return sp.Symbol(rank, positive=True, integer=True)
+
+
+def _band(sem, c: ir.Compare, whole: str):
+    """(B, lo, hi) of a comparison that reads lo <= m - b <= hi (m of `whole`), else None."""
+    form = _linear(c.left, sem)
+    right = _linear(c.right, sem)
+    if form is None or right is None:
+        return None
+    coeffs = dict(form[0])
+    for v, k in right[0].items():
+        coeffs[v] = coeffs.get(v, 0) - k
+    const = form[1] - right[1]
+    outer, inner = sem.splits[whole]
+    co, ci, cw = (coeffs.pop(outer.lower(), 0), coeffs.pop(inner.lower(), 0), coeffs.pop(whole.lower(), 0))
+    if (co - ci * shape_symbol(inner)).expand() != 0:
+        return None
+    cm = (ci + cw).expand()
+    coeffs = {v: k for v, k in coeffs.items() if k != 0}
+    if len(coeffs) != 1 or cm not in (1, -1):
+        return None
+    (bvar, cb), = coeffs.items()
+    parts = {part for pair in sem.splits.values() for part in pair}
+    if (cb + cm).expand() != 0 or bvar.upper() in parts:
+        return None
+    op = c.op
+    if cm == -1:  # -(m - b) + const op 0  ->  m - b op' const
+        op = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "=="}.get(op, op)
+        bound = const
+    else:  # m - b + const op 0  ->  m - b op -const
+        bound = -const
+    lo, hi = {"<": (None, bound - 1), "<=": (None, bound), ">": (bound + 1, None), ">=": (bound, None),
+              "==": (bound, bound)}.get(op, (None, None))
+    if lo is None and hi is None:
+        return None
+    return bvar.upper(), lo, hi
+
+
+def _linear(aff: ir.Affine, sem) -> tuple[dict[str, Any], Any] | None:
+    """({variable: coefficient}, constant) of an affine expression, in rank-shape symbols."""
+    import sympy as sp
+
+    match aff:
+        case ir.AffVar(var=v):
+            return {v: sp.Integer(1)}, sp.Integer(0)
+        case ir.AffConst(value=n):
+            return {}, sp.Integer(n)
+        case ir.AffShape(rank=r):
+            return {}, shape_symbol(r)
+        case ir.AffNeg(operand=o):
+            f = _linear(o, sem)
+            return None if f is None else ({v: -k for v, k in f[0].items()}, -f[1])
+        case ir.AffBin(op=op, left=left, right=right):
+            fl, fr = _linear(left, sem), _linear(right, sem)
+            if fl is None or fr is None:
+                return None
+            if op in ("+", "-"):
+                sign = 1 if op == "+" else -1
+                out = dict(fl[0])
+                for v, k in fr[0].items():
+                    out[v] = out.get(v, 0) + sign * k
+                return out, fl[1] + sign * fr[1]
+            if op == "*" and not fl[0]:
+                return {v: fl[1] * k for v, k in fr[0].items()}, fl[1] * fr[1]
+            if op == "*" and not fr[0]:
+                return {v: fr[1] * k for v, k in fl[0].items()}, fl[1] * fr[1]
+    return None
