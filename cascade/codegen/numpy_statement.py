@@ -59,9 +59,16 @@ class StatementEmitter(AccessEmitter):
         filters = stmt.filters if isinstance(stmt, ir.Einsum) else ()
         op = REDUCE_OPS[info.reduce_op]
         may_be_absent = any(o.present is not None or o.whole is not None for o in operands.values())
-        value = None
+        value, mask, quiet = None, None, False
         if reduced and info.reduce_op == "sum" and not filters and not may_be_absent:
             value = self.einsum(stmt.expr, operands, canon, lhs_vars)
+        elif reduced and info.reduce_op == "sum":  # absent factors zeroed: no mask over the whole space
+            value = self.masked_einsum(stmt.expr, operands, canon, lhs_vars, filters, k, temps)
+            if value is not None:
+                mask = self.lhs_mask(filters, set(stmt.lhs.variables), canon[: len(lhs_vars)], k)
+                if mask is not None:
+                    e.stmt(A.assign(A.name("present"), A.np_call("broadcast_to", mask, A.tup(
+                        *[self.extent(v, k) for v in lhs_vars]))))
         if value is None:
             value, mask = self.valued(stmt.expr, operands, canon)
             for cmp in filters:
@@ -81,8 +88,6 @@ class StatementEmitter(AccessEmitter):
             if mask is not None:
                 e.stmt(A.assign(A.name("present"), A.np_call("broadcast_to", mask,
                                                              A.tup(*[self.extent(v, k) for v in lhs_vars]))))
-        else:
-            mask, quiet = None, False
         covered = {v for o in operands.values() for v in o.vars}
         if any(v not in covered for v in lhs_vars) or not operands:
             value = A.call("_fill", value, A.tup(*[self.extent(v, k) for v in lhs_vars]), A.name("dt"))
@@ -173,6 +178,45 @@ class StatementEmitter(AccessEmitter):
         for s in scalars:
             value = A.binop(value, "*", s)
         return value
+
+    def masked_einsum(self, expr: ir.Expr, operands: dict[str, _Operand], canon: list[str], lhs_vars: list[str],
+                      filters, k: int, temps: set[str]):
+        """A sum of products with absent points as one `np.einsum`: each factor is zeroed where
+        it is absent (its presence, and every filter over reduced variables, put on a factor
+        that reads all of the filter's tile variables), so an absent point adds the sum's
+        identity, 0, as the reference's rule says; filters over left-side variables only make
+        output points absent (their presence, `lhs_mask`), not the sum. None: the general path
+        (a factor with ragged points, or a filter no single factor spans)."""
+        factors = ir.product_factors(expr)
+        if factors is None or any(o.whole is not None for o in operands.values()):
+            return None
+        reads = [f for f in factors if isinstance(f, ir.Read)]
+        lhs = set(lhs_vars)
+        zero: dict[str, ast.expr | None] = {}
+        for f in reads:
+            key = access_key(f.access)
+            zero[key] = _both(zero.get(key), operands[key].present)
+        for cmp in filters:
+            used = {v.var for v in ir.affine_vars(cmp.left) + ir.affine_vars(cmp.right)} & set(canon)
+            if used <= lhs:
+                continue
+            key = next((access_key(f.access) for f in reads if used <= set(operands[access_key(f.access)].vars)), None)
+            if key is None:
+                return None
+            o = operands[key]
+            term = ast.Compare(self.affine(cmp.left, o.vars, k), [_CMP[cmp.op]()], [self.affine(cmp.right, o.vars, k)])
+            zero[key] = _both(zero.get(key), term)
+        masked = dict(operands)
+        for key, cond in zero.items():
+            if cond is None:
+                continue
+            temp = self.temporary(f"{key.split('[')[0]}_present_only", temps)
+            o = operands[key]
+            shape = A.tup(*[self.extent(v, k) for v in o.vars])
+            self.out.stmt(A.assign(A.name(temp), A.np_call("where", A.np_call("broadcast_to", cond, shape),
+                                                          o.expr, A.const(0.0))))
+            masked[key] = _Operand(A.name(temp), o.vars)
+        return self.einsum(expr, masked, canon, lhs_vars)
 
     def valued(self, expr: ir.Expr, operands: dict[str, _Operand], canon: list[str]):
         """(value, presence or None) of an expression over the tile: absent operands merge by the
