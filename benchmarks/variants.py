@@ -7,8 +7,14 @@ mapping) against naive NumPy (the independent implementations of tests/test_zoo.
 
 Shapes: attention at B = 1 with H = 32 heads where the cascade has heads (GQA: groups of R = 4),
 M = P = N (decode and FlashDecoding: P = 1, M = N); norms over D = 4096 features of N tokens;
-cross-entropy over C = 32768 classes of N rows. The cost model is the one on this branch: masks
-are not yet costed (the cost half of issue 12 adds that), so causal rows show dense MACs.
+cross-entropy over C = 32768 classes of N rows. Masks are costed: operations only at present
+points (model/presence.py), and DRAM reads only of the key tiles a block of queries reaches
+(mapping/skips.py; the executor skips the same tiles). A last table sets causal_1pass beside
+dense attention_1pass under the same fusemax mapping, with the closed forms the model must give:
+N = M = P, tiles M0 = P0 = T = 256, n = N / T, E = F = 64, fusemax charges exp 6 MACs:
+
+    MACs  causal (E + F + 6) N (N + 1) / 2 + (F + 7) n N     dense (E + F + 6) N^2 + (F + 7) n N
+    DRAM  causal 2 [(E + F) N + (E + F) T n (n + 1) / 2]     dense 2 [(E + F) N + (E + F) N n]  bytes
 """
 
 from __future__ import annotations
@@ -79,6 +85,32 @@ def cost_rows(zoo, sizes: list[int], only: list[str] | None = None) -> list[dict
     return rows
 
 
+def causal_vs_dense(sizes: list[int]) -> list[dict]:
+    """causal_1pass and attention_1pass under mappings/causal_1pass/fusemax.yaml, with the closed
+    forms of the module docstring computed here from the shapes alone."""
+    mapping = str(ROOT / "mappings" / "causal_1pass" / "fusemax.yaml")
+    rows = []
+    for n in sizes:
+        got = {}
+        for name in ("causal_1pass", "attention_1pass"):
+            spec = cascade.load(ROOT / "specs" / "attention" / f"{name}.einsum", shapes={"M": n, "P": n, "M0": 256})
+            r = spec.estimate(mapping, "fusemax")
+            got[name] = (sum(u["ops"].get("mac", 0.0) for u in r.per_unit.values()), r.dram_bytes, r.latency_s)
+        e = f = 64
+        t = 256
+        tiles = -(-n // t)
+        formula = {"causal_macs": (e + f + 6) * n * (n + 1) // 2 + (f + 7) * tiles * n,
+                   "dense_macs": (e + f + 6) * n * n + (f + 7) * tiles * n,
+                   "causal_bytes": 2 * ((e + f) * n + (e + f) * t * tiles * (tiles + 1) // 2),
+                   "dense_bytes": 2 * ((e + f) * n + (e + f) * n * tiles)}
+        (cm, cb, cl), (dm, db, dl) = got["causal_1pass"], got["attention_1pass"]
+        rows.append({"N": n, "causal_macs": cm, "dense_macs": dm, "mac_ratio": cm / dm, "causal_bytes": cb,
+                     "dense_bytes": db, "byte_ratio": cb / db, "causal_latency_s": cl, "dense_latency_s": dl,
+                     "formula": formula, "formula_holds": formula == {"causal_macs": cm, "dense_macs": dm,
+                                                                        "causal_bytes": cb, "dense_bytes": db}})
+    return rows
+
+
 def _best(fn, repeats: int):
     """(the least wall time of `repeats` calls, the last result): the machine is shared."""
     best, out = float("inf"), None
@@ -133,10 +165,11 @@ def main(argv: list[str] | None = None) -> int:
     zoo = _zoo_module()
     costs = cost_rows(zoo, args.sizes, args.only)
     cpu = [] if args.no_cpu else cpu_rows(zoo, args.cpu_n, args.repeats, args.only)
+    versus = causal_vs_dense(args.sizes)
     if args.json:
-        print(json.dumps({"fusemax": costs, "cpu": cpu}, indent=2))
+        print(json.dumps({"fusemax": costs, "causal_vs_dense": versus, "cpu": cpu}, indent=2))
         return 0
-    print("The zoo on fusemax (mappings/<variant>/fusemax.yaml); masks are not costed on this branch\n")
+    print("The zoo on fusemax (mappings/<variant>/fusemax.yaml); masks costed (present points, live key tiles)\n")
     print(f"{'variant':<22} {'N':>6} {'passes':<12} {'MACs':>11} {'DRAM':>11} {'floor':>11} {'latency':>11}  bound")
     for r in costs:
         if "refused" in r:
@@ -144,6 +177,14 @@ def main(argv: list[str] | None = None) -> int:
             continue
         print(f"{r['variant']:<22} {r['N']:>6} {r['passes']:<12} {r['macs']:>11.3e} {r['dram_bytes'] / 1e6:>9.1f}MB "
               f"{r['floor_bytes'] / 1e6:>9.1f}MB {r['latency_s'] * 1e3:>9.3f}ms  {r['bound']}")
+    print("\nCausal vs dense 1-pass attention, both under mappings/causal_1pass/fusemax.yaml (closed forms: "
+          "see the module docstring)\n")
+    print(f"{'N':>6} {'MACs causal':>12} {'dense':>11} {'ratio':>7} {'DRAM causal':>12} {'dense':>10} {'ratio':>7}"
+          f" {'latency ratio':>14}  formulas")
+    for r in versus:
+        print(f"{r['N']:>6} {r['causal_macs']:>12.4e} {r['dense_macs']:>11.4e} {r['mac_ratio']:>7.4f} "
+              f"{r['causal_bytes'] / 1e6:>10.2f}MB {r['dense_bytes'] / 1e6:>8.2f}MB {r['byte_ratio']:>7.4f} "
+              f"{r['causal_latency_s'] / r['dense_latency_s']:>14.4f}  {'hold' if r['formula_holds'] else 'DIFFER'}")
     if cpu:
         print(f"\nOn this CPU at N = {args.cpu_n} (cpu.yaml executor vs naive NumPy, float64, best of {args.repeats} calls after a warm-up)\n")
         print(f"{'variant':<22} {'executor':>10} {'NumPy':>10} {'ratio':>7} {'max error':>10}")
