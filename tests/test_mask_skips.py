@@ -153,3 +153,33 @@ def test_symbolic_estimate_prints_the_skipped_reads(capsys, tmp_path):
     assert main(["estimate", str(spec), "-m", str(mapping), "-t", "fusemax", "--symbolic", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert any("TileSum" in str(v) for v in out["symbolic"].values())
+
+
+RANK_VALUES = """shape M = 12, P = 7, E = 5
+input X[M, P], A[E, M, P], I[M], J[P]
+output Y[M, P], Z[M, P]
+Y[m, p] = {y}
+Z[m, p] = {z}
+"""
+
+
+@pytest.mark.parametrize("with_index, with_reads", [
+    ("X[m, p] - 0.5 * (p - m)", "X[m, p] - 0.5 * (J[p] - I[m])"),
+    ("X[m, p] * pow(2, -8 * (m + 1) / M)", "X[m, p] * pow(2, -8 * (I[m] + 1) / M)"),
+    ("X[m, p] + m*P + p", "X[m, p] + I[m]*P + J[p]"),
+])
+def test_rank_value_arithmetic_costs_as_the_same_arithmetic_on_reads(with_index, with_reads):
+    """Issue 12 item 4: index values are not free: `p - m` costs what `J[p] - I[m]` costs (J, I
+    position vectors read from memory), per point, on the Einsum's unit, on every bundled
+    spatial target; in a sum, a factor of index values invariant along the reduced rank is
+    applied once per output point, like a read factor."""
+    from cascade.mapping.mapping_file import parse_mapping
+
+    for target in ("fusemax", "flat_cloud"):
+        reports = []
+        for y in (with_index, with_reads):
+            z = "A[e, m, p] * (p + 1)" if y is with_index else "A[e, m, p] * (J[p] + 1)"
+            spec = cascade.loads(RANK_VALUES.format(y=y, z=z))
+            reports.append(spec.estimate(parse_mapping("spacetime: {default: {space: [M, P], time: [E]}}"), target))
+        ops = [{u: dict(v["ops"]) for u, v in r.per_unit.items()} for r in reports]
+        assert ops[0] == ops[1] and any(n > 0 for u in ops[0].values() for n in u.values())

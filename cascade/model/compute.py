@@ -8,6 +8,12 @@ cost nothing (they are computed once), so a division by a constant is a multiply
 reciprocal: `x / M` and `x * (1/M)` both cost one mac. Points of a split pair (m1, m0) number
 M, not M1*M0.
 
+Rank values are costed like reads: the coordinate `p` itself is the loop counter the unit
+already holds (no operation), and arithmetic on it (`p - m`, `m1*M0 + m0`, ALiBi's
+`slope * (p - m)`) costs the same map operations as on values read from memory, per point of the
+Einsum that computes it, on that Einsum's unit; hoisted out of a sum like any factor that does
+not vary along the reduced rank.
+
 Only present points cost anything: a `where` filter, and the absent points it leaves flowing
 through the merge rules, shrink a statement's points to `presence.Presence.points` (a triangle
 for `m <= p`, a band for a window).
@@ -155,6 +161,8 @@ def _variables(expr: ir.Expr) -> set[str]:
             return set()
         case ir.Read(access=a):
             return set(a.variables)
+        case ir.IndexValue(var=v):  # a coordinate varies along its own variable only
+            return {v}
         case ir.Neg(operand=o):
             return _variables(o)
         case ir.BinOp(left=l, right=r):
