@@ -11,9 +11,11 @@ cross-entropy over C = 32768 classes of N rows. Masks are costed: operations onl
 points (model/presence.py), and DRAM reads only of the key tiles a block of queries reaches
 (mapping/skips.py; the executor skips the same tiles). A last table sets causal_1pass beside
 dense attention_1pass under the same fusemax mapping, with the closed forms the model must give:
-N = M = P, tiles M0 = P0 = T = 256, n = N / T, E = F = 64, fusemax charges exp 6 MACs:
+N = M = P, tiles M0 = P0 = T = 256, n = N / T, E = F = 64, fusemax charges exp 6 MACs; per
+(key, query) point QK, SLN and SLNV cost E + 6 + F MACs, per (key tile, query) PRM, SPD and SPNV
+cost 6 + 1 + F, and causal runs the T n (n + 1) / 2 (tile, query) pairs on or below the diagonal:
 
-    MACs  causal (E + F + 6) N (N + 1) / 2 + (F + 7) n N     dense (E + F + 6) N^2 + (F + 7) n N
+    MACs  causal (E + F + 6) N (N + 1) / 2 + (F + 7) T n (n + 1) / 2     dense (E + F + 6) N^2 + (F + 7) n N
     DRAM  causal 2 [(E + F) N + (E + F) T n (n + 1) / 2]     dense 2 [(E + F) N + (E + F) N n]  bytes
 """
 
@@ -99,7 +101,7 @@ def causal_vs_dense(sizes: list[int]) -> list[dict]:
         e = f = 64
         t = 256
         tiles = -(-n // t)
-        formula = {"causal_macs": (e + f + 6) * n * (n + 1) // 2 + (f + 7) * tiles * n,
+        formula = {"causal_macs": (e + f + 6) * n * (n + 1) // 2 + (f + 7) * t * tiles * (tiles + 1) // 2,
                    "dense_macs": (e + f + 6) * n * n + (f + 7) * tiles * n,
                    "causal_bytes": 2 * ((e + f) * n + (e + f) * t * tiles * (tiles + 1) // 2),
                    "dense_bytes": 2 * ((e + f) * n + (e + f) * n * tiles)}

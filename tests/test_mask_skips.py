@@ -183,3 +183,34 @@ def test_rank_value_arithmetic_costs_as_the_same_arithmetic_on_reads(with_index,
             reports.append(spec.estimate(parse_mapping("spacetime: {default: {space: [M, P], time: [E]}}"), target))
         ops = [{u: dict(v["ops"]) for u, v in r.per_unit.items()} for r in reports]
         assert ops[0] == ops[1] and any(n > 0 for u in ops[0].values() for n in u.values())
+
+
+@pytest.mark.parametrize("kind, keep, at_init", [
+    ("causal", lambda i, j: i <= j, False),
+    ("window", lambda i, j: i <= j < i + 6, True),
+])
+def test_per_tile_work_is_charged_only_for_tiles_that_run(kind, keep, at_init):
+    """The running max, rescaling and sums of a skipped tile are not computed: PRM[m1, p] costs
+    one exp per (tile, query) pair the executor runs, counted here by enumeration."""
+    from cascade.model.compute import statement_ops
+    from cascade.model.symbols import SymbolTable
+
+    m, p, m0, p0 = 45, 38, 8, 5
+    spec = spec_for(kind, {"E": 3, "F": 2, "M": m, "P": p, "M0": m0, "W": 6})
+    mc = spec.bind(parse_mapping(f"partitioning: {{P: [uniform_shape({p0})]}}\nloop-order: {{default: [P1, M1]}}\n"
+                                 f"fusion: [[{ONE}]]"))
+    table = SymbolTable(mc)
+    ops = {so.name: so for so in statement_ops(mc, load_target("fusemax"), table)}
+    runs = 0
+    for lo in range(0, p, p0):
+        queries = range(lo, min(lo + p0, p))
+        live = [any(keep(i, j) for i in range(t, min(t + m0, m)) for j in queries) for t in range(0, m, m0)]
+        if at_init:
+            ran = sum(live) if any(live) else 0
+        else:
+            ran = max(i for i, x in enumerate(live) if x) + 1 if any(live) else len(live)
+        runs += ran * len(queries)
+    assert int(ops["PRM"].points.subs(table.substitutions())) == runs
+    assert int(ops["SPNV"].points.subs(table.substitutions())) == runs * 2  # F = 2
+    dense = -(-m // m0) * p
+    assert runs < dense

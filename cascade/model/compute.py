@@ -14,6 +14,10 @@ already holds (no operation), and arithmetic on it (`p - m`, `m1*M0 + m0`, ALiBi
 Einsum that computes it, on that Einsum's unit; hoisted out of a sum like any factor that does
 not vary along the reduced rank.
 
+A tile a filter empties and the executor skips (`cascade.mapping.skips`) costs nothing: the
+per-tile statements of a 1-pass loop (running max, rescaling, running sums) count only the
+tiles that run, as `traffic.run_tiles_sum` counts them for the loads.
+
 Only present points cost anything: a `where` filter, and the absent points it leaves flowing
 through the merge rules, shrink a statement's points to `presence.Presence.points` (a triangle
 for `m <= p`, a band for a window).
@@ -34,6 +38,7 @@ from typing import Any
 from ..errors import TargetError
 from ..lang import ir
 from ..mapping.schedule import MappedCascade
+from ..mapping.skips import tile_skips
 from .symbols import SymbolTable
 from .target import Target
 
@@ -57,6 +62,7 @@ def statement_ops(mc: MappedCascade, target: Target, table: SymbolTable) -> list
 
     out = []
     present = Presence(mc, table)
+    skips = tile_skips(mc)
     for k, info in enumerate(mc.semantics.statements):
         if info.is_init:
             continue
@@ -72,15 +78,36 @@ def statement_ops(mc: MappedCascade, target: Target, table: SymbolTable) -> list
                 capable = [u for u, spec in target.units.items() if kind in spec.ops]
                 raise TargetError(f"{info.name} needs '{kind}' operations, which {unit} of {target.name} cannot do; "
                                   f"bind {info.name} to {' or '.join(capable) or 'another unit'}")
+        skip = next((skips[lid] for lid in mc.paths[k] if lid in skips), None)
         points = present.points(k, iteration_points(info.variables, mc, table), info.variables)
+        if skip is not None and present.statement_band.get(k) is None:
+            points = run_points(mc, table, skip, info.variables, points)
         ops = {kind: points * n for kind, n in per_point.items()}
         if per_output:
             lhs = info.statement.lhs.variables
             outputs = present.points(k, iteration_points(lhs, mc, table), lhs)
+            if skip is not None and present.statement_band.get(k) is None:
+                outputs = run_points(mc, table, skip, lhs, outputs)
             for kind, n in per_output.items():
                 ops[kind] = ops.get(kind, 0) + outputs * n
         out.append(StatementOps(k, info.name, unit, points, ops))
     return out
+
+
+def run_points(mc: MappedCascade, table: SymbolTable, skip, variables: tuple[str, ...], points: Any) -> Any:
+    """Points of a statement inside a loop that skips tiles a filter empties (`mapping.skips`),
+    where the statement is not itself filtered by the band: only the tiles that run compute it
+    (the per-tile work of 1-pass attention: the running max, the rescaling, the sums). Needs the
+    statement to iterate M1 and the band's other rank; else `points` unchanged."""
+    from .traffic import run_tiles_sum
+
+    ranks = {v.upper() for v in variables}
+    if skip.outer not in ranks or skip.other not in ranks:
+        return points
+    rest = tuple(v for v in variables if v.upper() not in (skip.outer, skip.inner, skip.other))
+    size = table.size(skip.other)
+    runs = run_tiles_sum(table, skip, skip.inner in ranks, lambda length: size if length is None else length)
+    return iteration_points(rest, mc, table) * runs
 
 
 def iteration_points(variables: tuple[str, ...], mc: MappedCascade, table: SymbolTable):

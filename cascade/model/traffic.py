@@ -89,48 +89,20 @@ class _Counter(SymbolTable):
 
     def live_sum(self, skip: TileSkip, b_loops: list[str], m_axes: list[AxisCoord], b_axes: list[AxisCoord]):
         """The region summed over the loops of M (the skipping loop over M1) and of the band's other
-        rank B, counting only the tiles of M that run: per tile j of B the enclosing loops fix,
-        [b_lo, b_hi], the tiles i of M with i*M0 - b_hi <= hi and min(i*M0 + M0, M) - 1 - b_lo >= lo
-        are live, a contiguous run [i_min, i_max]; with `at_init` only they run, else every tile up
-        to i_max (every tile where none is live), as `cascade.mapping.skips` states."""
-        sp = self.sp
-        size = {r: self.size(r) for r in (skip.whole, skip.inner, skip.other)}
-        as_table = {shape_symbol(r): self.size(r) for r in self.mc.shapes
-                    if r not in self.outer_of_split and r not in self.level_owner}
-        highs = [sp.sympify(h).subs(as_table) for h in skip.highs]
-        lows = [sp.sympify(lo).subs(as_table) for lo in skip.lows]
-        m, t, b = size[skip.whole], size[skip.inner], size[skip.other]
-        tiles = self.size(skip.outer)
+        rank B, counting only the tiles of M that run (`run_tiles_sum`)."""
         m_elements = any(a.kind in ("split", "outer") for a in m_axes) or skip.inner in {a.rank for a in m_axes}
         p = self.mc.partitions.get(skip.other)
-        enclosing = [self.mc.loop_of[lid] for lid in skip.enclosing]
-        levels = [r for r in enclosing if p is not None and r in p.names]
 
-        def per_b_tile(b_lo, b_hi):
-            i_max = sp.Min(tiles - 1, *[IntDiv(b_hi + h, t) for h in highs], evaluate=False)
-            i_min = sp.Max(0, *[IntDiv(b_lo + lo, t) for lo in lows], evaluate=False) if lows else sp.Integer(0)
-            some = sp.And(i_min <= i_max, *[b_lo + lo <= m - 1 for lo in lows])
-            if skip.at_init:
-                run = (sp.Min(m, (i_max + 1) * t, evaluate=False) - i_min * t) if m_elements else i_max - i_min + 1
-                return sp.Piecewise((run, some), (0, True))
-            run = sp.Min(m, (i_max + 1) * t, evaluate=False) if m_elements else i_max + 1
-            return sp.Piecewise((run, some), (m if m_elements else tiles, True))
-
-        if not levels:  # B whole over each tile of M: one range; B's own loops (inside) as usual
-            factor = (self.family_sum(self.family(skip.other), b_loops, b_axes, None) if b_loops or b_axes
-                      else sp.Integer(1))
-            return factor * per_b_tile(sp.Integer(0), b - 1)
-        level = max(levels, key=p.names.index)
-        span = self.span(skip.other, p.names.index(level))
-        j = sp.Symbol("j_" + skip.other.lower(), integer=True, nonnegative=True)
-        b_lo = j * span
-        length = sp.Min(span, b - b_lo, evaluate=False)
-        if b_axes:
-            b_part = length
-        else:
+        def b_part(length):
+            if length is None:  # B whole over each tile of M: B's own loops (inside) as usual
+                return (self.family_sum(self.family(skip.other), b_loops, b_axes, None) if b_loops or b_axes
+                        else self.sp.Integer(1))
+            if b_axes:
+                return length
             innermost = max(b_loops, key=p.names.index)
-            b_part = -IntDiv(-length, self.span(skip.other, p.names.index(innermost)))  # a ceiling
-        return TileSum(sp.Lambda(j, b_part * per_b_tile(b_lo, b_lo + length - 1)), sp.ceiling(b / span))
+            return -IntDiv(-length, self.span(skip.other, p.names.index(innermost)))  # a ceiling
+
+        return run_tiles_sum(self, skip, m_elements, b_part)
 
     def family_sum(self, fam: str, loops: list[str], axes: list[AxisCoord], info):
         sp, mc = self.sp, self.mc
@@ -219,6 +191,42 @@ class _Counter(SymbolTable):
             if owner in iterated and owner not in kept and self.family(rank) not in fams:
                 fams.append(self.family(rank))
         return fams
+
+
+def run_tiles_sum(table: SymbolTable, skip: TileSkip, m_elements: bool, b_part) -> Any:
+    """Sum over the blocks j of the band's other rank B that the loops around the skipping loop fix
+    (or B's one whole range) of b_part(block length; None for the whole range) times the keys
+    (`m_elements`) or tiles of M that run for the block [b_lo, b_hi]: the tiles i with
+    i*M0 - b_hi <= hi and min(i*M0 + M0, M) - 1 - b_lo >= lo are live, a contiguous run
+    [i_min, i_max]; with `at_init` only they run, else every tile up to i_max (every tile where
+    none is live), as `cascade.mapping.skips` states."""
+    sp, mc = table.sp, table.mc
+    as_table = {shape_symbol(r): table.size(r) for r in mc.shapes
+                if r not in table.outer_of_split and r not in table.level_owner}
+    highs = [sp.sympify(h).subs(as_table) for h in skip.highs]
+    lows = [sp.sympify(lo).subs(as_table) for lo in skip.lows]
+    m, t, b = table.size(skip.whole), table.size(skip.inner), table.size(skip.other)
+    tiles = table.size(skip.outer)
+    p = mc.partitions.get(skip.other)
+    levels = [mc.loop_of[lid] for lid in skip.enclosing if p is not None and mc.loop_of[lid] in p.names]
+
+    def per_b_tile(b_lo, b_hi):
+        i_max = sp.Min(tiles - 1, *[IntDiv(b_hi + h, t) for h in highs], evaluate=False)
+        i_min = sp.Max(0, *[IntDiv(b_lo + lo, t) for lo in lows], evaluate=False) if lows else sp.Integer(0)
+        some = sp.And(i_min <= i_max, *[b_lo + lo <= m - 1 for lo in lows])
+        if skip.at_init:
+            run = (sp.Min(m, (i_max + 1) * t, evaluate=False) - i_min * t) if m_elements else i_max - i_min + 1
+            return sp.Piecewise((run, some), (0, True))
+        run = sp.Min(m, (i_max + 1) * t, evaluate=False) if m_elements else i_max + 1
+        return sp.Piecewise((run, some), (m if m_elements else tiles, True))
+
+    if not levels:
+        return b_part(None) * per_b_tile(sp.Integer(0), b - 1)
+    level = max(levels, key=p.names.index)
+    span = table.span(skip.other, p.names.index(level))
+    j = sp.Symbol("j_" + skip.other.lower(), integer=True, nonnegative=True)
+    length = sp.Min(span, b - j * span, evaluate=False)
+    return TileSum(sp.Lambda(j, b_part(length) * per_b_tile(j * span, j * span + length - 1)), sp.ceiling(b / span))
 
 
 def _simplify(expr):
