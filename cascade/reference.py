@@ -7,9 +7,11 @@ the obviously correct over the fast. Semantics (DESIGN.md section 2):
 - points outside a `where` filter, and points of a split rank beyond its shape (the ragged last
   tile), are *absent*; maps merge absent operands by the operator table's rule (union-like
   `+ - max min` take their identity, others are absent: `cascade.lang.ops`); a reduction skips
-  absent points, and one over no present point holds the operator's identity;
+  absent points, and one over no present point is absent, holding the operator's identity as
+  its value (what an output reads there: -inf for a max over nothing);
 - a recurrence group advances its iterative variable one coordinate at a time; a recurrence step
-  whose contribution is absent carries the old value (`_carried`);
+  whose contribution is absent carries the old value (`_carried`); an `init` to the identity of
+  a union-like operator (0, -inf, inf: `ops.starts_empty`) is absent, no point folded in yet;
 - absent points of an output read as 0.
 Large reductions are evaluated in chunks of the first reduced variable to bound memory.
 """
@@ -23,7 +25,7 @@ import numpy as np
 
 from .errors import InputError
 from .lang import ir
-from .lang.ops import MAP_OPS, REDUCE_OPS, union_takes_identity
+from .lang.ops import MAP_OPS, REDUCE_OPS, starts_empty, union_takes_identity
 from .lang.semantics import AccessInfo, AxisCoord, Semantics, StatementInfo
 from .lang.shapes import resolve_shapes, tensor_shape
 
@@ -303,6 +305,8 @@ def _evaluate_statement(info: StatementInfo, splits: Mapping[str, tuple[str, str
             present = np.where(carry, True if old_present is None else old_present,
                                True if present is None else present)
             present = _and(present, _ragged(splits, space, shapes, all_vars))
+        if info.is_init and starts_empty(info.statement.expr):  # nothing folded in yet: absent
+            present = np.zeros(space.shape, bool)
         _write(info, store, space, shapes, value, present)
         return
     kept_space = _Space(kept, {v: coords[v] for v in kept})
@@ -311,7 +315,7 @@ def _evaluate_statement(info: StatementInfo, splits: Mapping[str, tuple[str, str
     if fast is not None:
         _write(info, store, kept_space, shapes, fast, lhs_active)
         return
-    total = None
+    total, reached = None, None
     first = info.reduced[0]
     per_coord = max(1, int(np.prod([len(coords[v]) for v in sem_vars if v != first])))
     step = max(1, CHUNK_ELEMENTS // per_coord)
@@ -323,9 +327,14 @@ def _evaluate_statement(info: StatementInfo, splits: Mapping[str, tuple[str, str
         _, value, present = evaluate_chunk(chunk)
         if present is not None:
             value = np.where(present, value, op.identity)
+            hit = np.broadcast_to(present, value.shape).any(axis=reduced_axes)
+            reached = hit if reached is None else reached | hit
+        elif reached is not None or start == 0:
+            reached = np.ones(kept_space.shape, bool)
         part = ufunc.reduce(value, axis=reduced_axes)
         total = part if total is None else ufunc(total, part)
-    _write(info, store, kept_space, shapes, np.broadcast_to(total, kept_space.shape), lhs_active)
+    _write(info, store, kept_space, shapes, np.broadcast_to(total, kept_space.shape), lhs_active,
+           reached=None if reached is None or reached.all() else reached)
 
 
 def _carried(info: StatementInfo, state: frozenset[str], store: dict[str, _Stored], space: _Space,
@@ -380,17 +389,20 @@ def _sum_of_products(info: StatementInfo, splits: Mapping[str, tuple[str, str]],
 
 
 def _write(info: StatementInfo, store: dict[str, _Stored], space: _Space, shapes: Mapping[str, int],
-           value: np.ndarray, present: np.ndarray | None) -> None:
+           value: np.ndarray, present: np.ndarray | None, reached: np.ndarray | None = None) -> None:
+    """Store a statement's value; absent points read as 0, except a reduction's points that
+    `reached` no present point: absent too, they keep the reduction's identity as their value."""
     stored = store[info.name]
     coords, inside = _coordinates(info.write, space, shapes, stored.data.shape)
     assert stored.present is not None
     pres = np.broadcast_to(present if present is not None else True, space.shape)
+    now = pres if reached is None else pres & np.broadcast_to(reached, space.shape)
     if inside is None:  # every point of the space lands inside the tensor
         index = tuple(coords)
         stored.data[index] = np.where(pres, value, 0) if present is not None else value
-        stored.present[index] = pres
+        stored.present[index] = now
         return
     valid = np.broadcast_to(inside, space.shape)
     flat = tuple(np.broadcast_to(c, space.shape)[valid] for c in coords)
     stored.data[flat] = np.where(pres[valid], value[valid], 0)
-    stored.present[flat] = pres[valid]
+    stored.present[flat] = now[valid]

@@ -619,6 +619,7 @@ def brute_force(c: ir.Cascade, shapes: dict[str, int], inputs: dict[str, np.ndar
     splits = {s.rank: s.parts for s in c.splits}
     ranks = {d.name: d.ranks for d in c.inputs + c.outputs}
     store = {name: {ix: arr[ix] for ix in np.ndindex(arr.shape)} for name, arr in inputs.items()}
+    shown: dict[str, dict] = {}  # what an output reads: present values, and the identity of an empty reduction
 
     def value(expr, env):  # a float64, or None where absent
         if isinstance(expr, ir.Num):
@@ -666,13 +667,15 @@ def brute_force(c: ir.Cascade, shapes: dict[str, int], inputs: dict[str, np.ndar
                 if v is not None:
                     total, present = (COMBINE[op](total, v) if reduced else v), True
             where = _locate(ranks[stmt.lhs.tensor], stmt.lhs.indices, env, shapes, splits)
-            if where is not None and (present or reduced):
+            if where is not None and present:
                 result[where] = total
+            if where is not None and (present or reduced):  # a reduction over nothing: absent, reads its identity
+                shown.setdefault(stmt.lhs.tensor, {})[where] = total
         store[stmt.lhs.tensor] = result
     out = {}
     for d in c.outputs:
         arr = np.zeros(tuple(shapes[r] for r in d.ranks))
-        for where, v in store[d.name].items():
+        for where, v in shown.get(d.name, {}).items():
             arr[where] = v
         out[d.name] = arr
     return out

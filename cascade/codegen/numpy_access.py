@@ -13,7 +13,7 @@ from __future__ import annotations
 import ast
 
 from ..lang import ir
-from ..lang.ops import REDUCE_OPS
+from ..lang.ops import REDUCE_OPS, starts_empty
 from ..lang.semantics import AccessInfo, AxisCoord, StatementInfo
 from ..mapping.schedule import MappedCascade
 from . import pyast as A
@@ -31,21 +31,32 @@ class AccessEmitter(LayoutEmitter):
 
     # ------------------------------------------------------------ tensors with absent points
     def absent_tensors(self) -> set[str]:
-        absent: set[str] = set()
-        for step in self.sem.steps:
-            for k in step.statements:
-                info = self.sem.statements[k]
-                stmt = info.statement
-                filters = stmt.filters if isinstance(stmt, ir.Einsum) else ()
-                kept = set(stmt.lhs.variables)
-                if info.reduced:
-                    lhs_only = [c for c in filters if {v.var for v in ir.affine_vars(c.left) + ir.affine_vars(c.right)}
-                                <= kept]
-                    if lhs_only:
+        """Tensors that may hold absent points: filtered, reading an absent or ragged point, a
+        reduction that may reach no present point, or a recurrence an empty `init` starts
+        (`ops.starts_empty`) in a step where some contribution may be absent. Where every step
+        contributes, the empty start changes no value (max(absent, x) = x = max(-inf, x), and
+        what it scales is absent or 0), so the executor keeps no presence for it."""
+        empty = {s for s in self.sem.steps if any(self.sem.statements[k].is_init
+                                                  and starts_empty(self.sem.statements[k].statement.expr)
+                                                  for k in s.statements)}
+        live_steps: set[int] = set()
+        while True:
+            absent: set[str] = set()
+            for i, step in enumerate(self.sem.steps):
+                for k in step.statements:
+                    info = self.sem.statements[k]
+                    stmt = info.statement
+                    filters = stmt.filters if isinstance(stmt, ir.Einsum) else ()
+                    if info.is_init:
+                        if i in live_steps and starts_empty(stmt.expr):
+                            absent.add(info.name)
+                    elif filters or any(r.access.tensor in absent or self.reads_ragged_point(r) for r in info.reads):
                         absent.add(info.name)
-                elif filters or any(r.access.tensor in absent or self.reads_ragged_point(r) for r in info.reads):
-                    absent.add(info.name)
-        return absent
+            grown = {i for i, step in enumerate(self.sem.steps) if step in empty and any(
+                self.sem.statements[k].name in absent for k in step.statements if not self.sem.statements[k].is_init)}
+            if grown <= live_steps:
+                return absent
+            live_steps |= grown
 
     def reads_ragged_point(self, acc: AccessInfo) -> bool:
         """Does `acc` read a recurrence over the inner part of a split where a ragged tile may end
@@ -228,7 +239,11 @@ class AccessEmitter(LayoutEmitter):
                 loops.append(rank)
         return loops
 
-    def emit_write(self, info: StatementInfo, k: int, value: ast.expr, has_mask: bool) -> None:
+    def emit_write(self, info: StatementInfo, k: int, value: ast.expr, has_mask: bool,
+                   kept: ast.expr | None = None) -> None:
+        """Store a statement's value (`present` names its presence when `has_mask`). `kept`: the
+        points of a reduction whose value stands though they may be absent (those the left-side
+        filters keep; a reduction over nothing holds its identity there), else `present`."""
         e, n = self.out, self.names
         tensor = info.name
         st = self.mc.storage[tensor]
@@ -246,7 +261,8 @@ class AccessEmitter(LayoutEmitter):
             return
         e.stmt(A.assign(A.name("value"), value))
         if st.dram and presence_target is not None and has_mask:  # absent points of a DRAM array read as 0
-            e.stmt(A.assign(A.name("value"), A.np_call("where", A.name("present"), A.name("value"), A.const(0.0))))
+            keep = A.name("present") if kept is None else kept
+            e.stmt(A.assign(A.name("value"), A.np_call("where", keep, A.name("value"), A.const(0.0))))
         op = REDUCE_OPS[info.reduce_op]
         on_chip = st.dram and self.mc.accumulators.get(k) == "on-chip"
         if acc:
@@ -259,6 +275,8 @@ class AccessEmitter(LayoutEmitter):
                           "written to DRAM once")
             e.open_if(first)
             e.stmt(A.assign(target, A.name("value")))
+            if presence_target is not None:
+                e.stmt(A.assign(presence_target, self.presence_value(info, k, has_mask, presence_target)))
             e.open_else()
             old = A.call("_rd", A.name("trace"), A.const(tensor), target) if st.dram and not on_chip else target
             if tensor in self.spill:
@@ -266,16 +284,14 @@ class AccessEmitter(LayoutEmitter):
             combined = {"sum": A.binop(old, "+", A.name("value")), "prod": A.binop(old, "*", A.name("value"))}.get(
                 op.name) or A.np_call(REDUCE_OPS[op.name].numpy, old, A.name("value"))
             e.stmt(A.assign(target, combined))
+            if presence_target is not None:  # present where any step reached a present point
+                e.stmt(A.assign(presence_target, ast.BinOp(
+                    presence_target, ast.BitOr(), self.presence_value(info, k, has_mask, presence_target))))
             e.close()
         else:
             e.stmt(A.assign(target, A.name("value")))
-        if presence_target is not None:
-            present: ast.expr = A.name("present") if has_mask else A.const(True)
-            if isinstance(presence_target, ast.Name) and not has_mask:  # a whole on-chip element: an array
-                canon = self.tile_vars(info, k)
-                shape = A.tup(*[self.extent(v, k) for v in info.statement.lhs.variables if v in canon])
-                present = A.call("_fill", present, shape, A.name("bool"))
-            e.stmt(A.assign(presence_target, present))
+            if presence_target is not None:
+                e.stmt(A.assign(presence_target, self.presence_value(info, k, has_mask, presence_target)))
         if on_chip:  # the reduction is complete at the last step of its loops
             ends: list[ast.expr] = [ast.Compare(A.name(n.vars[rank]), [ast.Eq()],
                                                 [A.binop(self.loop_extent(rank), "-", A.const(1))]) for rank in acc]
@@ -286,6 +302,14 @@ class AccessEmitter(LayoutEmitter):
             e.stmt(ast.Expr(A.call("_wr", A.name("trace"), A.const(tensor), target)))
         elif tensor in self.spill:
             e.stmt(ast.Expr(self.spilled("_spill_wr", tensor, target)))
+
+    def presence_value(self, info: StatementInfo, k: int, has_mask: bool, presence_target: ast.expr) -> ast.expr:
+        present: ast.expr = A.name("present") if has_mask else A.const(True)
+        if isinstance(presence_target, ast.Name) and not has_mask:  # a whole on-chip element: an array
+            canon = self.tile_vars(info, k)
+            shape = A.tup(*[self.extent(v, k) for v in info.statement.lhs.variables if v in canon])
+            present = A.call("_fill", present, shape, A.name("bool"))
+        return present
 
     def spilled(self, helper: str, tensor: str, view: ast.expr) -> ast.expr:
         """`view`, counting the spilled part of its elements in the trace (an on-chip tensor that

@@ -23,7 +23,7 @@ from ..mapping.schedule import MappedCascade
 from . import pyast as A
 
 _RESERVED = set(keyword.kwlist) | set(dir(builtins)) | {
-    "np", "inputs", "trace", "dt", "value", "present", "run", "run_traced", "SHAPES", "TILES",
+    "np", "inputs", "trace", "dt", "value", "present", "kept", "run", "run_traced", "SHAPES", "TILES",
     "_execute", "_rd", "_wr", "_input", "_fill", "_merge", "_where", "_spill_rd", "_spill_wr",
 }
 

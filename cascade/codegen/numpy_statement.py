@@ -14,7 +14,7 @@ import ast
 from dataclasses import dataclass, replace
 
 from ..lang import ir
-from ..lang.ops import MAP_OPS, REDUCE_OPS, union_takes_identity
+from ..lang.ops import MAP_OPS, REDUCE_OPS, starts_empty, union_takes_identity
 from ..lang.semantics import AccessInfo
 from ..mapping.schedule import statement_text
 from . import pyast as A
@@ -63,12 +63,11 @@ class StatementEmitter(AccessEmitter):
         if reduced and info.reduce_op == "sum" and not filters and not may_be_absent:
             value = self.einsum(stmt.expr, operands, canon, lhs_vars)
         elif reduced and info.reduce_op == "sum":  # absent factors zeroed: no mask over the whole space
-            value = self.masked_einsum(stmt.expr, operands, canon, lhs_vars, filters, k, temps)
-            if value is not None:
-                mask = self.lhs_mask(filters, set(stmt.lhs.variables), canon[: len(lhs_vars)], k)
-                if mask is not None:
-                    e.stmt(A.assign(A.name("present"), A.np_call("broadcast_to", mask, A.tup(
-                        *[self.extent(v, k) for v in lhs_vars]))))
+            found = self.masked_einsum(stmt.expr, operands, canon, lhs_vars, filters, k, temps)
+            if found is not None:
+                value, reached = found
+                kept = self.lhs_mask(filters, set(stmt.lhs.variables), canon[: len(lhs_vars)], k)
+                mask = self.emit_reduction_presence(kept, reached, lhs_vars, k)
         if value is None:
             value, mask = self.valued(stmt.expr, operands, canon)
             for cmp in filters:
@@ -78,14 +77,22 @@ class StatementEmitter(AccessEmitter):
             if not info.reduced:
                 value, mask = self.carry(info, k, operands, canon, filters, value, mask)
             quiet = mask is not None
+            if info.is_init and starts_empty(stmt.expr) and info.name in self.may_be_absent:  # nothing folded in yet
+                mask = A.const(False)
             if info.reduced:  # over tile variables here, over loop ranks by accumulation (emit_write)
+                reached = None
                 if mask is not None:  # absent points count as the identity
                     value = A.np_call("where", mask, value, A.const(op.identity))
+                    reached = mask
                 if reduced:
                     axes = A.tup(*[A.const(len(lhs_vars) + i) for i in range(len(reduced))])
                     value = A.np_call(op.array_fn, value, axis=axes)
-                mask = self.lhs_mask(filters, set(stmt.lhs.variables), canon[: len(lhs_vars)], k)
-            if mask is not None:
+                    if reached is not None:  # a reduction over no present point is absent
+                        full = A.tup(*[self.extent(v, k) for v in canon])
+                        reached = A.np_call("any", A.np_call("broadcast_to", reached, full), axis=axes)
+                kept = self.lhs_mask(filters, set(stmt.lhs.variables), canon[: len(lhs_vars)], k)
+                mask = self.emit_reduction_presence(kept, reached, lhs_vars, k)
+            elif mask is not None:
                 e.stmt(A.assign(A.name("present"), A.np_call("broadcast_to", mask,
                                                              A.tup(*[self.extent(v, k) for v in lhs_vars]))))
         covered = {v for o in operands.values() for v in o.vars}
@@ -94,9 +101,31 @@ class StatementEmitter(AccessEmitter):
         if quiet:  # points the mask discards are computed too (e.g. exp(-inf - -inf)): no warnings from them
             e.raw("with np.errstate(invalid='ignore', divide='ignore', over='ignore'):")
             e.depth += 1
-        self.emit_write(info, k, value, has_mask=mask is not None)
+        self.emit_write(info, k, value, has_mask=mask is not None, kept=A.name("kept") if self.kept_named else None)
+        self.kept_named = False
         if quiet:
             e.close()
+
+    kept_named = False
+
+    def emit_reduction_presence(self, kept, reached, lhs_vars: list[str], k: int):
+        """`present` of a reduction: kept by its left-side filters (`kept`, also what a DRAM output
+        keeps as its value) and reaching some present point (`reached`). Returns the mask, or None."""
+        e = self.out
+        shape = A.tup(*[self.extent(v, k) for v in lhs_vars])
+        if kept is not None and reached is not None:
+            e.stmt(A.assign(A.name("kept"), A.np_call("broadcast_to", kept, shape)))
+            self.kept_named = True
+            e.stmt(A.assign(A.name("present"), ast.BinOp(A.name("kept"), ast.BitAnd(), A.np_call(
+                "broadcast_to", reached, shape))))
+            return A.name("present")
+        mask = kept if kept is not None else reached
+        if mask is not None:
+            e.stmt(A.assign(A.name("present"), A.np_call("broadcast_to", mask, shape)))
+            if reached is not None:  # an empty reduction keeps its identity as its value
+                e.stmt(A.assign(A.name("kept"), A.const(True)))
+                self.kept_named = True
+        return mask
 
     def temporary(self, base: str, taken: set[str]) -> str:
         """A statement-local temporary name: never a name the module uses for anything else."""
@@ -206,17 +235,27 @@ class StatementEmitter(AccessEmitter):
             o = operands[key]
             term = ast.Compare(self.affine(cmp.left, o.vars, k), [_CMP[cmp.op]()], [self.affine(cmp.right, o.vars, k)])
             zero[key] = _both(zero.get(key), term)
+        zero = {key: cond for key, cond in zero.items() if cond is not None}
+        if len(zero) > 1:
+            return None  # where the sum reaches a present point needs the factors' joint mask
         masked = dict(operands)
+        reached = None
         for key, cond in zero.items():
-            if cond is None:
-                continue
             temp = self.temporary(f"{key.split('[')[0]}_present_only", temps)
             o = operands[key]
             shape = A.tup(*[self.extent(v, k) for v in o.vars])
-            self.out.stmt(A.assign(A.name(temp), A.np_call("where", A.np_call("broadcast_to", cond, shape),
-                                                          o.expr, A.const(0.0))))
+            where = self.temporary(f"{key.split('[')[0]}_where", temps)
+            self.out.stmt(A.assign(A.name(where), A.np_call("broadcast_to", cond, shape)))
+            self.out.stmt(A.assign(A.name(temp), A.np_call("where", A.name(where), o.expr, A.const(0.0))))
             masked[key] = _Operand(A.name(temp), o.vars)
-        return self.einsum(expr, masked, canon, lhs_vars)
+            summed = [i for i, v in enumerate(o.vars) if v not in lhs]
+            rest = [v for v in o.vars if v in lhs]
+            reached = A.name(where)
+            if summed:
+                reached = A.np_call("any", reached, axis=A.tup(*[A.const(i) for i in summed]))
+            reached = self.align(reached, rest, lhs_vars)
+        value = self.einsum(expr, masked, canon, lhs_vars)
+        return None if value is None else (value, reached)
 
     def valued(self, expr: ir.Expr, operands: dict[str, _Operand], canon: list[str]):
         """(value, presence or None) of an expression over the tile: absent operands merge by the

@@ -105,3 +105,17 @@ def union_takes_identity(absent_vars: set[str], present_vars: set[str]) -> bool:
     other operand (reading `present_vars`) is present? Only if that operand supplies every point
     the absent one would have (it reads all of `absent_vars`)."""
     return absent_vars <= present_vars
+
+
+def starts_empty(expr: ir.Expr) -> bool:
+    """Is an `init` value the identity of a union-like operator (0, -inf, +inf)? Then the
+    recurrence it starts holds no point yet: its first element is absent (a running max that has
+    seen nothing, a running sum of nothing), so that `exp(RM[m1, p] - RM[m1+1, p])` over tiles
+    with every key masked is absent, not exp(-inf - -inf), and a step whose contribution is
+    absent carries the absence on."""
+    match expr:
+        case ir.Num(value=v):
+            return any(op.absent == "union" and op.identity == v for op in MAP_OPS.values())
+        case ir.Neg(operand=ir.Num(value=v)):
+            return any(op.absent == "union" and op.identity == -v for op in MAP_OPS.values())
+    return False
