@@ -19,8 +19,7 @@ class TileSum(sp.Function):
 
     nargs = 2
 
-    @classmethod
-    def eval(cls, lam, n):
+    def _fold(cls, lam, n):
         if n.is_Integer and not (lam.expr.free_symbols - set(lam.variables)):
             if int(n) <= 0:
                 return sp.Integer(0)
@@ -28,6 +27,8 @@ class TileSum(sp.Function):
             values = np.broadcast_to(np.asarray(f(np.arange(int(n), dtype=np.int64)), dtype=np.float64), (int(n),))
             return sp.Integer(int(round(float(values.sum()))))
         return None
+
+    eval = classmethod(_fold)  # sympy's hook for automatic evaluation (a number once n and f's shapes are)
 
     def _numpycode(self, printer):
         lam, n = self.args
@@ -60,11 +61,12 @@ class IntDiv(sp.Function):
 
     nargs = 2
 
-    @classmethod
-    def eval(cls, a, b):
+    def _fold(cls, a, b):
         if a.is_Integer and b.is_Integer:
             return sp.Integer(int(a) // int(b))
         return None
+
+    eval = classmethod(_fold)  # sympy's hook for automatic evaluation
 
     def _numpycode(self, printer):
         a, b = self.args
