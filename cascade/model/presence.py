@@ -3,8 +3,10 @@
 A `where` filter makes points absent; the merge rules of the language (README, "Filters") carry
 absence through the cascade: `*`, `/` and unary maps of an absent point are absent (intersection),
 `+ - max min` are absent only where both operands are (union), a reduction's output point is
-present where a point it reduces is, and a recurrence (or anything an `init` starts) is present
-everywhere. The cost model charges operations only at present points.
+present where a point it reduces is, and a recurrence (or anything an `init` starts) is counted
+present everywhere (an upper bound: an `init` that starts empty is absent until a step
+contributes). The cost model charges operations only at present points, and
+`compute.run_points` drops the per-tile work of key tiles a skipping loop never runs.
 
 The present set is kept in one exact form, a *band* on two whole ranks: lo <= a - b <= hi
 (`m <= p` is a band with hi = 0 on (M, P); a sliding window `m <= p and p < m + W` is the band
