@@ -17,7 +17,6 @@ from .compute import statement_ops
 from .spatial import space_axes
 from .symbols import SymbolTable
 from .target import Target
-from .tilesum import NUMPY as TILESUM_NUMPY
 from .traffic import accumulator_elements, dram_traffic
 
 
@@ -94,6 +93,8 @@ def lambdify_cost(formulas: CostFormulas) -> tuple[Callable[..., tuple], list[st
     """A NumPy function f(*values) -> (latency_s, dram_bytes) over the symbols, in the order of
     the returned names; arguments may be arrays (one candidate per element)."""
     import sympy as sp
+
+    from .tilesum import NUMPY as TILESUM_NUMPY
 
     names = sorted(formulas.symbols)
     args = [formulas.symbols[n] for n in names]

@@ -18,7 +18,6 @@ from ..mapping.accumulate import accumulation_loops, inner_loops
 from ..mapping.schedule import MappedCascade
 from ..mapping.skips import TileSkip, shape_symbol, tile_skips
 from .symbols import SymbolTable
-from .tilesum import IntDiv, TileSum
 
 
 @dataclass(frozen=True)
@@ -90,6 +89,8 @@ class _Counter(SymbolTable):
     def live_sum(self, skip: TileSkip, b_loops: list[str], m_axes: list[AxisCoord], b_axes: list[AxisCoord]):
         """The region summed over the loops of M (the skipping loop over M1) and of the band's other
         rank B, counting only the tiles of M that run (`run_tiles_sum`)."""
+        from .tilesum import IntDiv  # sympy at first use only
+
         m_elements = any(a.kind in ("split", "outer") for a in m_axes) or skip.inner in {a.rank for a in m_axes}
         p = self.mc.partitions.get(skip.other)
 
@@ -200,6 +201,8 @@ def run_tiles_sum(table: SymbolTable, skip: TileSkip, m_elements: bool, b_part) 
     i*M0 - b_hi <= hi and min(i*M0 + M0, M) - 1 - b_lo >= lo are live, a contiguous run
     [i_min, i_max]; with `at_init` only they run, else every tile up to i_max (every tile where
     none is live), as `cascade.mapping.skips` states."""
+    from .tilesum import IntDiv, TileSum  # sympy at first use only
+
     sp, mc = table.sp, table.mc
     as_table = {shape_symbol(r): table.size(r) for r in mc.shapes
                 if r not in table.outer_of_split and r not in table.level_owner}
@@ -231,6 +234,8 @@ def run_tiles_sum(table: SymbolTable, skip: TileSkip, m_elements: bool, b_part) 
 
 def _simplify(expr):
     import sympy as sp
+
+    from .tilesum import TileSum
 
     return expr if getattr(expr, "has", lambda *_: False)(TileSum, sp.Piecewise) else sp.simplify(expr)
 
