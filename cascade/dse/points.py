@@ -12,7 +12,7 @@ import itertools
 from dataclasses import dataclass, replace
 from typing import Any
 
-from .config import DseConfig, Parameter, Workload, field_value
+from .config import DseConfig, Parameter, Workload, field_value, integer_field
 
 # target fields the cost formulas take as symbols: a point that varies only these (on a spatial
 # target, with a given mapping) is evaluated from formulas built once per (workload, mapping)
@@ -69,8 +69,9 @@ def point_target_data(config: DseConfig, point: Point) -> dict[str, Any]:
     data = copy.deepcopy(config.target_data)
     for p in config.parameters:
         if p.kind == "target":
-            for f in p.fields:
-                set_field(data, f, point.params[p.name])
+            for k, f in enumerate(p.fields):
+                value = point.params[p.name] * p.scale(k)
+                set_field(data, f, int(value) if integer_field(f) else value)
     return data
 
 
