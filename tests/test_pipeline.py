@@ -89,3 +89,20 @@ def test_a_pipeline_missing_an_einsum_exits_2(tmp_path, capsys):
     code = main(["estimate", str(spec), "-m", str(tmp_path / "arch.yaml"), "-t", "fusemax"])
     err = capsys.readouterr().err
     assert code == 2 and "RNV in no phase" in err and "arch.yaml: pipeline" in err
+
+
+def test_symbolic_model_follows_the_pipeline():
+    """The cost formulas (what the DSE and the search evaluate) give the numeric model's latency
+    under a pipeline, drain included, at several tile shapes."""
+    from cascade.model.symbolic import cost_formulas, lambdify_cost
+    from cascade.model.target import load_target
+
+    spec = cascade.load(ATT / "mha_1pass.einsum", dict(B=2, H=3, E=64, F=64, M=4096, P=2048))
+    target = load_target("fusemax")
+    formulas = cost_formulas(spec.bind(parse_mapping(_arch(2048))), target)
+    fn, names = lambdify_cost(formulas)
+    values = dict(formulas.values)
+    report = spec.estimate(parse_mapping(_arch(2048)), target)
+    assert fn(*[values[n] for n in names])[0] == pytest.approx(report.latency_s, rel=1e-12)
+    plain = spec.estimate(parse_mapping(_arch(2048).split("pipeline:")[0]), target)
+    assert report.latency_s > 2 * plain.latency_s  # the drain and the phases cost something

@@ -54,7 +54,8 @@ def pipelined_cycles(mc: MappedCascade, target: Target, group: Group,
                      einsum_cycles: dict[str, tuple[str, float]]) -> tuple[float, list[dict[str, Any]]] | None:
     """(the group's compute cycles, per phase {phase, cycles, unit_cycles}) under the mapping's
     pipeline; None when the pipeline names none of the group's Einsums. `einsum_cycles` maps
-    each of the group's Einsums to (unit, cycles)."""
+    each of the group's Einsums to (unit, cycles): numbers, or sympy expressions (the symbolic
+    model's formulas)."""
     names = set(einsum_cycles)
     phases = [p for p in mc.mapping.pipeline if set(p.einsums) & names or p.drain in names]
     if not phases:
@@ -83,7 +84,15 @@ def pipelined_cycles(mc: MappedCascade, target: Target, group: Group,
         for name in p.einsums:
             unit, cycles = einsum_cycles[name]
             per_unit[unit] = per_unit.get(unit, 0.0) + cycles
-        longest = max(per_unit.values(), default=0.0)
+        longest = _longest(list(per_unit.values()))
         total += longest
         detail.append({"phase": ", ".join(p.einsums), "cycles": longest, "unit_cycles": per_unit})
     return total, detail
+
+
+def _longest(values: list) -> Any:
+    if any(hasattr(v, "free_symbols") for v in values):
+        import sympy as sp
+
+        return sp.Max(*values)
+    return max(values, default=0.0)
