@@ -43,7 +43,12 @@ NOTES = {
         "the outer query tile is FuseMax's rule capped at 8192 rows (32 tiles of 256): the artifact's "
         "traffic shows K and V re-read P/8192 times from 16K on; the class that sets it "
         "(src/accel/flat_pe_proposal.py) is not in the stored snapshot, so the cap is read off the "
-        "data, not the source. Energy: see attn-flat."),
+        "data, not the source. Energy: the artifact charges compute, DRAM, the buffer per 256-word action "
+        "and the register file at the 2D array's edge (SLNV's partial sums across M0: the targets' "
+        "reduce_read/reduce_write); the PEs' own register files only per instance (src/accel/cascade.py "
+        "reads Timeloop's 'Scalar reads (per-instance)'). That leaves a residual of ~380-400 pJ per score "
+        "(E = 64; ~460-500 at E = 128) beyond our counts, from FlatPEProposal's accounting, which the "
+        "snapshot does not hold; we do not invent a charge for it."),
     "attn-arch": (
         "StallProposal.eval (src/accel/stall_proposal.py): the binding's waterfall with RNV moved "
         "behind SLNV and a stall of LM's 2D latency x PE_dim; fusemax_arch.yaml's `pipeline` "
@@ -54,10 +59,14 @@ NOTES = {
         "marked offchip bypass the buffer and are re-read per tile (13x compulsory at 1K), and "
         "QK/A overflow is costed with proportion_spilled; our FLAT mapping keeps K and V on chip, "
         "so its traffic is the compulsory one and rows from 256K on (K and V of a head alone "
-        "overflow 32 MiB) are refused. Energy: the FLAT-architecture totals include Timeloop's "
-        "global-buffer and register-file accesses per MAC (ERT-*-flat), which our per-action "
-        "model charges only per DRAM word and per operation result."),
-    "attn-unfused": "as attn-flat for energy; 256K and 1M refused (a block of scores' K/QK tiles overflow)",
+        "overflow 32 MiB) are refused. Energy: with the DRAM difference taken out, the artifact's FLAT "
+        "and unfused totals exceed ours by ~670 and ~580 pJ per score (E = 64; ~690, ~670 at 128), "
+        "flat in length: not the PEs' register files (charged per instance, next to nothing) nor the "
+        "buffer (per 256-word action: ~2 pJ per word); the one stored Timeloop run (unfused BERT 1K "
+        "QK: compute 0.885 J, DRAM 0.057 J, buffer <0.001 J) matches ours, so the residual lies in the "
+        "AV and softmax runs, whose stats are not stored."),
+    "attn-unfused": ("as attn-flat for energy (the traffic matches, so the ~580 pJ per score is not DRAM); "
+                     "256K and 1M refused (a block of scores' K/QK tiles overflow)"),
     "end2end-flat": (
         "the artifact (src/accel/matmul.py) costs Q, Z, FFN1, FFN2 with Timeloop's mapper (K = V = "
         "Q) and sums max(memory, compute) per matmul; where the weights fit (all but XLM) that is "

@@ -21,7 +21,7 @@ from ..mapping.schedule import MappedCascade
 from .compute import statement_ops
 from .target import Target
 from .area import area_breakdown
-from .energy import energy_breakdown, energy_formula, total_joules
+from .energy import energy_breakdown, energy_formula, spatial_reduction_points, total_joules
 from .pipeline import pipelined_cycles
 from .spill import plan_spills, spill_lines, with_spills
 from .traffic import dram_traffic
@@ -221,11 +221,13 @@ def estimate_spatial(mc: MappedCascade, target: Target, symbolic: bool = False) 
     extra: dict[str, Any] = {"spills": spill_lines(spills, per_tensor)} if spills else {}
     if target.area:
         extra["area_um2"] = area_breakdown(target.area, {u: unit.pes for u, unit in target.units.items()})
-    breakdown = energy_breakdown(target, reads, writes, {u: d["ops"] for u, d in per_unit.items()}, cycles_total)
+    reduced = spatial_reduction_points(mc, ops, target, subs) if target.energy else {}
+    breakdown = energy_breakdown(target, reads, writes, {u: d["ops"] for u, d in per_unit.items()}, cycles_total,
+                                 reduced)
     if breakdown:
         extra["energy_pj"] = breakdown
         if symbolic:
-            sym["energy_pj"] = energy_formula(target, traffic, ops, word)
+            sym["energy_pj"] = energy_formula(target, traffic, ops, word, spatial_reduction_points(mc, ops, target))
     return CostReport(mc.semantics.cascade.name, target.name, dict(mc.shapes), reads, writes, latency,
                       "memory" if memory_time > compute_time else "compute", per_tensor, per_unit, groups, sym,
                       on_chip, total_joules(breakdown) if breakdown else None, extra, placement=placement)

@@ -30,6 +30,7 @@ class CostFormulas:
     values: dict[str, int]
     dram_read_bytes: Any = 0  # the reads among dram_bytes (energy charges reads and writes apart)
     unit_ops: dict[str, dict[str, Any]] | None = None  # unit -> operation kind -> count, for energy
+    reduced_points: dict[str, Any] | None = None  # unit -> points reduced across its PEs, for energy
 
 
 def cost_formulas(mc: MappedCascade, target: Target) -> CostFormulas:
@@ -77,8 +78,10 @@ def cost_formulas(mc: MappedCascade, target: Target) -> CostFormulas:
         else:
             compute = sp.Max(*cycles[gi].values()) / target.clock_hz if cycles[gi] else sp.Integer(0)
         latency += sp.Max(compute, bytes_by_group[gi] / target.dram_bandwidth)
+    from .energy import spatial_reduction_points
+
     return CostFormulas(latency, sum(bytes_by_group), unit_cycles, dict(table.symbols), dict(table.values),
-                        read_bytes, unit_ops)
+                        read_bytes, unit_ops, spatial_reduction_points(mc, ops, target))
 
 
 def _axis_folds(table: SymbolTable, rank: str, whole: str | None, n: int) -> tuple[Any, Any]:
