@@ -148,8 +148,6 @@ def _target(data: MarkedDict, base: Path) -> tuple[str, str, dict[str, Any]]:
     if changes:
         import yaml
 
-        from .points import set_field
-
         for f, v in changes.items():
             try:
                 current = field_value(target, f)
@@ -215,6 +213,20 @@ def field_value(data: dict[str, Any], path: str) -> Any:
         else:
             raise KeyError(path)
     return node
+
+
+def set_field(data: dict[str, Any], path: str, value: float) -> None:
+    """Set a dotted path of target data; a list field (a unit's shape) given one number has every
+    entry set to it (`units.array2d.shape: 64` is a 64x64 array)."""
+    *parents, last = path.split(".")
+    node: Any = data
+    for part in parents:
+        node = node[int(part)] if isinstance(node, list) else node[part]
+    key: Any = int(last) if isinstance(node, list) else last
+    if isinstance(node[key], list):
+        node[key] = [value] * len(node[key])
+    else:
+        node[key] = value
 
 
 def integer_field(path: str) -> bool:

@@ -17,7 +17,7 @@ written to DRAM written into it once and read out once (the fill and the drain, 
 unit's PEs (LM's max over the keys M0 on a 2D-array row, SLNV's sum over M0): each PE's partial
 result is combined into the accumulator at the array's edge, one read and one update of it per
 point (the artifact's `reg_file_1d`, which its 2D mappings keep SLNV, LM and SLD in, charged at
-the 1D register file's energy; see `spatial_reduction_points`);
+the 1D register file's energy; counted by `spatial.spatial_reduction_points`);
 leakage (`leak`, per PE or per buffer, per cycle) over the whole latency. Every term is reported
 per level and unit, numerically and as a formula in the action counts. The older flat form
 (`dram_byte_pj`, `<kind>_pj`) is still read: DRAM per byte and operations per kind.
@@ -86,23 +86,6 @@ def _is_zero(n: Any) -> bool:
         return float(n) == 0.0
     except TypeError:
         return False
-
-
-def spatial_reduction_points(mc, ops, target: Target, subs: dict | None = None) -> dict[str, Any]:
-    """Per unit, the points of its statements that reduce a rank the mapping lays across its PEs
-    (a space rank that is a reduced variable, or the innermost tile of one): sympy counts, or
-    numbers with `subs`."""
-    from .spatial import space_axes
-
-    out: dict[str, Any] = {}
-    for so in ops:
-        info = mc.semantics.statements[so.statement]
-        reduced = set(info.reduced)
-        axes = space_axes(mc, so.name, info.variables)
-        if any(r.lower() in reduced or (whole is not None and whole.lower() in reduced) for r, whole in axes):
-            n = so.points.subs(subs) if subs is not None and hasattr(so.points, "subs") else so.points
-            out[so.unit] = out.get(so.unit, 0) + (float(n) if subs is not None else n)
-    return out
 
 
 def energy_formula(target: Target, traffic, ops, word: int, reduced_points: dict[str, Any] | None = None) -> str:

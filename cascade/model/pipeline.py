@@ -32,14 +32,12 @@ from ..mapping.schedule import Group, MappedCascade
 from .target import Target
 
 
-def drain_chain(mc: MappedCascade, target: Target, name: str, unit: str) -> int:
-    """The PEs X's partial results pass along: the product of the array axes that hold a rank X reduces."""
-    from .spatial import space_axes
-
+def drain_chain(mc: MappedCascade, target: Target, name: str, unit: str, axes: list) -> int:
+    """The PEs X's partial results pass along: the product of the array axes that hold a rank X
+    reduces; `axes` are X's space ranks, each with the rank it tiles (`spatial.space_axes`)."""
     info = next(s for s in mc.semantics.statements if s.name == name and not s.is_init)
     reduced = set(info.reduced)
     chain = 1
-    axes = space_axes(mc, name, info.variables)
     for (rank, whole), n in zip(axes, target.units[unit].shape):
         if rank.lower() in reduced or (whole is not None and whole.lower() in reduced):
             chain *= n
@@ -50,12 +48,12 @@ def drain_chain(mc: MappedCascade, target: Target, name: str, unit: str) -> int:
     return chain
 
 
-def pipelined_cycles(mc: MappedCascade, target: Target, group: Group,
-                     einsum_cycles: dict[str, tuple[str, float]]) -> tuple[float, list[dict[str, Any]]] | None:
+def pipelined_cycles(mc: MappedCascade, target: Target, group: Group, einsum_cycles: dict[str, tuple[str, float]],
+                     axes_of: dict[str, list]) -> tuple[float, list[dict[str, Any]]] | None:
     """(the group's compute cycles, per phase {phase, cycles, unit_cycles}) under the mapping's
     pipeline; None when the pipeline names none of the group's Einsums. `einsum_cycles` maps
     each of the group's Einsums to (unit, cycles): numbers, or sympy expressions (the symbolic
-    model's formulas)."""
+    model's formulas); `axes_of` each to its space axes (`spatial.space_axes`)."""
     names = set(einsum_cycles)
     phases = [p for p in mc.mapping.pipeline if set(p.einsums) & names or p.drain in names]
     if not phases:
@@ -76,7 +74,7 @@ def pipelined_cycles(mc: MappedCascade, target: Target, group: Group,
     for p in phases:
         if p.drain:
             unit, cycles = einsum_cycles[p.drain]
-            steps = cycles * drain_chain(mc, target, p.drain, unit)
+            steps = cycles * drain_chain(mc, target, p.drain, unit, axes_of[p.drain])
             total += steps
             detail.append({"phase": f"drain {p.drain}", "cycles": steps, "unit_cycles": {unit: steps}})
             continue

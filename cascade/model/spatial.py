@@ -21,7 +21,7 @@ from ..mapping.schedule import MappedCascade
 from .compute import statement_ops
 from .target import Target
 from .area import area_breakdown
-from .energy import energy_breakdown, energy_formula, spatial_reduction_points, total_joules
+from .energy import energy_breakdown, energy_formula, total_joules
 from .pipeline import pipelined_cycles
 from .spill import plan_spills, spill_lines, with_spills
 from .traffic import dram_traffic
@@ -148,6 +148,21 @@ def occupancy(mc: MappedCascade, axes: list[tuple[str, str | None]], shape: tupl
     return occ
 
 
+def spatial_reduction_points(mc, ops, target: Target, subs: dict | None = None) -> dict[str, Any]:
+    """Per unit, the points of its statements that reduce a rank the mapping lays across its PEs
+    (a space rank that is a reduced variable, or the innermost tile of one): sympy counts, or
+    numbers with `subs`."""
+    out: dict[str, Any] = {}
+    for so in ops:
+        info = mc.semantics.statements[so.statement]
+        reduced = set(info.reduced)
+        axes = space_axes(mc, so.name, info.variables)
+        if any(r.lower() in reduced or (whole is not None and whole.lower() in reduced) for r, whole in axes):
+            n = so.points.subs(subs) if subs is not None and hasattr(so.points, "subs") else so.points
+            out[so.unit] = out.get(so.unit, 0) + (float(n) if subs is not None else n)
+    return out
+
+
 def estimate_spatial(mc: MappedCascade, target: Target, symbolic: bool = False) -> CostReport:
     spills, on_chip = plan_spills(mc, target)
     traffic = with_spills(dram_traffic(mc), mc, spills)
@@ -164,6 +179,7 @@ def estimate_spatial(mc: MappedCascade, target: Target, symbolic: bool = False) 
     group_of = {k: gi for gi, g in enumerate(mc.groups) for k in g.statements}
     group_cycles: list[dict[str, float]] = [dict() for _ in mc.groups]
     einsum_cycles: list[dict[str, tuple[str, float]]] = [dict() for _ in mc.groups]
+    axes_of: dict[str, list] = {}
     per_unit: dict[str, dict[str, Any]] = {u: {"ops": {}, "cycles": 0.0} for u in target.units}
     placement: list[dict[str, Any]] = []
     for so in ops:
@@ -180,6 +196,7 @@ def estimate_spatial(mc: MappedCascade, target: Target, symbolic: bool = False) 
         gi = group_of[so.statement]
         group_cycles[gi][so.unit] = group_cycles[gi].get(so.unit, 0.0) + cycles
         einsum_cycles[gi][so.name] = (so.unit, einsum_cycles[gi].get(so.name, (so.unit, 0.0))[1] + cycles)
+        axes_of[so.name] = axes
         entry = per_unit[so.unit]
         entry["cycles"] += cycles
         for kind, n in n_ops.items():
@@ -195,7 +212,7 @@ def estimate_spatial(mc: MappedCascade, target: Target, symbolic: bool = False) 
     latency = 0.0
     memory_time = compute_time = 0.0
     for gi, group in enumerate(mc.groups):
-        piped = pipelined_cycles(mc, target, group, einsum_cycles[gi]) if mc.mapping.pipeline else None
+        piped = pipelined_cycles(mc, target, group, einsum_cycles[gi], axes_of) if mc.mapping.pipeline else None
         compute_s = (piped[0] if piped else max(group_cycles[gi].values(), default=0.0)) / target.clock_hz
         memory_s = group_bytes[gi] / target.dram_bandwidth
         latency += max(compute_s, memory_s)

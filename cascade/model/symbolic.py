@@ -15,7 +15,7 @@ from typing import Any, Callable
 from ..mapping.schedule import MappedCascade
 from .compute import statement_ops
 from .pipeline import pipelined_cycles
-from .spatial import space_axes
+from .spatial import space_axes, spatial_reduction_points
 from .symbols import SymbolTable
 from .target import Target
 from .traffic import accumulator_elements, dram_traffic
@@ -44,6 +44,7 @@ def cost_formulas(mc: MappedCascade, target: Target) -> CostFormulas:
     group_of = {k: gi for gi, g in enumerate(mc.groups) for k in g.statements}
     cycles: list[dict[str, Any]] = [{} for _ in mc.groups]
     einsum_cycles: list[dict[str, tuple[str, Any]]] = [{} for _ in mc.groups]
+    axes_of: dict[str, list] = {}
     unit_cycles: dict[str, Any] = {}
     unit_ops: dict[str, dict[str, Any]] = {}
     for so in ops:
@@ -54,6 +55,7 @@ def cost_formulas(mc: MappedCascade, target: Target) -> CostFormulas:
         unit = target.units[so.unit]
         occ = sp.Integer(1)
         axes = space_axes(mc, so.name, info.variables)
+        axes_of[so.name] = axes
         if not axes:  # nothing spatial: one PE (`spatial.occupancy`)
             occ = sp.Integer(1) / unit.pes
         for (rank, whole), n in zip(axes, unit.shape):
@@ -72,14 +74,12 @@ def cost_formulas(mc: MappedCascade, target: Target) -> CostFormulas:
             read_bytes += expr * target.word_bytes
     latency = sp.Integer(0)
     for gi in range(len(mc.groups)):
-        piped = pipelined_cycles(mc, target, mc.groups[gi], einsum_cycles[gi]) if mc.mapping.pipeline else None
+        piped = pipelined_cycles(mc, target, mc.groups[gi], einsum_cycles[gi], axes_of) if mc.mapping.pipeline else None
         if piped:  # the mapping's phases (pipeline.py)
             compute = sp.sympify(piped[0]) / target.clock_hz
         else:
             compute = sp.Max(*cycles[gi].values()) / target.clock_hz if cycles[gi] else sp.Integer(0)
         latency += sp.Max(compute, bytes_by_group[gi] / target.dram_bandwidth)
-    from .energy import spatial_reduction_points
-
     return CostFormulas(latency, sum(bytes_by_group), unit_cycles, dict(table.symbols), dict(table.values),
                         read_bytes, unit_ops, spatial_reduction_points(mc, ops, target))
 
