@@ -32,7 +32,7 @@ from pathlib import Path
 from fusemax_table import BATCH, EXTERNAL, LENGTHS, MODELS, ROOT, fitting_estimate, fusemax_outer_rows
 
 METRICS = ("traffic", "latency", "energy", "util_2d", "util_1d")
-PARETO_METRICS = ("latency", "area")  # compared; array_2d_area (calibrated) and area_rest printed beside them
+PARETO_METRICS = ("latency", "area")  # compared; array_2d_area and area_rest (buffer + 1D array) printed beside them
 PARETO_COLUMNS = (*PARETO_METRICS, "array_2d_area", "area_rest")
 ATTENTION = ("attn-binding", "attn-cascade", "attn-arch", "attn-flat", "attn-unfused")
 END2END = ("end2end-flat", "end2end-proposal")
@@ -74,12 +74,13 @@ NOTES = {
         "wide_ffn.yaml (its choice is a search result, not a rule); energy: see attn-flat."),
     "end2end-proposal": "as end2end-flat; on FuseMax's 16 MiB buffer the mapper's XLM tiling re-reads more still",
     "pareto": ("specs/dse/fusemax_pareto.yaml: the arrays and the buffer's area follow PE_dim by the "
-               "artifact's sizing rule (src/utils/pareto.py get_l3_sz: PE_dim * E * 16 B of buffer); the "
-               "register files' area is CALIBRATED from array_2d_area at PE_dim 16 (no ART file gives the "
-               "resized register file), so area_rest (buffer + 1D array, both from the rule and the ART "
-               "tables) is the independent check: within 5% up to PE_dim 128, 0.49-0.55 at 512, where the "
-               "artifact's buffer (8192-bit rows, 512 deep) costs ~55 um^2/B against the 16 MiB ART "
-               "buffer's 5.6 that we assume; traffic is not compared (ours keeps the 16 MiB buffer)."),
+               "artifact's sizing rule (src/utils/pareto.py get_l3_sz: PE_dim * E * 16 B of buffer, at the 16 "
+               "MiB ART buffer's density); every register file has the area of the artifact's own check ART "
+               "(workspace/outputs/pregenerated-check/accelergy_area/ART.yaml: 16,849.21 um^2, the plug-in "
+               "version behind its results; energy_area/ART-*.yaml give 4,255.93). area_rest (buffer + 1D "
+               "array) is within 5% up to PE_dim 128 and 0.49-0.55 at 512, where the artifact's buffer "
+               "(8192-bit rows, 512 deep) costs ~55 um^2/B against the 5.6 we assume; traffic is not "
+               "compared (ours keeps the 16 MiB buffer and FuseMax's tiles; latency is compute-bound)."),
     "flat_validation": "FLAT's configuration per row (placement, granularity, spilling); read by attn-flat notes only",
 }
 
