@@ -43,12 +43,7 @@ NOTES = {
         "the outer query tile is FuseMax's rule capped at 8192 rows (32 tiles of 256): the artifact's "
         "traffic shows K and V re-read P/8192 times from 16K on; the class that sets it "
         "(src/accel/flat_pe_proposal.py) is not in the stored snapshot, so the cap is read off the "
-        "data, not the source. Energy: the artifact charges compute, DRAM, the buffer per 256-word action "
-        "and the register file at the 2D array's edge (SLNV's partial sums across M0: the targets' "
-        "reduce_read/reduce_write); the PEs' own register files only per instance (src/accel/cascade.py "
-        "reads Timeloop's 'Scalar reads (per-instance)'). That leaves a residual of ~380-400 pJ per score "
-        "(E = 64; ~460-500 at E = 128) beyond our counts, from FlatPEProposal's accounting, which the "
-        "snapshot does not hold; we do not invent a charge for it."),
+        "data, not the source. Energy: see the closing energy note."),
     "attn-arch": (
         "StallProposal.eval (src/accel/stall_proposal.py): the binding's waterfall with RNV moved "
         "behind SLNV and a stall of LM's 2D latency x PE_dim; fusemax_arch.yaml's `pipeline` "
@@ -59,14 +54,8 @@ NOTES = {
         "marked offchip bypass the buffer and are re-read per tile (13x compulsory at 1K), and "
         "QK/A overflow is costed with proportion_spilled; our FLAT mapping keeps K and V on chip, "
         "so its traffic is the compulsory one and rows from 256K on (K and V of a head alone "
-        "overflow 32 MiB) are refused. Energy: with the DRAM difference taken out, the artifact's FLAT "
-        "and unfused totals exceed ours by ~670 and ~580 pJ per score (E = 64; ~690, ~670 at 128), "
-        "flat in length: not the PEs' register files (charged per instance, next to nothing) nor the "
-        "buffer (per 256-word action: ~2 pJ per word); the one stored Timeloop run (unfused BERT 1K "
-        "QK: compute 0.885 J, DRAM 0.057 J, buffer <0.001 J) matches ours, so the residual lies in the "
-        "AV and softmax runs, whose stats are not stored."),
-    "attn-unfused": ("as attn-flat for energy (the traffic matches, so the ~580 pJ per score is not DRAM); "
-                     "256K and 1M refused (a block of scores' K/QK tiles overflow)"),
+        "overflow 32 MiB) are refused. Energy: see the closing energy note."),
+    "attn-unfused": "256K and 1M refused (a block of scores' K/QK tiles overflow); energy: see the closing energy note",
     "end2end-flat": (
         "the artifact (src/accel/matmul.py) costs Q, Z, FFN1, FFN2 with Timeloop's mapper (K = V = "
         "Q) and sums max(memory, compute) per matmul; where the weights fit (all but XLM) that is "
@@ -81,6 +70,17 @@ NOTES = {
                "array) is within 5% up to PE_dim 128 and 0.49-0.55 at 512, where the artifact's buffer "
                "(8192-bit rows, 512 deep) costs ~55 um^2/B against the 5.6 we assume; traffic is not "
                "compared (ours keeps the 16 MiB buffer and FuseMax's tiles; latency is compute-bound)."),
+    "energy": (
+        "the artifact's energy (src/accel/cascade.py build_accelergy_stats_general) is compute per op, "
+        "DRAM per 8 bytes, the buffer per 256-word action and register files at Timeloop's per-instance "
+        "counts ('Scalar reads (per-instance)': one PE's or one column's accesses, next to nothing; its "
+        "stored BERT 16K 1D action counts, area_energy/architecture/pseudo/action_counts.yaml, show 52e9 "
+        "register reads, 1/256 of SLNV's partial sums). Beyond compute + DRAM + buffer its totals carry a "
+        "residual we cannot derive from its stored source and data: ~78 pJ per score in attn-binding and "
+        "attn-arch (~144 at E = 128; our 0.57 pJ reg_write per op stands in for it), ~430 in attn-cascade "
+        "(FlatPEProposal is not in the snapshot), ~700 in attn-flat and ~610 in attn-unfused (DRAM "
+        "differences taken out; the one stored Timeloop run, unfused BERT 1K QK, matches ours: compute "
+        "0.885 J, DRAM 0.057 J, buffer <0.001 J). We charge no invented term for it."),
     "flat_validation": "FLAT's configuration per row (placement, granularity, spilling); read by attn-flat notes only",
 }
 
@@ -338,7 +338,8 @@ def main() -> int:
     summary = means(result)
     seconds = time.perf_counter() - start
     if args.json:
-        print(json.dumps({"files": result, "means": summary, "seconds": seconds}, indent=1, default=str))
+        print(json.dumps({"files": result, "means": summary, "energy_note": NOTES["energy"], "seconds": seconds},
+                         indent=1, default=str))
         return 0
     print("Ratios are ours / artifact. Traffic in GB (1e9 B), latency in ms, energy in J (artifact: pJ / 1e12).\n")
     for name in files:
@@ -348,6 +349,8 @@ def main() -> int:
         same = f"{m['artifact_same_rows']:.3f}" if m["artifact_same_rows"] is not None else "-"
         print(f"mean {key}: ours {ours_text} over {m['rows']} rows; artifact {same} on the same rows, "
               f"{m['artifact_all_rows']:.3f} on all 24")
+    if any(f in ATTENTION + END2END for f in files):
+        print(f"energy note: {NOTES['energy']}")
     print(f"\n{sum(len(d['rows']) for d in result.values())} artifact rows in {len(files)} files, {seconds:.1f} s")
     return 0
 

@@ -124,8 +124,7 @@ def _energy_formula(target: Any, formulas: Any, subs: dict[Any, int]) -> Any:
     ops = {u: {k: sp.sympify(n).subs(subs) for k, n in kinds.items()} for u, kinds in (formulas.unit_ops or {}).items()}
     reads = sp.sympify(formulas.dram_read_bytes)
     writes = formulas.dram_bytes - reads
-    reduced = {u: sp.sympify(n).subs(subs) for u, n in (formulas.reduced_points or {}).items()}
-    breakdown = energy_breakdown(target, reads, writes, ops, formulas.latency_s * target.clock_hz, reduced)
+    breakdown = energy_breakdown(target, reads, writes, ops, formulas.latency_s * target.clock_hz)
     return sp.sympify(total_joules(breakdown)) if breakdown else None
 
 

@@ -13,11 +13,6 @@ buffer, every word read from DRAM written into it once and read out of it once, 
 written to DRAM written into it once and read out once (the fill and the drain, in actions of
 `words_per_action` words); each unit's operations by kind, and one register-file write
 (`reg_write`) and `reg_read` per operation (each PE keeps its result in its register file);
-`reduce_read` and `reduce_write` per point of a statement that reduces a rank laid across the
-unit's PEs (LM's max over the keys M0 on a 2D-array row, SLNV's sum over M0): each PE's partial
-result is combined into the accumulator at the array's edge, one read and one update of it per
-point (the artifact's `reg_file_1d`, which its 2D mappings keep SLNV, LM and SLD in, charged at
-the 1D register file's energy; counted by `spatial.spatial_reduction_points`);
 leakage (`leak`, per PE or per buffer, per cycle) over the whole latency. Every term is reported
 per level and unit, numerically and as a formula in the action counts. The older flat form
 (`dram_byte_pj`, `<kind>_pj`) is still read: DRAM per byte and operations per kind.
@@ -32,10 +27,9 @@ from .target import Target
 
 
 def energy_breakdown(target: Target, read_bytes: Any, write_bytes: Any, unit_ops: dict[str, dict[str, Any]],
-                     cycles: Any, reduced_points: dict[str, Any] | None = None) -> dict[str, dict[str, Any]] | None:
+                     cycles: Any) -> dict[str, dict[str, Any]] | None:
     """{level or unit: {term: picojoules}} from byte counts, operation counts per unit and kind,
-    the latency in cycles and, per unit, the points of statements reducing across its PEs;
-    numbers or sympy expressions alike. None without energies."""
+    and the latency in cycles; numbers or sympy expressions alike. None without energies."""
     e = target.energy
     if not e:
         return None
@@ -68,9 +62,6 @@ def energy_breakdown(target: Target, read_bytes: Any, write_bytes: Any, unit_ops
             terms["reg_write"] = total_ops * table["reg_write"]
         if table.get("reg_read"):
             terms["reg_read"] = total_ops * table["reg_read"]
-        for action in ("reduce_read", "reduce_write"):
-            if table.get(action):
-                terms[action] = (reduced_points or {}).get(unit, 0) * table[action]
         if table.get("leak"):
             terms["leak"] = cycles * target.units[unit].pes * table["leak"]
         out[unit] = terms
@@ -88,7 +79,7 @@ def _is_zero(n: Any) -> bool:
         return False
 
 
-def energy_formula(target: Target, traffic, ops, word: int, reduced_points: dict[str, Any] | None = None) -> str:
+def energy_formula(target: Target, traffic, ops, word: int) -> str:
     """The total picojoules as a formula in the rank and tile shapes (and `cycles`, the latency
     in cycles, for leakage): the same terms as `energy_breakdown`, on the symbolic counts."""
     import sympy as sp
@@ -100,7 +91,6 @@ def energy_formula(target: Target, traffic, ops, word: int, reduced_points: dict
         for kind, expr in so.ops.items():
             unit_ops.setdefault(so.unit, {})
             unit_ops[so.unit][kind] = unit_ops[so.unit].get(kind, 0) + expr
-    breakdown = energy_breakdown(target, reads, writes, unit_ops, sp.Symbol("cycles", positive=True),
-                                 reduced_points) or {}
+    breakdown = energy_breakdown(target, reads, writes, unit_ops, sp.Symbol("cycles", positive=True)) or {}
     total = sum((sum(terms.values()) for terms in breakdown.values()), sp.Integer(0))
     return str(sp.nsimplify(total, rational=False))

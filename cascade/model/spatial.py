@@ -148,21 +148,6 @@ def occupancy(mc: MappedCascade, axes: list[tuple[str, str | None]], shape: tupl
     return occ
 
 
-def spatial_reduction_points(mc, ops, target: Target, subs: dict | None = None) -> dict[str, Any]:
-    """Per unit, the points of its statements that reduce a rank the mapping lays across its PEs
-    (a space rank that is a reduced variable, or the innermost tile of one): sympy counts, or
-    numbers with `subs`."""
-    out: dict[str, Any] = {}
-    for so in ops:
-        info = mc.semantics.statements[so.statement]
-        reduced = set(info.reduced)
-        axes = space_axes(mc, so.name, info.variables)
-        if any(r.lower() in reduced or (whole is not None and whole.lower() in reduced) for r, whole in axes):
-            n = so.points.subs(subs) if subs is not None and hasattr(so.points, "subs") else so.points
-            out[so.unit] = out.get(so.unit, 0) + (float(n) if subs is not None else n)
-    return out
-
-
 def estimate_spatial(mc: MappedCascade, target: Target, symbolic: bool = False) -> CostReport:
     spills, on_chip = plan_spills(mc, target)
     traffic = with_spills(dram_traffic(mc), mc, spills)
@@ -238,13 +223,11 @@ def estimate_spatial(mc: MappedCascade, target: Target, symbolic: bool = False) 
     extra: dict[str, Any] = {"spills": spill_lines(spills, per_tensor)} if spills else {}
     if target.area:
         extra["area_um2"] = area_breakdown(target.area, {u: unit.pes for u, unit in target.units.items()})
-    reduced = spatial_reduction_points(mc, ops, target, subs) if target.energy else {}
-    breakdown = energy_breakdown(target, reads, writes, {u: d["ops"] for u, d in per_unit.items()}, cycles_total,
-                                 reduced)
+    breakdown = energy_breakdown(target, reads, writes, {u: d["ops"] for u, d in per_unit.items()}, cycles_total)
     if breakdown:
         extra["energy_pj"] = breakdown
         if symbolic:
-            sym["energy_pj"] = energy_formula(target, traffic, ops, word, spatial_reduction_points(mc, ops, target))
+            sym["energy_pj"] = energy_formula(target, traffic, ops, word)
     return CostReport(mc.semantics.cascade.name, target.name, dict(mc.shapes), reads, writes, latency,
                       "memory" if memory_time > compute_time else "compute", per_tensor, per_unit, groups, sym,
                       on_chip, total_joules(breakdown) if breakdown else None, extra, placement=placement)

@@ -15,7 +15,7 @@ from typing import Any, Callable
 from ..mapping.schedule import MappedCascade
 from .compute import statement_ops
 from .pipeline import pipelined_cycles
-from .spatial import space_axes, spatial_reduction_points
+from .spatial import space_axes
 from .symbols import SymbolTable
 from .target import Target
 from .traffic import accumulator_elements, dram_traffic
@@ -30,7 +30,6 @@ class CostFormulas:
     values: dict[str, int]
     dram_read_bytes: Any = 0  # the reads among dram_bytes (energy charges reads and writes apart)
     unit_ops: dict[str, dict[str, Any]] | None = None  # unit -> operation kind -> count, for energy
-    reduced_points: dict[str, Any] | None = None  # unit -> points reduced across its PEs, for energy
 
 
 def cost_formulas(mc: MappedCascade, target: Target) -> CostFormulas:
@@ -81,7 +80,7 @@ def cost_formulas(mc: MappedCascade, target: Target) -> CostFormulas:
             compute = sp.Max(*cycles[gi].values()) / target.clock_hz if cycles[gi] else sp.Integer(0)
         latency += sp.Max(compute, bytes_by_group[gi] / target.dram_bandwidth)
     return CostFormulas(latency, sum(bytes_by_group), unit_cycles, dict(table.symbols), dict(table.values),
-                        read_bytes, unit_ops, spatial_reduction_points(mc, ops, target))
+                        read_bytes, unit_ops)
 
 
 def _axis_folds(table: SymbolTable, rank: str, whole: str | None, n: int) -> tuple[Any, Any]:

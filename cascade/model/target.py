@@ -23,7 +23,7 @@ from ..limits import MAX_SHAPE, is_int, quote, read_bool, read_int, read_real
 from .area import area_problems
 
 OP_KINDS = ("mac", "add", "max", "divide", "exp")
-ENERGY_ACTIONS = (*OP_KINDS, "reg_read", "reg_write", "reduce_read", "reduce_write", "leak")  # per unit, picojoules (cascade.model.energy)
+ENERGY_ACTIONS = (*OP_KINDS, "reg_read", "reg_write", "leak")  # per unit, picojoules (cascade.model.energy)
 
 
 @dataclass(frozen=True)
