@@ -106,3 +106,11 @@ def test_symbolic_model_follows_the_pipeline():
     assert fn(*[values[n] for n in names])[0] == pytest.approx(report.latency_s, rel=1e-12)
     plain = spec.estimate(parse_mapping(_arch(2048).split("pipeline:")[0]), target)
     assert report.latency_s > 2 * plain.latency_s  # the drain and the phases cost something
+
+
+def test_estimate_and_map_show_the_phases(capsys):
+    code = main(["estimate", str(ATT / "mha_1pass.einsum"), "-m", str(ARCH), "-t", "fusemax", "--shape", "M=1024"])
+    out = capsys.readouterr().out
+    assert code == 0 and "phase drain LM" in out and "phase SLNV, SPNV, RNV" in out
+    assert main(["map", str(ATT / "mha_1pass.einsum"), "-m", str(ARCH)]) == 0
+    assert "phases  QK, LM, RD, AV | drain LM | RM" in capsys.readouterr().out
