@@ -114,3 +114,9 @@ def test_estimate_and_map_show_the_phases(capsys):
     assert code == 0 and "phase drain LM" in out and "phase SLNV, SPNV, RNV" in out
     assert main(["map", str(ATT / "mha_1pass.einsum"), "-m", str(ARCH)]) == 0
     assert "phases  QK, LM, RD, AV | drain LM | RM" in capsys.readouterr().out
+
+
+def test_a_pipeline_on_a_grid_target_is_refused():
+    spec = cascade.load(ATT / "mha_1pass.einsum", dict(B=1, H=1, E=64, F=64, M=512, P=512))
+    with pytest.raises(MappingError, match="phases are costed on spatial targets only; grayskull_e150"):
+        spec.estimate(parse_mapping(_arch(512), "arch.yaml"), "grayskull_e150")
