@@ -81,9 +81,10 @@ NOTES = {
         "(FlatPEProposal is not in the snapshot), ~700 in attn-flat and ~610 in attn-unfused (DRAM "
         "differences taken out; the one stored Timeloop run, unfused BERT 1K QK, matches ours: compute "
         "0.885 J, DRAM 0.057 J, buffer <0.001 J). We charge no invented term for it. A lead, not a "
-        "finding: in attn-binding it tracks the words the arrays read from the buffer (Q, K, V at the "
-        "array edge: 0.75 per score at E = 64, 1.5 at 128; residual 78 and 144 pJ), as if the runs' buffer "
-        "cost ~100 pJ per word (~26 nJ per 256-word action, against 485 pJ in ERT-2d-fusemax); the "
+        "finding: in attn-binding it tracks the buffer words its mappings move (K, V and Q at the array "
+        "edge, RM, RD, RNV kept in the buffer: ~1.5 per score at E = 64, ~3 at 128; residual 78 and 144 "
+        "pJ), as if the runs' buffer cost ~50 pJ per word (~13 nJ per 256-word action, against 485 pJ "
+        "in ERT-2d-fusemax), though the same rate leaves attn-cascade's ~4 more words short; the "
         "artifact's own check ERT (pregenerated-check) already gives its register files 3.4x the "
         "energy_area ERT's, so its runs used other energy tables, whose buffer entry is not stored."),
     "flat_validation": "FLAT's configuration per row (placement, granularity, spilling); read by attn-flat notes only",
