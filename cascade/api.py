@@ -27,6 +27,16 @@ if TYPE_CHECKING:
     from .mapping.schedule import MappedCascade
 
 
+def _unpipelined(mc: Any, target: str) -> Any:
+    """A bound mapping for a target whose model has no phases: refused if the mapping gives a `pipeline`."""
+    if mc.mapping.pipeline:
+        from .errors import MappingError
+
+        raise MappingError(f"{mc.mapping.file}: pipeline: phases are costed on spatial targets only; {target} is "
+                           "not one: drop the `pipeline` key for it")
+    return mc
+
+
 @dataclass(frozen=True)
 class Spec:
     cascade: ir.Cascade
@@ -161,12 +171,12 @@ class Spec:
             if gpu_file is not None:
                 if groups is not None or symbolic:
                     raise CascadeError("--group and --symbolic are not available for GPU targets")
-                return estimate_gpu(self.bind(mapping), load_gpu_target(gpu_file))
+                return estimate_gpu(_unpipelined(self.bind(mapping), str(target)), load_gpu_target(gpu_file))
         tgt = target if isinstance(target, Target) else load_target(target)
         if tgt.kind == "grid":
             from .model.grayskull import estimate_grid
 
-            return estimate_grid(self.bind(mapping), tgt, groups)
+            return estimate_grid(_unpipelined(self.bind(mapping), tgt.name), tgt, groups)
         if groups is not None:
             raise CascadeError(f"--group: costing single programs is for grid targets; {tgt.name} is {tgt.kind}, "
                                "where a group's cost is listed per group in the report")

@@ -335,9 +335,10 @@ def test_plot_prints_the_front_and_draws(tmp_path, capsys):
 
 
 def test_area_of_the_pareto_sweep_follows_pe_dim(tmp_path, capsys):
-    """Each PE_dim's area in closed form from fusemax.yaml's ART figures (um^2): the buffer, PE_dim^2
-    2D PEs of reg_file + mac + max, PE_dim 1D PEs of reg_file + mac + divide, the interconnects;
-    then `--plot --axes area_mm2,latency_s` on such rows."""
+    """Each PE_dim's area in closed form (um^2) by the artifact's sizing rule: a buffer of PE_dim *
+    E * 16 B (E = 64) at the 16 MiB ART buffer's density, PE_dim^2 2D PEs of reg_file + mac + max,
+    PE_dim 1D PEs of reg_file + mac + divide (the config's register file, 16,849.2142, for both), the
+    interconnects; then `--plot --axes area_mm2,latency_s` on such rows."""
     from cascade.cli import main
     from cascade.dse.area import point_area
     from cascade.dse.config import load_config
@@ -346,24 +347,27 @@ def test_area_of_the_pareto_sweep_follows_pe_dim(tmp_path, capsys):
 
     config = load_config(ROOT / "specs/dse/fusemax_pareto.yaml")
     art = yaml.safe_load((ROOT / "specs/targets/fusemax.yaml").read_text())["area"]
-    pe2d = sum(art["units"]["array2d"]["per_pe"].values())
-    pe1d = sum(art["units"]["array1d"]["per_pe"].values())
+    rf = 16849.2142  # the artifact's pregenerated-check ART (the config cites it)
+    pe2d = rf + art["units"]["array2d"]["per_pe"]["mac"] + art["units"]["array2d"]["per_pe"]["max"]
+    pe1d = rf + art["units"]["array1d"]["per_pe"]["mac"] + art["units"]["array1d"]["per_pe"]["divide"]
+    density = art["buffer"] / 2**24  # um^2 per byte of the 16 MiB buffer
     points = [p for p in enumerate_points(config) if p.workload.name == "BERT"]
     for p in points:
         d = p.params["PE_dim"]
-        expected = (art["buffer"] + d * d * pe2d + 257.0 + d * pe1d + 1.0) / 1e6
-        assert point_area(point_target_data(config, p)) == pytest.approx(expected, rel=1e-12)
+        buffer = d * 64 * 16 * density  # get_l3_sz: PE_dim * E * 8 fibres * 2 B
+        expected = (buffer + d * d * pe2d + 257.0 + d * pe1d + 1.0) / 1e6
+        assert point_area(point_target_data(config, p)) == pytest.approx(expected, rel=1e-6)
+        assert point_target_data(config, p)["buffer"]["capacity_bytes"] == 2**24  # the traffic model's is kept
     assert point_area({"units": {"a": {"shape": [4]}}}) is None
     from cascade.dse.config import parse_config
     from cascade.dse.points import uses_formulas
 
     text = (ROOT / "specs/dse/fusemax_pareto.yaml").read_text()
-    varied = parse_config(text.replace("vary:\n", "vary:\n  buf: {target: area.buffer, values: [0]}\n"),
-                          str(ROOT / "specs/dse/x.yaml"))
-    assert uses_formulas(varied, varied.workloads[0])  # area is no formula argument, nor needs one
+    varied = parse_config(text.replace(", {field: area.buffer, times: 5748.06}", ""), str(ROOT / "specs/dse/x.yaml"))
+    assert uses_formulas(config, config.workloads[0])  # area is no formula argument, nor needs one
     for p in (q for q in enumerate_points(varied) if q.workload.name == "BERT"):
         d = p.params["PE_dim"]
-        expected = (d * d * pe2d + 257.0 + d * pe1d + 1.0) / 1e6  # no buffer
+        expected = (art["buffer"] + d * d * pe2d + 257.0 + d * pe1d + 1.0) / 1e6  # the ART's 16 MiB buffer
         assert point_area(point_target_data(varied, p)) == pytest.approx(expected, rel=1e-12)
     pytest.importorskip("matplotlib")
     path = tmp_path / "r.csv"
@@ -426,3 +430,36 @@ def test_energy_formulas_with_leakage_equal_estimate_without_dask(tmp_path):
         assert evaluate_direct(job)["energy_j"] == pytest.approx(row["energy_j"], rel=1e-9)
     assert ("formula", False) in hows and ("estimate", True) in hows
     assert all(how == ("estimate" if spills else "formula") for how, spills in hows)
+
+
+@pytest.mark.parametrize("edit, message", [
+    (("{field: area.buffer, times: 5748.06}", "{field: area.buffer, times: -1}"), r"\{field: FIELD, times: K\}"),
+    (("{field: area.buffer, times: 5748.06}", "{field: buffer.capacity_bytes, times: 0.5}"),
+     r"buffer.capacity_bytes takes integers: give it an integer factor"),
+    (("area.units.array1d.per_pe.reg_file: 16849.2142", "area.units.array1d.per_pe.sram: 1"),
+     r"fusemax_pareto.yaml:\d+:\d+: target.set: the target has no field area.units.array1d.per_pe.sram"),
+    (("area.units.array1d.per_pe.reg_file: 16849.2142", "area.units.array1d.per_pe.reg_file: big"),
+     r"target.set is a table FIELD: number"),
+])
+def test_bad_scaled_fields_and_target_changes(edit, message):
+    from cascade.dse.config import parse_config
+    from cascade.errors import CascadeError
+
+    text = (ROOT / "specs/dse/fusemax_pareto.yaml").read_text()
+    assert edit[0] in text
+    with pytest.raises(CascadeError, match=message):
+        parse_config(text.replace(*edit), str(ROOT / "specs/dse/fusemax_pareto.yaml"))
+
+
+def test_a_scaled_integer_field_follows_the_parameter():
+    from cascade.dse.config import parse_config
+    from cascade.dse.points import enumerate_points, point_target_data
+
+    text = (ROOT / "specs/dse/fusemax_pareto.yaml").read_text().replace(
+        "{field: area.buffer, times: 5748.06}", "{field: buffer.capacity_bytes, times: 1024}")
+    config = parse_config(text, str(ROOT / "specs/dse/fusemax_pareto.yaml"))
+    for p in enumerate_points(config)[:6]:
+        data = point_target_data(config, p)
+        assert data["buffer"]["capacity_bytes"] == p.params["PE_dim"] * 1024
+        assert isinstance(data["buffer"]["capacity_bytes"], int)
+        assert data["area"]["units"]["array2d"]["per_pe"]["reg_file"] == 16849.2142  # target.set

@@ -93,6 +93,8 @@ def format_report(r) -> str:
     lines.append(f"{'group':<40}{'compute ms':>12}{'memory ms':>12}  bound")
     for g in r.groups:
         lines.append(f"{g['group'][:39]:<40}{g['compute_s'] * 1e3:>12.4f}{g['memory_s'] * 1e3:>12.4f}  {g['bound']}")
+        for ph in g.get("phases", []):  # the mapping's pipeline (model/pipeline.py)
+            lines.append(f"  phase {ph['phase'][:31]:<32}{ph['cycles']:>14,.0f} cycles")
     if any("cores" in g for g in r.groups):
         lines += ["", *format_grid_groups(r)]
     if r.symbolic:

@@ -36,6 +36,10 @@ class Parameter:
     fields: tuple[str, ...]
     values: tuple[int | float, ...]
     where: str = field(default="", compare=False)  # file:line:col of its fields, for errors
+    scales: tuple[float, ...] = ()  # per field, the factor its value is set to times (`{field: F, times: K}`); () all 1
+
+    def scale(self, k: int) -> float:
+        return self.scales[k] if self.scales else 1
 
 
 @dataclass(frozen=True)
@@ -123,6 +127,14 @@ def _target(data: MarkedDict, base: Path) -> tuple[str, str, dict[str, Any]]:
     from ..yaml_text import load_yaml, read_input
 
     raw = _require(data, "target", "a DSE config")
+    changes = None
+    if isinstance(raw, MarkedDict):  # {file: NAME, set: {FIELD: number}}: a study's fixed changes to the target
+        _known(raw, ("file", "set"), "target")
+        changes = raw.get("set") or MarkedDict()
+        if not isinstance(changes, MarkedDict) or not all(_number(v) for v in changes.values()):
+            raise CascadeError(f"{raw.where('set')}: target.set is a table FIELD: number (a dotted path of the "
+                               "target, e.g. area.units.array2d.per_pe.reg_file: 16814.3)")
+        raw = _require(raw, "file", "target")
     path = _locate(raw, base, lambda name: bundled_targets()[name])
     if path is None:
         raise CascadeError(f"{data.where('target')}: target {raw!r}: no such file next to the config, nor a bundled "
@@ -132,7 +144,24 @@ def _target(data: MarkedDict, base: Path) -> tuple[str, str, dict[str, Any]]:
         parse_target(text, str(path))
     except CascadeError as exc:
         raise CascadeError(f"{data.where('target')}: target {raw!r} is not valid:\n{exc}") from None
-    return str(path), text, load_yaml(text, str(path), CascadeError)
+    target = load_yaml(text, str(path), CascadeError)
+    if changes:
+        import yaml
+
+        for f, v in changes.items():
+            try:
+                current = field_value(target, f)
+            except KeyError:
+                raise CascadeError(f"{changes.where(f)}: target.set: the target has no field {f}") from None
+            if not _number(current):
+                raise CascadeError(f"{changes.where(f)}: target.set: target field {f} is {current!r}, not a number")
+            set_field(target, f, int(v) if integer_field(f) else v)
+        text = yaml.safe_dump(target, sort_keys=False)  # what the points are costed with
+        try:
+            parse_target(text, str(path))
+        except CascadeError as exc:
+            raise CascadeError(f"{data.where('target')}: target.set makes target {raw!r} invalid:\n{exc}") from None
+    return str(path), text, target
 
 
 def _number(value: Any) -> bool:
@@ -186,6 +215,20 @@ def field_value(data: dict[str, Any], path: str) -> Any:
     return node
 
 
+def set_field(data: dict[str, Any], path: str, value: float) -> None:
+    """Set a dotted path of target data; a list field (a unit's shape) given one number has every
+    entry set to it (`units.array2d.shape: 64` is a 64x64 array)."""
+    *parents, last = path.split(".")
+    node: Any = data
+    for part in parents:
+        node = node[int(part)] if isinstance(node, list) else node[part]
+    key: Any = int(last) if isinstance(node, list) else last
+    if isinstance(node[key], list):
+        node[key] = [value] * len(node[key])
+    else:
+        node[key] = value
+
+
 def integer_field(path: str) -> bool:
     return path in INTEGER_FIELDS or (path.startswith("units.") and ".shape" in path)
 
@@ -205,11 +248,14 @@ def _parameters(data: MarkedDict, target: dict[str, Any]):
                                "field, e.g. units.array2d.shape or dram.bandwidth_bytes_per_s) or 'shape: RANK'")
         kind = "target" if "target" in spec else "shape"
         raw = spec[kind]
-        fields = tuple(raw) if isinstance(raw, list) else (raw,)
-        if not fields or not all(isinstance(f, str) and f for f in fields):
-            raise CascadeError(f"{spec.where(kind)}: parameter {name}: {kind} is a name or a list of names")
+        entries = tuple(raw) if isinstance(raw, list) else (raw,)
+        fields, scales = _scaled_fields(entries, kind, name, spec.where(kind))
         values = _values(spec, name)
-        integral = kind == "shape" or any(integer_field(f) for f in fields)
+        integral = kind == "shape" or any(integer_field(f) and k == 1 for f, k in zip(fields, scales))
+        for f, k in zip(fields, scales):
+            if integer_field(f) and not float(k).is_integer():
+                raise CascadeError(f"{spec.where(kind)}: parameter {name}: {f} takes integers: give it an "
+                                   f"integer factor (times: {k!r})")
         if integral and not all(float(v).is_integer() and v > 0 for v in values):
             raise CascadeError(f"{spec.where('values' if 'values' in spec else 'range')}: parameter {name}: "
                                f"{', '.join(fields)} take positive integers")
@@ -226,7 +272,29 @@ def _parameters(data: MarkedDict, target: dict[str, Any]):
                 if not (_number(current) or (isinstance(current, list) and current and all(map(_number, current)))):
                     raise CascadeError(f"{spec.where('target')}: parameter {name}: target field {f} is "
                                        f"{current!r}, not a number")
-        yield Parameter(str(name), kind, fields, values, spec.where(kind))
+        yield Parameter(str(name), kind, fields, values, spec.where(kind),
+                        scales if any(k != 1 for k in scales) else ())
+
+
+def _scaled_fields(entries: tuple, kind: str, name: str, where: str) -> tuple[tuple[str, ...], tuple[float, ...]]:
+    """A parameter's fields and their factors: a name is set to the value, `{field: F, times: K}`
+    to the value times K (a quantity that scales with the parameter: a buffer's area with PE_dim)."""
+    fields, scales = [], []
+    for e in entries:
+        if isinstance(e, str) and e:
+            fields.append(e)
+            scales.append(1)
+        elif kind == "target" and isinstance(e, dict) and set(e) == {"field", "times"} \
+                and isinstance(e["field"], str) and e["field"] and _number(e["times"]) and e["times"] > 0:
+            fields.append(e["field"])
+            scales.append(e["times"])
+        else:
+            raise CascadeError(f"{where}: parameter {name}: {kind} is a name or a list of names"
+                               + (" or {field: FIELD, times: K} (set to the value times K, K > 0)"
+                                  if kind == "target" else ""))
+    if not fields:
+        raise CascadeError(f"{where}: parameter {name}: {kind} is a name or a list of names")
+    return tuple(fields), tuple(scales)
 
 
 def _bundled_mapping(find, raw: str) -> Path:

@@ -12,7 +12,7 @@ import itertools
 from dataclasses import dataclass, replace
 from typing import Any
 
-from .config import DseConfig, Parameter, Workload, field_value
+from .config import DseConfig, Parameter, Workload, field_value, integer_field, set_field
 
 # target fields the cost formulas take as symbols: a point that varies only these (on a spatial
 # target, with a given mapping) is evaluated from formulas built once per (workload, mapping)
@@ -51,26 +51,13 @@ def point_shapes(config: DseConfig, point: Point) -> dict[str, int]:
     return shapes
 
 
-def set_field(data: dict[str, Any], path: str, value: float) -> None:
-    """Set a dotted path of target data; a list field (a unit's shape) given one number has every
-    entry set to it (`units.array2d.shape: 64` is a 64x64 array)."""
-    *parents, last = path.split(".")
-    node: Any = data
-    for part in parents:
-        node = node[int(part)] if isinstance(node, list) else node[part]
-    key: Any = int(last) if isinstance(node, list) else last
-    if isinstance(node[key], list):
-        node[key] = [value] * len(node[key])
-    else:
-        node[key] = value
-
-
 def point_target_data(config: DseConfig, point: Point) -> dict[str, Any]:
     data = copy.deepcopy(config.target_data)
     for p in config.parameters:
         if p.kind == "target":
-            for f in p.fields:
-                set_field(data, f, point.params[p.name])
+            for k, f in enumerate(p.fields):
+                value = point.params[p.name] * p.scale(k)
+                set_field(data, f, int(value) if integer_field(f) else value)
     return data
 
 

@@ -20,6 +20,9 @@ def render_loop_nest(mc: MappedCascade, spec_label: str = "", mapping_label: str
         lines.append(f"split   {p.rank} -> {levels}   (tiles of {', '.join(str(s) for s in p.spans[:-1])})")
     dram = [t for t, st in mc.storage.items() if st.dram]
     lines.append("DRAM    " + ", ".join(dram))
+    if mc.mapping.pipeline:  # phases per tile (model/pipeline.py)
+        lines.append("phases  " + " | ".join(f"drain {p.drain}" if p.drain else ", ".join(p.einsums)
+                                             for p in mc.mapping.pipeline))
     for gi, group in enumerate(mc.groups, start=1):
         lines.append("")
         members = [sem.statements[k].name for k in group.statements if not sem.statements[k].is_init]

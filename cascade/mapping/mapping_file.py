@@ -6,7 +6,9 @@ A mapping says in which order and where a cascade is computed, never what: `part
 Einsums sharing one outer loop nest), `binding` (compute unit per Einsum, with a `default`) and
 `rank-order` (storage order per tensor) and `accumulate` (per Einsum, with a `default`: where the
 partial results of a reduction live while a loop over the reduced rank runs, `on-chip` or
-`dram`; see `cascade.mapping.accumulate`). Anything left out gets a stated default. This module
+`dram`; see `cascade.mapping.accumulate`) and `pipeline` (per fused tile, the phases its Einsums
+run in, one after another, the units overlapping inside a phase; `{drain: LM}` waits for LM's
+reduction across the array; see `cascade.model.pipeline`). Anything left out gets a stated default. This module
 only reads and checks the file's own structure; `cascade.mapping.schedule.bind_mapping` checks it
 against a cascade.
 """
@@ -21,7 +23,7 @@ from typing import Any
 from ..errors import MappingError
 from ..limits import MAX_SHAPE, quote
 
-KNOWN_KEYS = ("partitioning", "loop-order", "spacetime", "fusion", "binding", "rank-order", "accumulate")
+KNOWN_KEYS = ("partitioning", "loop-order", "spacetime", "fusion", "binding", "rank-order", "accumulate", "pipeline")
 ACCUMULATE = ("on-chip", "dram")
 _UNIFORM = re.compile(r"\s*uniform_shape\(\s*(-?[0-9]{1,20})\s*\)\s*\Z")
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
@@ -31,6 +33,15 @@ _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
 class SpaceTime:
     space: tuple[str, ...] = ()
     time: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Phase:
+    """One phase of a `pipeline`: Einsums that run together (each unit its own back to back), or
+    `drain`: the wait for an Einsum's reduction across the array to leave it."""
+
+    einsums: tuple[str, ...] = ()
+    drain: str | None = None
 
 
 @dataclass(frozen=True)
@@ -45,6 +56,7 @@ class Mapping:
     rank_order: dict[str, tuple[str, ...]] = field(default_factory=dict)
     file: str = "<default mapping>"
     accumulate: dict[str, str] = field(default_factory=dict)  # Einsum or 'default' -> 'on-chip' | 'dram'
+    pipeline: tuple[Phase, ...] = ()  # per fused tile, in order; empty: the units of a group overlap whole
 
     def order_for(self, einsum: str) -> tuple[str, ...] | None:
         return self.loop_order.get(einsum, self.loop_order.get("default"))
@@ -90,6 +102,7 @@ def parse_mapping(text: str, file: str = "<mapping>") -> Mapping:
         rank_order=reader.name_lists("rank-order", data.get("rank-order")),
         file=file,
         accumulate=reader.accumulate(data.get("accumulate")),
+        pipeline=reader.pipeline(data.get("pipeline")),
     )
     if problems:
         raise MappingError("\n".join(problems))
@@ -204,6 +217,30 @@ class _Reader:
             out[str(name)] = where
         return out
 
+    def pipeline(self, value: Any) -> tuple[Phase, ...]:
+        if value is None:
+            return ()
+        if not isinstance(value, list):
+            self.bad("pipeline", "expected a list of phases, e.g. [[QK, LM], {drain: LM}, [RM]]")
+            return ()
+        phases = []
+        for k, entry in enumerate(value):
+            if isinstance(entry, dict):
+                drain = entry.get("drain")
+                if set(entry) != {"drain"} or not isinstance(drain, str) or not _NAME.match(drain):
+                    self.bad(f"pipeline[{k}]", f"expected {{drain: EINSUM}}, got {quote(entry)}")
+                    continue
+                phases.append(Phase(drain=drain))
+                continue
+            names = self.names(f"pipeline[{k}]", entry)
+            if names is not None:
+                phases.append(Phase(einsums=names))
+        listed = [n for p in phases for n in p.einsums]
+        twice = sorted({n for n in listed if listed.count(n) > 1})
+        if twice:
+            self.bad("pipeline", f"{', '.join(twice)} in two phases: an Einsum runs in one phase")
+        return tuple(phases)
+
     def binding(self, value: Any) -> dict[str, str]:
         out = {}
         for name, unit in self.table("binding", value).items():
@@ -252,4 +289,8 @@ def dump_mapping(mapping: Mapping, comment: str = "") -> str:
     if mapping.accumulate:
         lines.append("accumulate:")
         lines.extend(f"  {name}: {where}" for name, where in mapping.accumulate.items())
+    if mapping.pipeline:
+        lines.append("pipeline:")
+        lines.extend(f"  - {{drain: {p.drain}}}" if p.drain else f"  - [{', '.join(p.einsums)}]"
+                     for p in mapping.pipeline)
     return "\n".join(lines) + "\n"

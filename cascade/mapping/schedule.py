@@ -599,6 +599,10 @@ class _Binder:
             for name in table:
                 if name != "default" and name not in self.names:
                     self.fail(f"{key}.{name}", f"unknown Einsum {name}: the Einsums are {', '.join(sorted(self.names))}")
+        for k, phase in enumerate(self.m.pipeline):
+            for name in phase.einsums + ((phase.drain,) if phase.drain else ()):
+                if name not in self.names:
+                    self.fail(f"pipeline[{k}]", f"unknown Einsum {name}: the Einsums are {', '.join(sorted(self.names))}")
         for name, order in self.m.loop_order.items():  # a level's tiles lie inside the level above
             for p in self.parts.values():
                 listed = [level for level in order if level in p.names[:-1]]

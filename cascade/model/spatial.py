@@ -5,7 +5,8 @@ the array by the statement's space ranks (see `space_axes`: a space rank of exte
 array axis of n PEs fills e / (ceil(e/n) n) of it; the innermost tile of a split rank is
 charged tile by tile, so a ragged last tile costs only its own folds); the group takes
 max(slowest unit, DRAM bytes / bandwidth) (compute and memory overlap inside a group, FuseMax's
-pipeline rule); groups run one after another. Every count is a sympy expression in the shapes;
+pipeline rule), or where the mapping gives a `pipeline`, its phases' sum (`pipeline.py`) in
+place of the slowest unit; groups run one after another. Every count is a sympy expression in the shapes;
 numbers come from substituting them.
 """
 
@@ -21,6 +22,7 @@ from .compute import statement_ops
 from .target import Target
 from .area import area_breakdown
 from .energy import energy_breakdown, energy_formula, total_joules
+from .pipeline import pipelined_cycles
 from .spill import plan_spills, spill_lines, with_spills
 from .traffic import dram_traffic
 
@@ -161,6 +163,8 @@ def estimate_spatial(mc: MappedCascade, target: Target, symbolic: bool = False) 
     subs = table.substitutions()
     group_of = {k: gi for gi, g in enumerate(mc.groups) for k in g.statements}
     group_cycles: list[dict[str, float]] = [dict() for _ in mc.groups]
+    einsum_cycles: list[dict[str, tuple[str, float]]] = [dict() for _ in mc.groups]
+    axes_of: dict[str, list] = {}
     per_unit: dict[str, dict[str, Any]] = {u: {"ops": {}, "cycles": 0.0} for u in target.units}
     placement: list[dict[str, Any]] = []
     for so in ops:
@@ -176,6 +180,8 @@ def estimate_spatial(mc: MappedCascade, target: Target, symbolic: bool = False) 
         cycles = sum(n_ops.values()) / (unit.pes * occ)
         gi = group_of[so.statement]
         group_cycles[gi][so.unit] = group_cycles[gi].get(so.unit, 0.0) + cycles
+        einsum_cycles[gi][so.name] = (so.unit, einsum_cycles[gi].get(so.name, (so.unit, 0.0))[1] + cycles)
+        axes_of[so.name] = axes
         entry = per_unit[so.unit]
         entry["cycles"] += cycles
         for kind, n in n_ops.items():
@@ -191,7 +197,8 @@ def estimate_spatial(mc: MappedCascade, target: Target, symbolic: bool = False) 
     latency = 0.0
     memory_time = compute_time = 0.0
     for gi, group in enumerate(mc.groups):
-        compute_s = max(group_cycles[gi].values(), default=0.0) / target.clock_hz
+        piped = pipelined_cycles(mc, target, group, einsum_cycles[gi], axes_of) if mc.mapping.pipeline else None
+        compute_s = (piped[0] if piped else max(group_cycles[gi].values(), default=0.0)) / target.clock_hz
         memory_s = group_bytes[gi] / target.dram_bandwidth
         latency += max(compute_s, memory_s)
         memory_time += memory_s if memory_s >= compute_s else 0.0
@@ -199,7 +206,7 @@ def estimate_spatial(mc: MappedCascade, target: Target, symbolic: bool = False) 
         groups.append({"group": group.name, "compute_s": compute_s, "memory_s": memory_s,
                        "latency_s": max(compute_s, memory_s), "dram_bytes": group_bytes[gi],
                        "bound": "memory" if memory_s > compute_s else "compute",
-                       "unit_cycles": group_cycles[gi]})
+                       "unit_cycles": group_cycles[gi], **({"phases": piped[1]} if piped else {})})
     cycles_total = latency * target.clock_hz
     for u, entry in per_unit.items():
         entry["utilization"] = entry["cycles"] / cycles_total if cycles_total else 0.0

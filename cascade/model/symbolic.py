@@ -14,6 +14,7 @@ from typing import Any, Callable
 
 from ..mapping.schedule import MappedCascade
 from .compute import statement_ops
+from .pipeline import pipelined_cycles
 from .spatial import space_axes
 from .symbols import SymbolTable
 from .target import Target
@@ -41,6 +42,8 @@ def cost_formulas(mc: MappedCascade, target: Target) -> CostFormulas:
     ops = statement_ops(mc, target, table)
     group_of = {k: gi for gi, g in enumerate(mc.groups) for k in g.statements}
     cycles: list[dict[str, Any]] = [{} for _ in mc.groups]
+    einsum_cycles: list[dict[str, tuple[str, Any]]] = [{} for _ in mc.groups]
+    axes_of: dict[str, list] = {}
     unit_cycles: dict[str, Any] = {}
     unit_ops: dict[str, dict[str, Any]] = {}
     for so in ops:
@@ -51,6 +54,7 @@ def cost_formulas(mc: MappedCascade, target: Target) -> CostFormulas:
         unit = target.units[so.unit]
         occ = sp.Integer(1)
         axes = space_axes(mc, so.name, info.variables)
+        axes_of[so.name] = axes
         if not axes:  # nothing spatial: one PE (`spatial.occupancy`)
             occ = sp.Integer(1) / unit.pes
         for (rank, whole), n in zip(axes, unit.shape):
@@ -59,6 +63,7 @@ def cost_formulas(mc: MappedCascade, target: Target) -> CostFormulas:
         c = sum(so.ops.values()) / (unit.pes * occ)
         gi = group_of[so.statement]
         cycles[gi][so.unit] = cycles[gi].get(so.unit, 0) + c
+        einsum_cycles[gi][so.name] = (so.unit, einsum_cycles[gi].get(so.name, (so.unit, 0))[1] + c)
         unit_cycles[so.unit] = unit_cycles.get(so.unit, 0) + c
     bytes_by_group = [sp.Integer(0) for _ in mc.groups]
     read_bytes = sp.Integer(0)
@@ -68,7 +73,11 @@ def cost_formulas(mc: MappedCascade, target: Target) -> CostFormulas:
             read_bytes += expr * target.word_bytes
     latency = sp.Integer(0)
     for gi in range(len(mc.groups)):
-        compute = sp.Max(*cycles[gi].values()) / target.clock_hz if cycles[gi] else sp.Integer(0)
+        piped = pipelined_cycles(mc, target, mc.groups[gi], einsum_cycles[gi], axes_of) if mc.mapping.pipeline else None
+        if piped:  # the mapping's phases (pipeline.py)
+            compute = sp.sympify(piped[0]) / target.clock_hz
+        else:
+            compute = sp.Max(*cycles[gi].values()) / target.clock_hz if cycles[gi] else sp.Integer(0)
         latency += sp.Max(compute, bytes_by_group[gi] / target.dram_bandwidth)
     return CostFormulas(latency, sum(bytes_by_group), unit_cycles, dict(table.symbols), dict(table.values),
                         read_bytes, unit_ops)
