@@ -167,7 +167,7 @@ def test_generated_executor_runs_the_derived_cascade(name):
 
 # ------------------------------------------------------------------ random bodies
 
-LEAVES = ["X[m, p]", "Y[m, p]", "GM[p]", "S[p]", "C[p]", "2", "exp(X[m, p] - GM[p])"]
+LEAVES = ["X[m, p]", "Y[m, p]", "GM[p]", "S[p]", "C[p]", "2", "exp(X[m, p] - GM[p])", "0.1 * (p - m)", "m"]
 
 
 @st.composite

@@ -14,7 +14,7 @@ import sympy as sp
 
 from ..lang import ir
 from .algebra import NotAlgebraic, to_ir
-from .roles import Refusal, Roles, call_mapping, rename_access, rename_compare, rename_expr
+from .roles import Refusal, Roles, call_mapping, map_index_values, rename_access, rename_compare, rename_expr
 from .rules import Plan, component_symbol
 
 
@@ -51,6 +51,13 @@ class Emitter:
             else:
                 out.append(idx)
         return ir.Access(acc.tensor, tuple(out))
+
+    def tiled_value(self) -> ir.Expr:
+        """The coordinate of r in the tiled form, as a value: `m1 * M0 + m0`."""
+        return ir.BinOp("+", ir.BinOp("*", ir.IndexValue(self.v1), ir.ShapeScalar(self.r0)), ir.IndexValue(self.v0))
+
+    def tiled_expr(self, expr: ir.Expr) -> ir.Expr:
+        return map_index_values(expr, lambda iv: self.tiled_value() if iv.var == self.v else iv)
 
     def tiled(self, cmp: ir.Compare) -> ir.Compare:
         point = ir.AffBin("+", ir.AffBin("*", ir.AffVar(self.v1), ir.AffShape(self.r0)), ir.AffVar(self.v0))
@@ -105,7 +112,7 @@ class Emitter:
                 return ir.Read(self.split_access(a))
             return e
 
-        return ir.map_reads(expr, read)
+        return self.tiled_expr(ir.map_reads(expr, read))
 
     def emit_components(self, name: str) -> None:
         plan = self.plans[name]
@@ -129,6 +136,10 @@ class Emitter:
                     read_of[sym] = ir.Read(self.split_access(ir.Access(tensor, acc.indices)))
                 elif role == "r":
                     read_of[sym] = self.running_read(acc.tensor, acc, "new")
+                elif role == "ix":
+                    read_of[sym] = self.tiled_value()
+                elif role == "iu":
+                    read_of[sym] = acc
                 else:
                     read_of[sym] = ir.Read(acc)
             body = to_ir(comp.body, read_of)
@@ -191,6 +202,12 @@ class Emitter:
                 when = str(sym).rpartition("@")[2]
                 if when in ("old", "new"):
                     read_of[sym] = self.running_read(g, own, when)
+                elif sym in full.table and isinstance(full.table[sym][1], ir.IndexValue):
+                    iv = full.table[sym][1]
+                    if iv.var not in inverse:
+                        raise Refusal(gstmt.span, f"{plan.target}: the correction reads the coordinate {iv.var}, "
+                                                  f"which {g} does not iterate")
+                    read_of[sym] = ir.IndexValue(inverse[iv.var].var)
                 elif sym in full.table:  # a constant read, moved to the stabiliser's variables
                     u = full.table[sym][1]
                     if set(u.variables) - set(inverse):
@@ -233,6 +250,8 @@ class Emitter:
                 read_of[sym] = self.final_read(acc)
             elif role in ("u", "pivot"):
                 read_of[sym] = ir.Read(acc)
+            elif role == "iu":
+                read_of[sym] = acc
         return to_ir(plan.final.subs(constant), read_of)
 
     def final_read(self, acc: ir.Access) -> ir.Expr:
@@ -309,7 +328,7 @@ def _atom_names(roles: Roles, name: str) -> list[str]:
 
 
 def _atom_free(body: sp.Expr, syms) -> bool:
-    return not any(syms.table.get(s, ("",))[0] == "x" for s in body.free_symbols)
+    return not any(syms.table.get(s, ("",))[0] in ("x", "ix") for s in body.free_symbols)
 
 
 def _has_filters(roles: Roles, name: str) -> bool:

@@ -117,10 +117,35 @@ def _check_accesses(stmt: ir.Einsum, var: str) -> None:
 
 
 def rename_expr(expr: ir.Expr, mapping: dict[str, ir.Index]) -> ir.Expr:
-    """The expression with rank variables renamed (`mapping` var -> index) in its reads. (An index
-    value such as `p - m` is not renamed: `reduce` refuses bodies with index values, as they have no
-    algebra in `transform.algebra`.)"""
-    return ir.map_reads(expr, lambda r: ir.Read(rename_access(r.access, mapping), span=r.span))
+    """The expression with rank variables renamed (`mapping` var -> index) in its reads and in
+    its index values (`p - m` read through `S[m, 0]` becomes `p - 0`)."""
+    renamed = ir.map_reads(expr, lambda r: ir.Read(rename_access(r.access, mapping), span=r.span))
+    return map_index_values(renamed, lambda iv: index_value(mapping[iv.var]) if iv.var in mapping else iv)
+
+
+def map_index_values(expr: ir.Expr, fn) -> ir.Expr:
+    """The expression with every `IndexValue` replaced by `fn(index_value)`; reads are kept."""
+    match expr:
+        case ir.IndexValue():
+            return fn(expr)
+        case ir.Neg(operand=o):
+            return ir.Neg(map_index_values(o, fn))
+        case ir.BinOp(op=op, left=l, right=r):
+            return ir.BinOp(op, map_index_values(l, fn), map_index_values(r, fn))
+        case ir.Call(fn=name, args=args):
+            return ir.Call(name, tuple(map_index_values(x, fn) for x in args))
+    return expr
+
+
+def index_value(idx: ir.Index) -> ir.Expr:
+    """An index as a value: `m` -> m, `m+1` -> m + 1, `0` -> 0."""
+    if isinstance(idx, ir.VarIndex):
+        base = ir.IndexValue(idx.var)
+        return base if not idx.offset else ir.BinOp("+", base, ir.Num(float(idx.offset)))
+    if isinstance(idx, ir.ConstIndex):
+        return ir.Num(float(idx.value))
+    raise Refusal(idx.span, f"the last element '{idx.rank}' used as an index value has no rewrite; "
+                            "write the coordinate instead")
 
 
 def rename_access(acc: ir.Access, mapping: dict[str, ir.Index]) -> ir.Access:

@@ -62,17 +62,31 @@ class Plan:
 
 @dataclass
 class Symbols:
-    """The symbol table of one body: sympy symbol -> (role, access)."""
+    """The symbol table of one body: sympy symbol -> (role, access). Roles: x (an atom, varies
+    along r), r (a complete full reduction), u (constant along r), pivot; an index value is an
+    atom (`ix`: the coordinate of r itself) or a constant (`iu`: another rank's), with the
+    `ir.IndexValue` in place of the access."""
 
-    table: dict[sp.Symbol, tuple[str, ir.Access]] = field(default_factory=dict)
+    table: dict[sp.Symbol, tuple[str, ir.Access | ir.IndexValue]] = field(default_factory=dict)
 
     def get(self, role: str, acc: ir.Access, tag: str = "") -> sp.Symbol:
         sym = sp.Symbol(f"{show_access(acc)}{tag}", real=True)
         self.table[sym] = (role, acc)
         return sym
 
+    def index(self, var: str, reduced: str) -> sp.Symbol:
+        sym = sp.Symbol(var, real=True)
+        self.table[sym] = ("ix" if var == reduced else "iu", ir.IndexValue(var))
+        return sym
+
     def of_role(self, expr: sp.Expr, *roles: str) -> list[sp.Symbol]:
-        return sorted((s for s in expr.free_symbols if self.table.get(s, ("",))[0] in roles), key=str)
+        """The symbols of `expr` with one of `roles`; asking for x (u) includes ix (iu)."""
+        wanted = set(roles) | {"i" + r for r in roles if r in ("x", "u")}
+        return sorted((s for s in expr.free_symbols if self.table.get(s, ("",))[0] in wanted), key=str)
+
+    def tensors(self, symbols) -> list[ir.Access]:
+        """The reads among `symbols` (index values left out)."""
+        return [self.table[s][1] for s in symbols if isinstance(self.table[s][1], ir.Access)]
 
 
 def component_symbol(k: int) -> sp.Symbol:
@@ -94,7 +108,7 @@ def body_algebra(roles: Roles, name: str, full_inline: bool, syms: Symbols) -> t
         return all(roles.is_stabiliser(d) for d in roles.deps[t])
 
     expr, filters = inline(roles, stmt.expr, stop)
-    return to_sympy(expr, lambda acc: _symbol(roles, acc, syms)), filters
+    return to_sympy(expr, lambda acc: _symbol(roles, acc, syms), _indexer(roles, syms)), filters
 
 
 def _symbol(roles: Roles, acc: ir.Access, syms: Symbols) -> sp.Expr:
@@ -113,7 +127,12 @@ def _symbol(roles: Roles, acc: ir.Access, syms: Symbols) -> sp.Expr:
     if stmt.reduction is not None or _reduces(stmt):
         raise Refusal(stmt.span, f"{acc.tensor} reduces another rank over complete values: only maps of complete "
                                  "values can be inlined")
-    return to_sympy(rename_expr(stmt.expr, call_mapping(stmt, acc)[0]), lambda a: _symbol(roles, a, syms))
+    return to_sympy(rename_expr(stmt.expr, call_mapping(stmt, acc)[0]), lambda a: _symbol(roles, a, syms),
+                    _indexer(roles, syms))
+
+
+def _indexer(roles: Roles, syms: Symbols):
+    return lambda var: syms.index(var, roles.var)
 
 
 def _reduces(stmt: ir.Einsum) -> bool:
@@ -123,7 +142,10 @@ def _reduces(stmt: ir.Einsum) -> bool:
 def plan_producer(roles: Roles, name: str) -> Plan:
     stmt = roles.writer[name]
     syms = Symbols()
-    g = to_sympy(stmt.expr, lambda acc: _symbol(roles, acc, syms))
+    try:
+        g = to_sympy(stmt.expr, lambda acc: _symbol(roles, acc, syms), _indexer(roles, syms))
+    except NotAlgebraic as exc:
+        raise Refusal(stmt.span, f"{name}: {exc}") from None
     op = roles.reduce_op(name)
     return Plan(name, "P", [Component(name, op, g)], component_symbol(0), body=show_expr(stmt.expr), symbols=syms)
 
@@ -164,7 +186,7 @@ def _plan_sum(roles: Roles, name: str, g: sp.Expr, syms: Symbols, where: str) ->
             raise Refusal(stmt.span, f"{where}: sympy could not prove the deferral g = g_s * H")
         identities.append(f"D1: {g} - ({gs}) * ({h}) = 0")
     left = syms.of_role(gs, "r")
-    through_atoms = [s for s in syms.of_role(gs, "x") if roles.deps.get(syms.table[s][1].tensor)]
+    through_atoms = [a for a in syms.tensors(syms.of_role(gs, "x")) if roles.deps.get(a.tensor)]
     if not left and not through_atoms:
         return Plan(name, "D1" if h != 1 else "P", [Component(name, "sum", gs)], h * component_symbol(0),
                     identities)
@@ -248,7 +270,7 @@ def _separate(roles: Roles, name: str, g: sp.Expr, syms: Symbols, where: str) ->
     stmt = roles.writer[name]
     xs = syms.of_role(g, "x")
     rs = syms.of_role(g, "r")
-    if len(xs) == 1 and roles.kind[syms.table[xs[0]][1].tensor] == "input-stream":
+    if len(xs) == 1 and syms.tensors(xs) and roles.kind[syms.tensors(xs)[0].tensor] == "input-stream":
         plan = _pivot(roles, name, g, xs[0], rs, syms, where)
         if plan is not None:
             return plan
