@@ -23,8 +23,10 @@ def _stem(name: str) -> str:
 
 
 class Emitter:
-    def __init__(self, roles: Roles, plans: dict[str, Plan], tile: int, guards: dict[str, list[ir.Compare]]):
+    def __init__(self, roles: Roles, plans: dict[str, Plan], tile: int, guards: dict[str, list[ir.Compare]],
+                 tiles: dict[str, list[ir.Compare]] | None = None):
         self.roles, self.plans, self.tile, self.guards = roles, plans, tile, guards
+        self.tiles = tiles or {}  # per reduction, the filters of a non-empty tile (masks.tile_filter)
         c = roles.cascade
         self.r, self.r1, self.r0 = roles.rank, roles.rank + "1", roles.rank + "0"
         self.v, self.v1, self.v0 = roles.var, self.r1.lower(), self.r0.lower()
@@ -124,7 +126,7 @@ class Emitter:
                               _reduced(stmt)) if v != self.v]
         self.running[name] = []
         for k, comp in enumerate(plan.components):
-            if _atom_free(comp.body, syms):
+            if comp.ir_body is None and _atom_free(comp.body, syms):
                 self.running[name].append(("", pos))
                 continue
             read_of = {}
@@ -142,7 +144,7 @@ class Emitter:
                     read_of[sym] = acc
                 else:
                     read_of[sym] = ir.Read(acc)
-            body = to_ir(comp.body, read_of)
+            body = self.pass1_expr(comp.ir_body) if comp.ir_body is not None else to_ir(comp.body, read_of)
             single = len(plan.components) == 1
             if plan.rule in ("D1+R1", "D1") and single:
                 hint_stem = "".join(_stem(t) for t in _atom_names(self.roles, name))
@@ -156,6 +158,7 @@ class Emitter:
             reduction = None if comp.op == "sum" else ir.Reduction(comp.op, red_vars)
             lname = self.fresh(local)
             filters = tuple(self.tiled(c) for c in (plan.filters if plan.rule != "P" else stmt.filters))
+            filters += tuple(c for c in self.tiles.get(name, ()) if c not in filters)
             self.out.append(ir.Einsum(self.at(lname, o, pos, ir.VarIndex(self.v1)), body, reduction, filters))
             rname = self.fresh(running)
             self.running[name].append((rname, pos))
@@ -232,7 +235,7 @@ class Emitter:
         read_of = {}
         constant = {}
         for k, comp in enumerate(plan.components):
-            if _atom_free(comp.body, syms):
+            if comp.ir_body is None and _atom_free(comp.body, syms):
                 # no point of the fiber is read: a sum is the body times the number of points,
                 # a max or min the body itself (every fiber has M >= 1 points when unfiltered)
                 if plan.filters or _has_filters(self.roles, name) or comp.op == "prod":

@@ -12,7 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import sympy as sp
 
 from ..analysis.passes import count_passes
 from ..errors import Diagnostic, SpecError
@@ -20,7 +19,8 @@ from ..lang import ir
 from ..lang.check import check
 from ..lang.shapes import known_ranks, resolve_shapes
 from .emit import Emitter
-from .roles import Refusal, Roles, analyse, rename_compare
+from .masks import fiber_guard, has_lower_bound, tile_filter
+from .roles import Refusal, Roles, analyse
 from .rules import Plan, body_presence, plan_producer, plan_target
 
 DEFAULT_TILE = 256
@@ -92,9 +92,9 @@ def reduce_passes(cascade: ir.Cascade, rank: str = "M", tile: int | None = None)
                 span = roles.writer[t].span
                 steps.append(Step(t, str(span) if span else t, plan.rule, plan.body, tuple(plan.identities),
                                   tuple(plan.lemmas)))
-        guards = _guards(roles, plans)
+        guards, tiles = _masks(roles, plans)
         size = tile if tile is not None else DEFAULT_TILE
-        result = Emitter(roles, plans, size, guards).emit()
+        result = Emitter(roles, plans, size, guards, tiles).emit()
     except Refusal as exc:
         raise _error(cascade, exc) from None
     new_sem = check(result)
@@ -104,96 +104,31 @@ def reduce_passes(cascade: ir.Cascade, rank: str = "M", tile: int | None = None)
     return result, cert
 
 
-def _guards(roles: Roles, plans: dict[str, Plan]) -> dict[str, list[ir.Compare]]:
-    """Per rolled reduction, the filters under which its fiber is non-empty.
+def _masks(roles: Roles, plans: dict[str, Plan]) -> tuple[dict[str, list[ir.Compare]], dict[str, list[ir.Compare]]]:
+    """Per rolled reduction, its guard (the fiber is non-empty) and, where a filter bounds r from
+    below, its tile filter (the tile is non-empty).
 
-    A rescaled or deferred sum gives 0/0 or exp(-inf - -inf) where no point of the fiber (or of
-    its stabiliser's fiber) is present; the reference gives 0 there. When every filter on r is
-    an upper bound on r (downward closed), a fiber is non-empty exactly when r = 0 is present,
-    so the guard is the filters at r = 0 and the first tile is never empty on a non-empty fiber.
-    Any other filter (a lower bound such as a sliding window) is refused."""
+    A rescaled or deferred sum gives 0/0 where no point of the fiber (or of its stabiliser's
+    fiber) is present; the reference gives 0 there, so the final value is guarded. With upper
+    bounds only, an empty tile can only follow the fiber's present points (or the fiber is
+    empty), where rescaling by exp(RM - RM) = 1 and adding 0 or -inf changes nothing. A lower
+    bound (a sliding window) leaves leading tiles empty while the running max is still -inf and
+    exp(-inf - -inf) is NaN: there every local reduction gets the tile filter, and a recurrence
+    step whose tile is absent carries the old running values."""
     guards: dict[str, list[ir.Compare]] = {}
-    var = roles.var
+    tiles: dict[str, list[ir.Compare]] = {}
+    var, rank = roles.var, roles.rank
     for name, plan in plans.items():
-        if "R1" not in plan.rule and "D1" not in plan.rule:
-            continue
         filters = body_presence(roles, name)
         for s in plan.stabilisers:
             filters += body_presence(roles, s)
         if not filters:
             continue
-        at_zero: list[ir.Compare] = []
-        for cmp in filters:
-            direction = _direction(cmp, var)
-            if direction is None:
-                raise Refusal(cmp.span, f"{name}: the filter '{_text(cmp)}' is not an upper bound on {var}: a tile "
-                                        f"before the first present point leaves the running max at -inf and "
-                                        f"exp(-inf - -inf) is NaN; a total expdiff (or absent-as-identity "
-                                        "recurrences) is needed; 2 passes kept")
-            if direction == "free" and not _mentions(cmp):
-                continue
-            zero = rename_compare(cmp, {var: ir.AffConst(0)})
-            if _mentions(zero):
-                at_zero.append(ir.Compare(zero.op, zero.left, zero.right))
-            elif not _holds(zero):
-                raise Refusal(cmp.span, f"{name}: the filter '{_text(cmp)}' leaves every fiber empty")
-        guards[name] = _dedupe(at_zero)
-    return guards
-
-
-def _affine_sympy(aff: ir.Affine) -> sp.Expr:
-    match aff:
-        case ir.AffVar(var=v):
-            return sp.Symbol(v, integer=True)
-        case ir.AffConst(value=c):
-            return sp.Integer(c)
-        case ir.AffShape(rank=r):
-            return sp.Symbol(r, positive=True, integer=True)
-        case ir.AffNeg(operand=o):
-            return -_affine_sympy(o)
-        case ir.AffBin(op=op, left=l, right=r):
-            a, b = _affine_sympy(l), _affine_sympy(r)
-            return a + b if op == "+" else a - b if op == "-" else a * b
-    raise TypeError(aff)
-
-
-def _direction(cmp: ir.Compare, var: str) -> str | None:
-    """'down' when the filter keeps r = 0 whenever it keeps any r (an upper bound), 'free' when it
-    does not mention r, None otherwise."""
-    diff = _affine_sympy(cmp.left) - _affine_sympy(cmp.right)
-    coeff = sp.diff(diff, sp.Symbol(var, integer=True))
-    if coeff == 0:
-        return "free"
-    if cmp.op in ("<", "<=") and coeff.is_positive:
-        return "down"
-    if cmp.op in (">", ">=") and coeff.is_negative:
-        return "down"
-    return None
-
-
-def _mentions(cmp: ir.Compare) -> bool:
-    return bool(ir.affine_vars(cmp.left) + ir.affine_vars(cmp.right))
-
-
-def _holds(cmp: ir.Compare) -> bool:
-    diff = _affine_sympy(cmp.left) - _affine_sympy(cmp.right)
-    test = {"<": diff < 0, "<=": diff <= 0, "==": sp.Eq(diff, 0), "!=": sp.Ne(diff, 0), ">=": diff >= 0,
-            ">": diff > 0}[cmp.op]
-    return bool(test) if test in (sp.true, sp.false) else True
-
-
-def _text(cmp: ir.Compare) -> str:
-    from ..lang.show import show_compare
-
-    return show_compare(cmp)
-
-
-def _dedupe(cmps: list[ir.Compare]) -> list[ir.Compare]:
-    out: list[ir.Compare] = []
-    for c in cmps:
-        if c not in out:
-            out.append(c)
-    return out
+        if "R1" in plan.rule or "D1" in plan.rule:
+            guards[name] = fiber_guard(filters, var, rank)
+        if has_lower_bound(filters, var):
+            tiles[name] = tile_filter(filters, var, rank, var + "1", rank + "0")
+    return guards, tiles
 
 
 def _error(cascade: ir.Cascade, exc: Refusal) -> SpecError:

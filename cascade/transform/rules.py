@@ -42,6 +42,7 @@ class Component:
     op: str
     body: sp.Expr  # over atoms (x) and new stabilisers
     correction: sp.Expr | None = None  # over old/new stabiliser symbols
+    ir_body: ir.Expr | None = None  # a producer body with no algebra (select, sigmoid): rolled as written
 
 
 @dataclass
@@ -142,11 +143,12 @@ def _reduces(stmt: ir.Einsum) -> bool:
 def plan_producer(roles: Roles, name: str) -> Plan:
     stmt = roles.writer[name]
     syms = Symbols()
+    op = roles.reduce_op(name)
     try:
         g = to_sympy(stmt.expr, lambda acc: _symbol(roles, acc, syms), _indexer(roles, syms))
-    except NotAlgebraic as exc:
-        raise Refusal(stmt.span, f"{name}: {exc}") from None
-    op = roles.reduce_op(name)
+    except NotAlgebraic:  # no rewrite of the body is needed: it is reduced per tile as written
+        return Plan(name, "P", [Component(name, op, sp.Integer(0), ir_body=stmt.expr)], component_symbol(0),
+                    body=show_expr(stmt.expr), symbols=syms)
     return Plan(name, "P", [Component(name, op, g)], component_symbol(0), body=show_expr(stmt.expr), symbols=syms)
 
 
