@@ -20,7 +20,7 @@ from ..lang.check import check
 from ..lang.shapes import known_ranks, resolve_shapes
 from .emit import Emitter
 from .masks import fiber_guard, has_lower_bound, tile_filter
-from .roles import Refusal, Roles, analyse
+from .roles import Refusal, Roles, analyse, written_lower_bound
 from .rules import Plan, body_presence, plan_producer, plan_target
 
 DEFAULT_TILE = 256
@@ -71,7 +71,20 @@ def reduce_passes(cascade: ir.Cascade, rank: str = "M", tile: int | None = None)
                                           f"(its ranks: {', '.join(sorted(known_ranks(cascade)))}); pass --rank")])
     if tile is not None and tile < 1:
         raise SpecError([Diagnostic(None, f"--tile {tile}: a tile is a whole number of points, at least 1")])
-    before = count_passes(sem, shapes).passes.get(rank, 0)
+    counted_before = count_passes(sem, shapes).passes
+    written = _written(sem, rank)
+    if written is not None:  # already split or recurrent over the rank: minimal, or refused
+        before = counted_before.get(written, 0)
+        lb, why = written_lower_bound(sem, rank)
+        if before <= lb:
+            inner = counted_before.get(sem.splits[rank][1], 0) if rank in sem.splits else 0
+            return cascade, Certificate(cascade.name, rank, None, before, before, inner, lb, why, True)
+        try:
+            analyse(sem, rank)  # raises the refusal at the split or the recurrence
+        except Refusal as exc:
+            raise _error(cascade, Refusal(exc.span, f"{exc.reason}; it has {before} passes over {written} and the "
+                                                    f"lower bound is {lb} ({why})")) from None
+    before = counted_before.get(rank, 0)
     try:
         roles = analyse(sem, rank)
         lb, why = roles.lower_bound()
@@ -102,6 +115,16 @@ def reduce_passes(cascade: ir.Cascade, rank: str = "M", tile: int | None = None)
     cert = Certificate(cascade.name, rank, size, before, counted.get(rank + "1", 0), counted.get(rank + "0", 0),
                        lb, why, False, tuple(steps))
     return result, cert
+
+
+def _written(sem, rank: str) -> str | None:
+    """The rank whose passes count when the cascade already tiles `rank` (its outer part) or
+    runs a recurrence over it (the rank itself); None for a cascade of plain Einsums over it."""
+    if rank in sem.splits:
+        return sem.splits[rank][0]
+    if any(rank in parts for parts in sem.splits.values()) or sem.cascade.inits:
+        return rank
+    return None
 
 
 def _masks(roles: Roles, plans: dict[str, Plan]) -> tuple[dict[str, list[ir.Compare]], dict[str, list[ir.Compare]]]:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from ..errors import Span
 from ..lang import ir
 from ..lang.semantics import Semantics
+from ..lang.show import show_access
 
 
 class Refusal(Exception):
@@ -232,3 +233,36 @@ def presence(roles: Roles, expr: ir.Expr) -> list[ir.Compare]:
 
 def _vars(expr: ir.Expr) -> list[str]:
     return [v for a in ir.expr_reads(expr) for v in a.variables]
+
+
+def written_lower_bound(sem: Semantics, rank: str) -> tuple[int, str]:
+    """The lower bound of a cascade that is already split along `rank` or recurrent over it,
+    by the same rule as `Roles.lower_bound`: 2 when an output keeps r (any of r, r1, r0) and
+    depends, through any statements, on a value complete over r: a reduction whose left side
+    keeps no r variable but whose body reduces one, or a running value read at its last step
+    (`RD[M1, p]`, `RM[M, p]`)."""
+    c = sem.cascade
+    parts = sem.splits.get(rank, ())
+    ranks = {rank, *parts}
+    r_vars = {r.lower() for r in ranks}
+    var = rank.lower()
+    deps: dict[str, set[str]] = {}
+    for info in sem.statements:
+        stmt = info.statement
+        if not isinstance(stmt, ir.Einsum):
+            continue
+        need = set(deps.get(stmt.name, set()))
+        for acc in ir.expr_reads(stmt.expr):
+            need |= deps.get(acc.tensor, set())
+            if any(isinstance(i, ir.LastIndex) and i.rank in ranks for i in acc.indices):
+                need.add(show_access(acc))
+        keeps = set(stmt.lhs.variables) & r_vars
+        if not keeps and set(info.reduced) & r_vars:
+            need = {stmt.name}  # a full reduction: its readers need it complete
+        deps[stmt.name] = need
+    for d in c.outputs:
+        info_vars = {v for s in sem.statements if s.name == d.name for v in s.statement.lhs.variables}
+        if info_vars & r_vars and deps.get(d.name):
+            return 2, (f"{d.name} keeps {var} and reads {', '.join(sorted(deps[d.name]))}, complete over {var}: "
+                       "2 is the least")
+    return 1, "no output keeps " + var + " and reads a complete value: 1 is the least"
