@@ -10,12 +10,15 @@ evaluated at the new running values is `SLN`, and a deferred numerator is named 
 
 from __future__ import annotations
 
+from math import comb
+
 import sympy as sp
 
 from ..lang import ir
 from .algebra import NotAlgebraic, to_ir
 from .roles import Refusal, Roles, call_mapping, map_index_values, rename_access, rename_compare, rename_expr
-from .rules import Plan, component_symbol
+from .rules import Plan, body_presence, component_symbol
+from .shift import MU, MU_F, MU_NEW
 
 
 def _stem(name: str) -> str:
@@ -118,6 +121,8 @@ class Emitter:
 
     def emit_components(self, name: str) -> None:
         plan = self.plans[name]
+        if plan.shift is not None:
+            return self.emit_shift(name)
         stmt = self.roles.writer[name]
         pos = self.position(name)
         o = stmt.lhs.indices
@@ -178,6 +183,90 @@ class Emitter:
                 value = ir.BinOp("+" if comp.op == "sum" else "*", prev, local_read)
             self.out.append(ir.Einsum(self.at(rname, o, pos, ir.VarIndex(self.v1, 1)), value))
 
+    def emit_shift(self, name: str) -> None:
+        """R2 (`transform.shift`): running count, sum and central moments about the running mean."""
+        plan = self.plans[name]
+        shift = plan.shift
+        stmt = self.roles.writer[name]
+        pos, o = self.position(name), stmt.lhs.indices
+        filters = tuple(self.tiled(c) for c in body_presence(self.roles, name))
+        filters += tuple(c for c in self.tiles.get(name, ()) if c not in filters)
+        acc = plan.symbols.table[shift.atom][1]
+        x = sp.Symbol("__x", real=True)
+        x_read = ir.Read(self.split_access(ir.Access(self.atom_tensor(acc.tensor), acc.indices)))
+        stem = _stem(name)
+        step, old, new = ir.VarIndex(self.v1), ir.VarIndex(self.v1), ir.VarIndex(self.v1, 1)
+
+        def running(local_hint: str, run_hint: str, body: ir.Expr, update) -> str:
+            lname, rname = self.fresh(local_hint), self.fresh(run_hint)
+            self.out.append(ir.Einsum(self.at(lname, o, pos, step), body, None, filters))
+            self.out.append(ir.Init(self.at(rname, o, pos, ir.ConstIndex(0)), ir.Num(0.0)))
+            local = ir.Read(self.at(lname, o, pos, step))
+            self.out.append(ir.Einsum(self.at(rname, o, pos, new), update(ir.Read(self.at(rname, o, pos, old)), local)))
+            return rname
+
+        def add(prev, local):
+            return ir.BinOp("+", prev, local)
+
+        # a count of the points where x is present: 1 + 0 * x is absent exactly where x is
+        one = ir.BinOp("+", ir.Num(1.0), ir.BinOp("*", ir.Num(0.0), x_read))
+        if shift.count_producer is not None:
+            count = self.running[shift.count_producer][0][0]
+        else:
+            count = running("LN", "RN", one, add)
+        self.running[name] = [(count, pos)]
+        if shift.sum_producer is not None:
+            self.running[name].append(self.running[shift.sum_producer][0])
+        else:
+            total = running("LX", "RX", x_read, add)
+            self.running[name].append((total, pos))
+        sum_name = self.running[name][1][0]
+
+        def mean(when: ir.Index) -> ir.Expr:
+            n = ir.Read(self.at(count, o, pos, when))
+            return ir.BinOp("/", ir.Read(self.at(sum_name, o, pos, when)), ir.Call("max", (n, ir.Num(1.0))))
+
+        mu_old, mu_new = self.fresh("MUO"), self.fresh("MUN")
+        self.out.append(ir.Einsum(self.at(mu_old, o, pos, step), mean(old)))
+        self.out.append(ir.Einsum(self.at(mu_new, o, pos, step), mean(new)))
+        read_of = {x: x_read, MU: ir.Read(self.at(mu_old, o, pos, step)),
+                   MU_NEW: ir.Read(self.at(mu_new, o, pos, step))}
+        moments = {0: count}
+        for j in shift.moments:
+            body = to_ir((x - MU_NEW) ** j, read_of)
+
+            def update(prev, local, j=j):
+                repair = sum(comb(j, i) * (MU - MU_NEW) ** (j - i) * sp.Symbol(f"__A{i}", real=True)
+                             for i in [0, *shift.moments] if i <= j)
+                refs = dict(read_of) | {sp.Symbol(f"__A{i}", real=True): ir.Read(self.at(moments[i], o, pos, old))
+                                        for i in moments} | {sp.Symbol(f"__A{j}", real=True): prev}
+                return ir.BinOp("+", to_ir(repair, refs), local)
+
+            moments[j] = running(f"L{stem}{j}", f"R{stem}{j}", body, update)
+            self.running[name].append((moments[j], pos))
+
+    def shift_final(self, name: str, expr: sp.Expr) -> ir.Expr:
+        """An R2 final value: components at the last step, MU_F the stored final centre."""
+        plan = self.plans[name]
+        lhs = self.roles.writer[name].lhs
+        read_of: dict = {component_symbol(k): self.running_read(name, lhs, "last", k)
+                         for k in range(len(plan.components))}
+        read_of[MU_F] = ir.BinOp("/", read_of[component_symbol(1)],
+                                 ir.Call("max", (read_of[component_symbol(0)], ir.Num(1.0))))
+        for sym in expr.free_symbols & set(plan.symbols.table):
+            role, acc = plan.symbols.table[sym]
+            if role == "r":
+                read_of[sym] = self.final_read(acc)
+            elif role in ("u", "pivot"):
+                read_of[sym] = ir.Read(acc)
+            elif role == "iu":
+                read_of[sym] = acc
+        return to_ir(expr, read_of)
+
+    def atom_tensor(self, tensor: str) -> str:
+        kind = self.roles.kind[tensor]
+        return self.emit_local_stream(tensor) if kind == "stream" and self.roles.deps[tensor] else tensor
+
     def correction(self, plan: Plan, t: sp.Expr, syms) -> ir.Expr:
         """The shared correction statement (FuseMax's PRM) for one stabiliser, read in context."""
         full = plan.full_symbols
@@ -229,13 +318,18 @@ class Emitter:
     # ---------------------------------------------------------------- finals and pass 2
     def final_own(self, name: str) -> ir.Expr:
         """Z's final value over Z's own left-side variables."""
+        for z, other in self.plans.items():
+            if other.shift is not None and other.shift.sum_producer == name:
+                return self.shift_final(z, other.shift.sum_final)  # the compensated sum (transform.shift)
         plan = self.plans[name]
+        if plan.shift is not None:
+            return self.shift_final(name, plan.final)
         stmt = self.roles.writer[name]
         syms = plan.symbols
         read_of = {}
         constant = {}
         for k, comp in enumerate(plan.components):
-            if comp.ir_body is None and _atom_free(comp.body, syms):
+            if comp.ir_body is None and plan.shift is None and _atom_free(comp.body, syms):
                 # no point of the fiber is read: a sum is the body times the number of points,
                 # a max or min the body itself (every fiber has M >= 1 points when unfiltered)
                 if plan.filters or _has_filters(self.roles, name) or comp.op == "prod":

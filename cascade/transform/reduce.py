@@ -99,7 +99,7 @@ def reduce_passes(cascade: ir.Cascade, rank: str = "M", tile: int | None = None)
         for t in roles.order:
             if roles.kind[t] != "full":
                 continue
-            plan = plan_target(roles, t) if roles.deps[t] else plan_producer(roles, t)
+            plan = plan_target(roles, t, plans) if roles.deps[t] else plan_producer(roles, t)
             plans[t] = plan
             if plan.rule != "P":
                 span = roles.writer[t].span
@@ -147,7 +147,7 @@ def _masks(roles: Roles, plans: dict[str, Plan]) -> tuple[dict[str, list[ir.Comp
             filters += body_presence(roles, s)
         if not filters:
             continue
-        if "R1" in plan.rule or "D1" in plan.rule:
+        if "R1" in plan.rule or "D1" in plan.rule or plan.rule == "R2":
             guards[name] = fiber_guard(filters, var, rank)
         if has_lower_bound(filters, var):
             tiles[name] = tile_filter(filters, var, rank, var + "1", rank + "0")

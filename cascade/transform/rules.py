@@ -26,8 +26,9 @@ import sympy as sp
 
 from ..lang import ir
 from ..lang.show import show_access, show_expr
-from .algebra import SYMPY_GAVE_UP, NotAlgebraic, is_zero, to_sympy
+from .algebra import SYMPY_GAVE_UP, NotAlgebraic, is_zero, shape_symbol, to_sympy
 from .roles import Refusal, Roles, inline, presence
+from .shift import LEMMA_COUNT, MU, MU_F, MU_NEW, ShiftPlan, plan_shift
 
 LEMMAS = {
     "max-shift": "max(a + c, b + c) = max(a, b) + c, min likewise (built-in lemma: sympy cannot prove it)",
@@ -59,6 +60,7 @@ class Plan:
     pivot: ir.Access | None = None
     symbols: Symbols | None = None  # the body's symbols (atoms stop at streams of stabilisers)
     full_symbols: Symbols | None = None  # R1: the fully inlined body's symbols
+    shift: ShiftPlan | None = None  # R2: the moments kept and the reused sum
 
 
 @dataclass
@@ -147,12 +149,16 @@ def plan_producer(roles: Roles, name: str) -> Plan:
     try:
         g = to_sympy(stmt.expr, lambda acc: _symbol(roles, acc, syms), _indexer(roles, syms))
     except NotAlgebraic:  # no rewrite of the body is needed: it is reduced per tile as written
+        g = None
+    reads_points = any(roles.kind.get(a.tensor) in ("stream", "input-stream") for a in ir.expr_reads(stmt.expr))
+    if g is None or (reads_points and not syms.of_role(g, "x")):
+        # as written: no algebra, or one that drops the points it is present at (1 + 0 * X, a count)
         return Plan(name, "P", [Component(name, op, sp.Integer(0), ir_body=stmt.expr)], component_symbol(0),
                     body=show_expr(stmt.expr), symbols=syms)
     return Plan(name, "P", [Component(name, op, g)], component_symbol(0), body=show_expr(stmt.expr), symbols=syms)
 
 
-def plan_target(roles: Roles, name: str) -> Plan:
+def plan_target(roles: Roles, name: str, plans: dict[str, Plan] | None = None) -> Plan:
     stmt = roles.writer[name]
     op = roles.reduce_op(name)
     syms = Symbols()
@@ -163,7 +169,7 @@ def plan_target(roles: Roles, name: str) -> Plan:
     where = f"{op} over {roles.var} of {g}"
     filters = list(stmt.filters) + filters
     if op == "sum":
-        plan = _plan_sum(roles, name, g, syms, where)
+        plan = _plan_sum(roles, name, g, syms, where, plans or {})
     elif op in ("max", "min"):
         plan = _plan_monotone(roles, name, op, g, syms, where)
     else:
@@ -175,7 +181,7 @@ def plan_target(roles: Roles, name: str) -> Plan:
     return plan
 
 
-def _plan_sum(roles: Roles, name: str, g: sp.Expr, syms: Symbols, where: str) -> Plan:
+def _plan_sum(roles: Roles, name: str, g: sp.Expr, syms: Symbols, where: str, plans: dict[str, Plan]) -> Plan:
     stmt = roles.writer[name]
     rs = syms.of_role(g, "r")
     nonstab = [s for s in rs if not roles.is_stabiliser(syms.table[s][1].tensor)]
@@ -199,13 +205,13 @@ def _plan_sum(roles: Roles, name: str, g: sp.Expr, syms: Symbols, where: str) ->
             if h != 1 or through_atoms or g.has(sp.exp):
                 raise
             try:
-                return _separate(roles, name, g, syms, where)
+                return _separate(roles, name, g, syms, where, plans)
             except Refusal:
                 raise refusal from None
     if any(roles.is_stabiliser(syms.table[s][1].tensor) for s in rs):
         raise Refusal(stmt.span, f"{where}: mixes a max/min stabiliser with other complete values in a way "
                                  "that neither defers nor rescales; 2 passes kept")
-    return _separate(roles, name, g, syms, where)
+    return _separate(roles, name, g, syms, where, plans)
 
 
 def _roll_scaling(roles, name, g, gs, h, syms, identities, where) -> Plan:
@@ -268,10 +274,14 @@ def _u_and_shapes(syms: Symbols, e: sp.Expr) -> set:
     return {s for s in e.free_symbols if syms.table.get(s, ("shape",))[0] in ("u", "shape")}
 
 
-def _separate(roles: Roles, name: str, g: sp.Expr, syms: Symbols, where: str) -> Plan:
+def _separate(roles: Roles, name: str, g: sp.Expr, syms: Symbols, where: str, plans: dict[str, Plan]) -> Plan:
     stmt = roles.writer[name]
     xs = syms.of_role(g, "x")
     rs = syms.of_role(g, "r")
+    if len(xs) == 1 and syms.tensors(xs):
+        plan = _roll_shift(roles, name, g, xs[0], syms, plans)
+        if plan is not None:
+            return plan
     if len(xs) == 1 and syms.tensors(xs) and roles.kind[syms.tensors(xs)[0].tensor] == "input-stream":
         plan = _pivot(roles, name, g, xs[0], rs, syms, where)
         if plan is not None:
@@ -291,6 +301,45 @@ def _separate(roles: Roles, name: str, g: sp.Expr, syms: Symbols, where: str) ->
     if not is_zero(g - sum(h * gk for h, gk in terms.items())):
         raise Refusal(stmt.span, f"{where}: sympy could not prove the separation into terms")
     return Plan(name, "D2", comps, final, identities)
+
+
+def _roll_shift(roles: Roles, name: str, g: sp.Expr, x: sp.Symbol, syms: Symbols, plans: dict[str, Plan]) -> Plan | None:
+    """R2 (`transform.shift`): components count N, sum of x, A_1..A_d; the final value is g
+    re-expanded about the stored final centre MU_F. A reused producer S = sum x is read back as
+    N * MU_F + A_1 (the same sum, compensated: A_1 holds what the rounded centre misses), so
+    the variance comes out as A_2 - A_1^2 / N, the corrected two-pass formula."""
+    found = plan_shift(roles, name, g, x, syms, plans)
+    if found is None:
+        return None
+    shift, identities = found
+    comps = [Component(f"{name}_n", "sum", sp.Integer(1)), Component(f"{name}_s", "sum", x)]
+    comps += [Component(f"{name}_{j}", "sum", (x - MU_NEW) ** j) for j in shift.moments]
+    n = component_symbol(0)
+    moments = {0: n} | {j: component_symbol(2 + k) for k, j in enumerate(shift.moments)}
+    lemmas = []
+    if not body_presence(roles, name):
+        lemmas.append(LEMMA_COUNT)
+        n = shape_symbol(roles.rank)
+        moments[0] = n
+    final = sum(b.subs(MU, MU_F) * moments[j] for j, b in shift.coefficients.items())
+    shift.sum_final = n * MU_F + moments[1]
+    if shift.count_producer is not None:
+        for sym, (role, acc) in list(syms.table.items()):
+            if role == "r" and acc.tensor == shift.count_producer:
+                final = final.subs(sym, n)
+        identities.append(f"R2 count: {shift.count_producer} is the count N of the points of {x}")
+    if shift.sum_producer is not None:
+        for sym, (role, acc) in list(syms.table.items()):
+            if role == "r" and acc.tensor == shift.sum_producer:
+                final = final.subs(sym, n * MU_F + moments[1])
+        identities.append(f"R2 sum: {shift.sum_producer} = N * mu + A_1, as sum x - (N * mu + sum (x - mu)) = 0")
+    final = sp.simplify(sp.expand(final))
+    names = {component_symbol(0): sp.Symbol("N"), MU_F: sp.Symbol("mu")}
+    names |= {component_symbol(2 + k): sp.Symbol(f"A_{j}") for k, j in enumerate(shift.moments)}
+    identities.append(f"R2 final: {name} = {final.subs(names)} with A_j = sum (x - mu)^j about the final centre mu")
+    plan = Plan(name, "R2", comps, final, identities, lemmas)
+    plan.shift = shift
+    return plan
 
 
 def _pivot(roles, name, g, x, rs, syms, where) -> Plan | None:
