@@ -138,6 +138,20 @@ def test_reduce_is_fast_and_a_second_run_is_already_minimal():
     assert again is derived and cert.already_minimal
 
 
+def test_cli_cpu_time_on_a_bundled_spec_is_under_2_s():
+    """The whole command in a fresh process (imports, parse, proofs, print): CPU time, which
+    the machine's load does not inflate as it does wall time (0.6-0.7 s measured)."""
+    import resource
+    import subprocess
+    import sys
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    subprocess.run([sys.executable, "-c", "import sys; from cascade.cli import main; sys.exit(main())", "reduce",
+                    str(bundled_path("attention", "attention_3pass.einsum"))], check=True, capture_output=True)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    assert (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime) < 2.0
+
+
 def test_cli_json_output_file_and_verify(tmp_path, capsys):
     out = tmp_path / "a1.einsum"
     assert main(["reduce", str(bundled_path("attention", "attention_3pass.einsum")), "--tile", "8",

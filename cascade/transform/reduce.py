@@ -10,7 +10,7 @@ a cascade already at its lower bound comes back unchanged with `already_minimal`
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 
 from ..analysis.passes import count_passes
@@ -18,10 +18,13 @@ from ..errors import Diagnostic, SpecError
 from ..lang import ir
 from ..lang.check import check
 from ..lang.shapes import known_ranks, resolve_shapes
-from .emit import Emitter
-from .masks import fiber_guard, has_lower_bound, tile_filter
 from .roles import Refusal, Roles, analyse, written_lower_bound
-from .rules import Plan, body_presence, plan_producer, plan_target
+
+if TYPE_CHECKING:
+    from .rules import Plan
+
+# emit, masks and rules (sympy, ~0.3 s to import) are imported once a rewrite is needed, so an
+# "already minimal" answer does not wait for them
 
 DEFAULT_TILE = 256
 
@@ -91,6 +94,9 @@ def reduce_passes(cascade: ir.Cascade, rank: str = "M", tile: int | None = None)
         if before <= lb:
             cert = Certificate(cascade.name, rank, None, before, before, 0, lb, why, True)
             return cascade, cert
+        from .emit import Emitter
+        from .rules import plan_producer, plan_target
+
         for part in (rank + "1", rank + "0"):
             if part in known_ranks(cascade):
                 raise Refusal(None, f"the tile ranks {rank}1/{rank}0 clash with a rank of the cascade")
@@ -138,6 +144,9 @@ def _masks(roles: Roles, plans: dict[str, Plan]) -> tuple[dict[str, list[ir.Comp
     bound (a sliding window) leaves leading tiles empty while the running max is still -inf and
     exp(-inf - -inf) is NaN: there every local reduction gets the tile filter, and a recurrence
     step whose tile is absent carries the old running values."""
+    from .masks import fiber_guard, has_lower_bound, tile_filter
+    from .rules import body_presence
+
     guards: dict[str, list[ir.Compare]] = {}
     tiles: dict[str, list[ir.Compare]] = {}
     var, rank = roles.var, roles.rank
