@@ -334,7 +334,8 @@ class Emitter:
                 # a max or min the body itself (every fiber has M >= 1 points when unfiltered)
                 if plan.filters or _has_filters(self.roles, name) or comp.op == "prod":
                     raise Refusal(stmt.span, f"{name}: the rewrite needs the number of points of a filtered "
-                                             "fiber, which needs index values in the language; 2 passes kept")
+                                             "fiber for a term without x (counts are kept only by R2); "
+                                             "2 passes kept")
                 count: sp.Expr = sp.Symbol(self.r, positive=True)
                 for v in (stmt.reduction.variables if stmt.reduction else _reduced(stmt)):
                     if v != self.v:

@@ -1,7 +1,8 @@
 """The rewrite rules: for one full reduction Z over r, a `Plan` of running components and a
 final expression, every identity it relies on proved by sympy on the actual body.
 
-Symbols: x (atoms: reads that keep r), r (complete full reductions), u (constants). A plan is
+Symbols: x (atoms: reads that keep r, and the coordinate r itself as an index value), r (complete
+full reductions), u (constants, and other ranks' coordinates). A plan is
 a list of `Component`s, each a reduction over the tile of a local body (atoms and the *new*
 running stabilisers) rolled across tiles, optionally rescaled by a correction T(old, new); the
 final value of Z is `final`, a sympy expression in the components' final values, the r's and u's.
@@ -10,8 +11,10 @@ final value of Z is `final`, a sympy expression in the components' final values,
 - D1 (defer, sum): g = g_s * H(r) with r's that are not max/min: sum g_s, multiply by H at the end.
 - R1 (roll by scaling, sum): g_s(x, s) with stabilisers s (max/min): T = g_s(x, s')/g_s(x, s) must
   be free of x; prove T * g_s(x, s) - g_s(x, s') = 0. State' = T * state + local sum at s'.
-- PV (pivot shift, sum): one input atom x, g(K + y, r) a polynomial in y (K = x at r = 0):
-  Z = sum_j c_j(K, r) * sum (x - K)^j (the shifted-data form: stable for a large mean).
+- R2 (roll by shifting, sum; `transform.shift`): g a polynomial of degree >= 2 in one atom x:
+  running count, sum and central moments about the running mean (Welford/Chan).
+- PV (pivot shift, sum; only where R2 does not apply, e.g. a body reducing another rank too): one
+  input atom x, g(K + y, r) a polynomial in y (K = x at r = 0): Z = sum_j c_j(K, r) * sum (x - K)^j.
 - D2 (separable terms, sum): g = sum_k G_k(x) * H_k(r); a constant G_k is a count.
 - D3 (monotone, max/min): g = G(x) + H(r): Z = op G + H by the lemma
   max(a + c, b + c) = max(a, b) + c (min likewise); an increasing exp (log, sqrt of a positive) is peeled.
