@@ -181,7 +181,8 @@ def test_generated_executor_runs_the_derived_cascade(name):
 
 # ------------------------------------------------------------------ random bodies
 
-LEAVES = ["X[m, p]", "Y[m, p]", "GM[p]", "S[p]", "C[p]", "2", "exp(X[m, p] - GM[p])", "0.1 * (p - m)", "m"]
+LEAVES = ["X[m, p]", "Y[m, p]", "GM[p]", "S[p]", "C[p]", "2", "exp(X[m, p] - GM[p])", "0.1 * (p - m)", "m",
+          "SN[m, p]"]
 
 
 @st.composite
@@ -199,7 +200,8 @@ def bodies(draw, depth=3):
 @given(body=bodies(), op=st.sampled_from(["sum", "max"]))
 def test_random_bodies_refuse_cleanly_or_verify(body, op):
     text = (f"cascade fuzz\nshape M = 8, P = 3\ninput X[M, P], Y[M, P], C[P]\noutput Z[P]\n"
-            f"GM[p] = X[m, p] :: max(m)\nS[p] = Y[m, p]\nZ[p] = {body} :: {op}(m)\n")
+            f"GM[p] = X[m, p] :: max(m)\nS[p] = Y[m, p]\nSN[m, p] = exp(X[m, p] - GM[p])\n"
+            f"Z[p] = {body} :: {op}(m)\n")
     try:
         spec = loads(text)
     except SpecError:

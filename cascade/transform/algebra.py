@@ -69,6 +69,8 @@ def to_ir(expr: sp.Expr, read_of: Mapping[sp.Symbol, ir.Expr]) -> ir.Expr:
     """An IR expression computing `expr`; symbols come from `read_of` (shapes by name)."""
     if expr in read_of:
         return read_of[expr]
+    if expr is sp.nan or expr is sp.zoo:
+        raise NotAlgebraic(f"an undefined value ({expr})")
     if expr.is_Symbol:
         return ir.ShapeScalar(str(expr))
     if expr is sp.oo:

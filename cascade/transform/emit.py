@@ -134,6 +134,9 @@ class Emitter:
             if comp.ir_body is None and _atom_free(comp.body, syms):
                 self.running[name].append(("", pos))
                 continue
+            if comp.ir_body is None and not syms.tensors(syms.of_role(comp.body, "x")):
+                raise Refusal(stmt.span, f"{name}: the term {comp.body} varies along {self.v} only through its "
+                                         f"coordinate (sympy reduced the reads away), so no tile reads it; 2 passes kept")
             read_of = {}
             for sym, (role, acc) in syms.table.items():
                 if role == "x":

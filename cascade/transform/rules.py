@@ -154,7 +154,7 @@ def plan_producer(roles: Roles, name: str) -> Plan:
     except NotAlgebraic:  # no rewrite of the body is needed: it is reduced per tile as written
         g = None
     reads_points = any(roles.kind.get(a.tensor) in ("stream", "input-stream") for a in ir.expr_reads(stmt.expr))
-    if g is None or (reads_points and not syms.of_role(g, "x")):
+    if g is None or g.has(sp.nan, sp.zoo) or (reads_points and not syms.tensors(syms.of_role(g, "x"))):
         # as written: no algebra, or one that drops the points it is present at (1 + 0 * X, a count)
         return Plan(name, "P", [Component(name, op, sp.Integer(0), ir_body=stmt.expr)], component_symbol(0),
                     body=show_expr(stmt.expr), symbols=syms)
@@ -169,6 +169,8 @@ def plan_target(roles: Roles, name: str, plans: dict[str, Plan] | None = None) -
         g, filters = body_algebra(roles, name, False, syms)
     except NotAlgebraic as exc:
         raise Refusal(stmt.span, f"{name}: {exc}") from None
+    if g.has(sp.nan, sp.zoo):  # log(0), 0/0 folded by sympy: no value to rewrite
+        raise Refusal(stmt.span, f"{name}: sympy folds the body to {g} (an undefined value); 2 passes kept")
     where = f"{op} over {roles.var} of {g}"
     filters = list(stmt.filters) + filters
     if op == "sum":
@@ -297,6 +299,11 @@ def _separate(roles: Roles, name: str, g: sp.Expr, syms: Symbols, where: str, pl
     stmt = roles.writer[name]
     xs = syms.of_role(g, "x")
     rs = syms.of_role(g, "r")
+    through = [a.tensor for a in syms.tensors(xs) if roles.deps.get(a.tensor)]
+    if through:
+        raise Refusal(stmt.span, f"{where}: {through[0]} reads {', '.join(sorted(roles.deps[through[0]]))} and is "
+                                 "evaluated at its running value, which changes from tile to tile; its terms are "
+                                 "not rescaled one by one; 2 passes kept")
     if len(xs) == 1 and syms.tensors(xs):
         plan = _roll_shift(roles, name, g, xs[0], syms, plans)
         if plan is not None:
@@ -394,6 +401,12 @@ def _pivot(roles, name, g, x, rs, syms, where) -> Plan | None:
 def _plan_monotone(roles: Roles, name: str, op: str, g: sp.Expr, syms: Symbols, where: str) -> Plan:
     stmt = roles.writer[name]
     rs = syms.of_role(g, "r")
+    through = [a.tensor for a in syms.tensors(syms.of_role(g, "x")) if roles.deps.get(a.tensor)]
+    if through:
+        raise Refusal(stmt.reduction.span if stmt.reduction else stmt.span,
+                      f"{where}: {through[0]} reads {', '.join(sorted(roles.deps[through[0]]))}, evaluated at its "
+                      f"running value, which changes from tile to tile: a running {op} of it is not its {op}; "
+                      "2 passes kept")
     inner, lemmas, fns = g, [], []
     while True:  # peel increasing maps; log and sqrt only where sympy proves the argument positive
         if isinstance(inner, sp.exp) or (isinstance(inner, sp.log) and inner.args[0].is_positive):
