@@ -10,11 +10,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from cascade.api import load, loads
 from cascade.lang import ir
 from cascade.lang.show import show
 from cascade.transform.masks import bounds, fiber_guard, tile_filter
+from cascade.errors import SpecError
+from cascade.transform.reduce import reduce_passes
 from cascade.transform.verify import verify
 
 CORPUS = Path(__file__).resolve().parent / "cascades" / "reduce"
@@ -80,8 +84,6 @@ def test_bounds_and_projections_against_enumeration():
 
 
 def test_filters_with_no_exact_projection_are_refused(tmp_path):
-    from cascade.errors import SpecError
-
     path = tmp_path / "stride.einsum"
     path.write_text((CORPUS / "sliding_window.einsum").read_text().replace("p - 8 < m", "p < 2 * m"))
     with pytest.raises(SpecError, match="coefficient 2 on m"):
@@ -116,3 +118,42 @@ def test_alibi_with_index_values_is_derived_with_the_coordinate_tiled():
     assert "(p - (m1 * M0 + m0))" in text and "pow(2, -8 * (h + 1) / H)" in text
     inputs = spec.random_inputs(seed=5)
     np.testing.assert_allclose(derived.run(inputs)["AV"], spec.run(inputs)["AV"], rtol=1e-9, atol=1e-12)
+
+
+# ------------------------------------------------------------------ random bodies under masks
+
+LEAVES = ["XF[m, p]", "Y[m, p]", "GM[p]", "S[p]", "C[p]", "2", "SN[m, p]", "0.1 * (p - m)"]
+FILTERS = ["m <= p and p - 3 < m", "p - 2 < m", "m < p", "m <= p + 1 and p < m + 4"]
+
+
+@st.composite
+def bodies(draw, depth=3):
+    if depth == 0 or draw(st.integers(0, 2)) == 0:
+        return draw(st.sampled_from(LEAVES))
+    kind = draw(st.sampled_from(["+", "-", "*", "/", "exp", "log", "abs", "max"]))
+    if kind in ("exp", "log", "abs"):
+        return f"{kind}({draw(bodies(depth - 1))})"
+    a, b = draw(bodies(depth - 1)), draw(bodies(depth - 1))
+    return f"max({a}, {b})" if kind == "max" else f"({a} {kind} {b})"
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(body=bodies(), op=st.sampled_from(["sum", "max"]), where=st.sampled_from(FILTERS))
+def test_random_bodies_under_masks_refuse_cleanly_or_verify(body, op, where):
+    """Windows that empty leading tiles and whole rows (P > M), a filtered XF beside an
+    unfiltered Y: each body is refused at its line or equal to the reference where defined."""
+    text = (f"cascade fuzz\nshape M = 8, P = 9\ninput X[M, P], Y[M, P], C[P]\noutput Z[P]\n"
+            f"XF[m, p] = X[m, p] where {where}\nGM[p] = XF[m, p] :: max(m)\nS[p] = Y[m, p]\n"
+            f"SN[m, p] = exp(XF[m, p] - GM[p])\nZ[p] = {body} :: {op}(m)\n")
+    try:
+        spec = loads(text)
+    except SpecError:
+        return
+    try:
+        derived, _ = reduce_passes(spec.cascade, "M", 3)
+    except SpecError as exc:
+        assert exc.first.span is not None and "cannot reduce" in exc.first.message
+        return
+    shapes = [{"M": 7, "M0": 3, "P": 9}, {"M": 5, "M0": 1, "P": 7}, {"M": 16, "M0": 4, "P": 19}]
+    trials = verify(spec.cascade, derived, "M", shapes, scales=("unit",))
+    assert all(t.ok for t in trials), (body, op, where, trials, show(derived))

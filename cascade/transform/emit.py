@@ -17,7 +17,10 @@ import sympy as sp
 from ..lang import ir
 from .algebra import NotAlgebraic, to_ir
 from .roles import Refusal, Roles, call_mapping, map_index_values, rename_access, rename_compare, rename_expr
-from .rules import Plan, body_presence, component_symbol
+from ..lang.ops import REDUCE_OPS
+from ..lang.show import show_compare
+from .masks import guarded_value, presence
+from .rules import Plan, component_symbol
 from .shift import MU, MU_F, MU_NEW
 
 
@@ -165,7 +168,12 @@ class Emitter:
             red_vars = tuple(others) + (self.v0,)
             reduction = None if comp.op == "sum" else ir.Reduction(comp.op, red_vars)
             lname = self.fresh(local)
-            filters = tuple(self.tiled(c) for c in (plan.filters if plan.rule != "P" else stmt.filters))
+            own = plan.filters if plan.rule != "P" else list(stmt.filters)
+            needed = {show_compare(c) for c in presence(self.roles, name)[0]}
+            if any(show_compare(c) not in needed for c in own):
+                raise Refusal(stmt.span, f"{name}: a filter of a statement inlined into its body does not hold at "
+                                         "every point of the body (a union with an unfiltered term); 2 passes kept")
+            filters = tuple(self.tiled(c) for c in own)
             filters += tuple(c for c in self.tiles.get(name, ()) if c not in filters)
             self.out.append(ir.Einsum(self.at(lname, o, pos, ir.VarIndex(self.v1)), body, reduction, filters))
             rname = self.fresh(running)
@@ -192,7 +200,7 @@ class Emitter:
         shift = plan.shift
         stmt = self.roles.writer[name]
         pos, o = self.position(name), stmt.lhs.indices
-        filters = tuple(self.tiled(c) for c in body_presence(self.roles, name))
+        filters = tuple(self.tiled(c) for c in presence(self.roles, name)[0])
         filters += tuple(c for c in self.tiles.get(name, ()) if c not in filters)
         acc = plan.symbols.table[shift.atom][1]
         x = sp.Symbol("__x", real=True)
@@ -390,10 +398,13 @@ class Emitter:
             self._guarded(self.emit_components, t)
         for t in fulls:
             final = self._guarded(self.final_own, t)
-            plain = isinstance(final, ir.Read) and not self.guards.get(t)
+            guard = tuple(self.guards.get(t, ()))
+            if guard and roles.reduce_op(t) in ("max", "min"):  # the identity (+-inf) where the fiber is empty
+                final, guard = guarded_value(list(guard), final, REDUCE_OPS[roles.reduce_op(t)].identity), ()
+            plain = isinstance(final, ir.Read) and not guard
             if t in outputs or not plain:
                 s = roles.writer[t]
-                self.out.append(ir.Einsum(s.lhs, final, None, tuple(self.guards.get(t, ()))))
+                self.out.append(ir.Einsum(s.lhs, final, None, guard))
                 self.named.add(t)
         for t in roles.order:
             if roles.kind[t] in ("complete",) or (roles.kind[t] == "stream" and roles.deps[t]):
@@ -433,9 +444,8 @@ def _atom_free(body: sp.Expr, syms) -> bool:
 
 
 def _has_filters(roles: Roles, name: str) -> bool:
-    from .rules import body_presence
-
-    return bool(body_presence(roles, name))
+    filters, exact = presence(roles, name)
+    return bool(filters) or not exact
 
 
 def _live(statements: list[ir.Statement], outputs: set[str]) -> list[ir.Statement]:

@@ -12,6 +12,14 @@ elimination, exact for unit coefficients). That gives
   reduction filtered by it is absent on an empty tile, so its recurrence step carries the old
   running values instead of rescaling them by exp(-inf - -inf).
 A bound with a coefficient other than +-1 on r, and `!=`, are refused (no exact projection).
+
+`presence` says which filters a statement's points must satisfy, following the operator table
+(`cascade.lang.ops`): an intersection-like map needs all its operands' conditions; a union-like
+one (`+ - max min`) needs an operand's conditions when the other operand cannot stand in for it
+(it does not read all its variables), and only their common conditions when both read the same
+variables (`XF[m, p] + Y[m, p]` is present where either is). It also says whether the conditions
+are exact (present exactly where they hold): filters from it only drop points that are absent
+anyway; an emptiness decided from them (a guard, a rescaled tile) needs them exact.
 """
 
 from __future__ import annotations
@@ -19,7 +27,8 @@ from __future__ import annotations
 import sympy as sp
 
 from ..lang import ir
-from .roles import Refusal, rename_compare
+from ..lang.ops import MAP_OPS
+from .roles import Refusal, Roles, call_mapping, rename_compare, rename_expr
 
 
 def _sym(aff: ir.Affine) -> sp.Expr:
@@ -148,7 +157,106 @@ def tile_filter(filters: list[ir.Compare], var: str, rank: str, outer: str, inne
     return _project(filters, var, [first], [last_in_tile, last])
 
 
+_CALL = {"<": "lt", "<=": "le", "==": "eq", "!=": "ne", ">=": "ge", ">": "gt"}
+
+
+def _value(aff: ir.Affine) -> ir.Expr:
+    match aff:
+        case ir.AffVar(var=v):
+            return ir.IndexValue(v)
+        case ir.AffConst(value=c):
+            return ir.Num(float(c))
+        case ir.AffShape(rank=r):
+            return ir.ShapeScalar(r)
+        case ir.AffNeg(operand=o):
+            return ir.Neg(_value(o))
+        case ir.AffBin(op=op, left=l, right=r):
+            return ir.BinOp(op, _value(l), _value(r))
+    raise TypeError(aff)
+
+
+def guarded_value(guard: list[ir.Compare], value: ir.Expr, identity: float) -> ir.Expr:
+    """`value` where every guard holds, else the reduction's identity (a max over no point is
+    -inf, present, which an absent value read as 0 would not give): nested `select`s."""
+    out = value
+    for cmp in reversed(guard):
+        out = ir.Call("select", (ir.Call(_CALL[cmp.op], (_value(cmp.left), _value(cmp.right))), out,
+                                 ir.Num(identity)))
+    return out
+
+
 def _text(cmp: ir.Compare) -> str:
     from ..lang.show import show_compare
 
     return show_compare(cmp)
+
+
+def presence(roles: Roles, name: str) -> tuple[list[ir.Compare], bool]:
+    """The filters every point of statement `name` satisfies (its own `where` and what its body's
+    presence needs), over its own variables, and whether it is present exactly where they hold."""
+    stmt = roles.writer[name]
+    conds, exact = _expr(roles, stmt.expr)
+    return _dedupe(list(stmt.filters) + conds), exact
+
+
+def _expr(roles: Roles, expr: ir.Expr) -> tuple[list[ir.Compare], bool]:
+    match expr:
+        case ir.Read(access=acc):
+            stmt = roles.writer.get(acc.tensor)
+            if stmt is None:
+                return [], True  # an input: present everywhere
+            idx_map, aff_map = call_mapping(stmt, acc)
+            if roles.kind.get(acc.tensor) != "stream":  # a reduction or a constant: present where its own filter holds
+                own = [rename_compare(c, aff_map) for c in stmt.filters if _only_lhs(c, stmt)]
+                return own, True
+            inner, exact = _expr(roles, rename_expr(stmt.expr, idx_map))
+            return [rename_compare(c, aff_map) for c in stmt.filters] + inner, exact
+        case ir.Neg(operand=o):
+            return _expr(roles, o)
+        case ir.BinOp(op=op, left=l, right=r):
+            return _merge(roles, op, [l, r])
+        case ir.Call(fn=fn, args=args):
+            return _merge(roles, fn, list(args))
+    return [], True  # numbers, shapes, index values: present everywhere
+
+
+def atom_presence(roles: Roles, acc: ir.Access) -> tuple:
+    """A read's presence as a hashable key: its conditions (as text) and whether they are exact."""
+    conds, exact = _expr(roles, ir.Read(acc))
+    return tuple(sorted({_key(c) for c in conds})), exact
+
+
+def _merge(roles: Roles, op: str, args: list[ir.Expr]) -> tuple[list[ir.Compare], bool]:
+    parts = [_expr(roles, a) for a in args]
+    spec = MAP_OPS.get(op)
+    if spec is None or spec.absent != "union" or len(args) != 2:
+        return [c for conds, _ in parts for c in conds], all(e for _, e in parts)
+    (ca, ea), (cb, eb) = parts
+    va, vb = ir.expr_read_vars(args[0]), ir.expr_read_vars(args[1])
+    if va == vb:  # present where either is
+        keys = {_key(c) for c in cb}
+        common = [c for c in ca if _key(c) in keys]
+        return common, ea and eb and {_key(c) for c in ca} == keys
+    conds, exact = [], True
+    if not va <= vb:  # b cannot stand in for an absent a
+        conds, exact = conds + ca, exact and ea
+    if not vb <= va:
+        conds, exact = conds + cb, exact and eb
+    return conds, exact
+
+
+def _only_lhs(cmp: ir.Compare, stmt: ir.Einsum) -> bool:
+    return {v.var for v in ir.affine_vars(cmp.left) + ir.affine_vars(cmp.right)} <= set(stmt.lhs.variables)
+
+
+def _key(cmp: ir.Compare) -> str:
+    return _text(cmp)
+
+
+def _dedupe(cmps: list[ir.Compare]) -> list[ir.Compare]:
+    out, seen = [], set()
+    for c in cmps:
+        if _key(c) not in seen:
+            seen.add(_key(c))
+            out.append(c)
+    return out

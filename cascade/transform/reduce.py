@@ -144,19 +144,24 @@ def _masks(roles: Roles, plans: dict[str, Plan]) -> tuple[dict[str, list[ir.Comp
     bound (a sliding window) leaves leading tiles empty while the running max is still -inf and
     exp(-inf - -inf) is NaN: there every local reduction gets the tile filter, and a recurrence
     step whose tile is absent carries the old running values."""
-    from .masks import fiber_guard, has_lower_bound, tile_filter
-    from .rules import body_presence
+    from .masks import fiber_guard, has_lower_bound, presence, tile_filter
 
     guards: dict[str, list[ir.Compare]] = {}
     tiles: dict[str, list[ir.Compare]] = {}
     var, rank = roles.var, roles.rank
     for name, plan in plans.items():
-        filters = body_presence(roles, name)
+        filters, exact = presence(roles, name)
         for s in plan.stabilisers:
-            filters += body_presence(roles, s)
+            more, more_exact = presence(roles, s)
+            filters, exact = filters + more, exact and more_exact
+        rolled = plan.rule != "P"  # its final value reads other reductions, +-inf or 0 on an empty fiber
+        if rolled and not exact:
+            stmt = roles.writer[name]
+            raise Refusal(stmt.span, f"{name}: its points are a union of differently filtered terms, so which fibers "
+                                     "and tiles are empty does not follow from the filters; 2 passes kept")
         if not filters:
             continue
-        if "R1" in plan.rule or "D1" in plan.rule or plan.rule == "R2":
+        if rolled:
             guards[name] = fiber_guard(filters, var, rank)
         if has_lower_bound(filters, var):
             tiles[name] = tile_filter(filters, var, rank, var + "1", rank + "0")

@@ -7,8 +7,8 @@ number of passes over R any rewrite can reach.
   deps is a *target* (it waits for another pass), otherwise a *producer*.
 - `lower_bound`: 2 when an output keeps r and reads a complete value (it cannot be written
   before the fiber is seen), else 1.
-`Roles` also inlines map statements into a body (with variable renaming) and collects the
-filters a body's presence depends on; nothing here rewrites.
+`Roles` also inlines map statements into a body (with variable renaming); nothing here
+rewrites (which filters a body's points satisfy is `masks.presence`).
 """
 
 from __future__ import annotations
@@ -215,20 +215,6 @@ def inline(roles: Roles, expr: ir.Expr, stop) -> tuple[ir.Expr, list[ir.Compare]
         return ir.map_reads(rename_expr(stmt.expr, idx_map), read)
 
     return ir.map_reads(expr, read), filters
-
-
-def presence(roles: Roles, expr: ir.Expr) -> list[ir.Compare]:
-    """Every filter the presence of `expr` depends on through the streams it reads."""
-    out: list[ir.Compare] = []
-    for acc in ir.expr_reads(expr):
-        stmt = roles.writer.get(acc.tensor)
-        if stmt is None or roles.kind[acc.tensor] != "stream":
-            continue
-        _, aff_map = call_mapping(stmt, acc)
-        out.extend(rename_compare(cmp, aff_map) for cmp in stmt.filters)
-        inner = rename_expr(stmt.expr, call_mapping(stmt, acc)[0])
-        out.extend(presence(roles, inner))
-    return out
 
 
 def _vars(expr: ir.Expr) -> list[str]:

@@ -30,7 +30,7 @@ import sympy as sp
 from ..lang import ir
 from ..lang.show import show_access, show_expr
 from .algebra import SYMPY_GAVE_UP, NotAlgebraic, is_zero, shape_symbol, to_sympy
-from .roles import Refusal, Roles, inline, presence
+from .roles import Refusal, Roles, inline
 from .shift import LEMMA_COUNT, MU, MU_F, MU_NEW, ShiftPlan, plan_shift
 
 LEMMAS = {
@@ -74,6 +74,7 @@ class Symbols:
     `ir.IndexValue` in place of the access."""
 
     table: dict[sp.Symbol, tuple[str, ir.Access | ir.IndexValue]] = field(default_factory=dict)
+    ir_body: ir.Expr | None = None  # the inlined IR body the sympy one came from
 
     def get(self, role: str, acc: ir.Access, tag: str = "") -> sp.Symbol:
         sym = sp.Symbol(f"{show_access(acc)}{tag}", real=True)
@@ -114,6 +115,7 @@ def body_algebra(roles: Roles, name: str, full_inline: bool, syms: Symbols) -> t
         return all(roles.is_stabiliser(d) for d in roles.deps[t])
 
     expr, filters = inline(roles, stmt.expr, stop)
+    syms.ir_body = expr
     return to_sympy(expr, lambda acc: _symbol(roles, acc, syms), _indexer(roles, syms)), filters
 
 
@@ -146,19 +148,12 @@ def _reduces(stmt: ir.Einsum) -> bool:
 
 
 def plan_producer(roles: Roles, name: str) -> Plan:
+    """P: a reduction reading no complete value is rolled with its body as written (no algebra
+    is needed, and a sympy round trip could reassociate `Y + (C + X)` and move absent points)."""
     stmt = roles.writer[name]
-    syms = Symbols()
     op = roles.reduce_op(name)
-    try:
-        g = to_sympy(stmt.expr, lambda acc: _symbol(roles, acc, syms), _indexer(roles, syms))
-    except NotAlgebraic:  # no rewrite of the body is needed: it is reduced per tile as written
-        g = None
-    reads_points = any(roles.kind.get(a.tensor) in ("stream", "input-stream") for a in ir.expr_reads(stmt.expr))
-    if g is None or g.has(sp.nan, sp.zoo) or (reads_points and not syms.tensors(syms.of_role(g, "x"))):
-        # as written: no algebra, or one that drops the points it is present at (1 + 0 * X, a count)
-        return Plan(name, "P", [Component(name, op, sp.Integer(0), ir_body=stmt.expr)], component_symbol(0),
-                    body=show_expr(stmt.expr), symbols=syms)
-    return Plan(name, "P", [Component(name, op, g)], component_symbol(0), body=show_expr(stmt.expr), symbols=syms)
+    return Plan(name, "P", [Component(name, op, sp.Integer(0), ir_body=stmt.expr)], component_symbol(0),
+                body=show_expr(stmt.expr), symbols=Symbols())
 
 
 def plan_target(roles: Roles, name: str, plans: dict[str, Plan] | None = None) -> Plan:
@@ -171,6 +166,7 @@ def plan_target(roles: Roles, name: str, plans: dict[str, Plan] | None = None) -
         raise Refusal(stmt.span, f"{name}: {exc}") from None
     if g.has(sp.nan, sp.zoo):  # log(0), 0/0 folded by sympy: no value to rewrite
         raise Refusal(stmt.span, f"{name}: sympy folds the body to {g} (an undefined value); 2 passes kept")
+    _check_presence(roles, name, syms)
     where = f"{op} over {roles.var} of {g}"
     filters = list(stmt.filters) + filters
     if op == "sum":
@@ -184,6 +180,36 @@ def plan_target(roles: Roles, name: str, plans: dict[str, Plan] | None = None) -
     plan.filters = filters
     plan.symbols = syms
     return plan
+
+
+def _check_presence(roles: Roles, name: str, syms: Symbols) -> None:
+    """Sympy's identities hold where every read is present. Where reads of r are present at
+    different points (a filtered XF and an unfiltered Y) and a union-like map (+ - max min) joins
+    two of them, the rewritten body could be present at other points than the original: refuse."""
+    from .masks import atom_presence
+
+    keys = {atom_presence(roles, acc) for acc in syms.tensors(syms.of_role(sp.Add(*syms.table), "x"))}
+    if len(keys) <= 1 or not _joins_atoms(roles, syms.ir_body):
+        return
+    raise Refusal(roles.writer[name].span, f"{name}: its reads along {roles.var} are present at different points "
+                                           "(differently filtered) and a + - max or min joins them: a rewritten "
+                                           "body could count other points; 2 passes kept")
+
+
+def _joins_atoms(roles: Roles, expr: ir.Expr) -> bool:
+    """Does a union-like map join two operands that both read along r?"""
+    def along(e: ir.Expr) -> bool:
+        return any(roles.var in a.variables for a in ir.expr_reads(e))
+
+    match expr:
+        case ir.Neg(operand=o):
+            return _joins_atoms(roles, o)
+        case ir.BinOp(op=op, left=l, right=r):
+            return (op in ("+", "-") and along(l) and along(r)) or _joins_atoms(roles, l) or _joins_atoms(roles, r)
+        case ir.Call(fn=fn, args=args):
+            return (fn in ("max", "min") and len(args) == 2 and along(args[0]) and along(args[1])) or \
+                any(_joins_atoms(roles, a) for a in args)
+    return False
 
 
 def _plan_sum(roles: Roles, name: str, g: sp.Expr, syms: Symbols, where: str, plans: dict[str, Plan]) -> Plan:
@@ -343,7 +369,9 @@ def _roll_shift(roles: Roles, name: str, g: sp.Expr, x: sp.Symbol, syms: Symbols
     n = component_symbol(0)
     moments = {0: n} | {j: component_symbol(2 + k) for k, j in enumerate(shift.moments)}
     lemmas = []
-    if not body_presence(roles, name):
+    from .masks import presence
+
+    if presence(roles, name) == ([], True):
         lemmas.append(LEMMA_COUNT)
         n = shape_symbol(roles.rank)
         moments[0] = n
@@ -434,9 +462,3 @@ def _plan_monotone(roles: Roles, name: str, op: str, g: sp.Expr, syms: Symbols, 
         final = fn(final)
     return Plan(name, "D3", [Component(name, op, gx)], final, [f"D3: {inner} - (({gx}) + ({hr})) = 0"],
                 sorted(set(lemmas)))
-
-
-def body_presence(roles: Roles, name: str) -> list[ir.Compare]:
-    stmt = roles.writer[name]
-    expr, filters = inline(roles, stmt.expr, lambda t: not roles.deps[t])
-    return list(stmt.filters) + filters + presence(roles, expr)
