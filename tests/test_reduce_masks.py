@@ -157,3 +157,13 @@ def test_random_bodies_under_masks_refuse_cleanly_or_verify(body, op, where):
     shapes = [{"M": 7, "M0": 3, "P": 9}, {"M": 5, "M0": 1, "P": 7}, {"M": 16, "M0": 4, "P": 19}]
     trials = verify(spec.cascade, derived, "M", shapes, scales=("unit",))
     assert all(t.ok for t in trials), (body, op, where, trials, show(derived))
+
+
+def test_windowed_max_of_an_empty_window_is_minus_inf_as_in_the_reference():
+    spec = load(CORPUS / "windowed_max_shift.einsum", {"M": 20, "P": 30})
+    derived, cert = spec.reduce("M", 3)
+    assert [s.rule for s in cert.steps] == ["D3"]
+    inputs = spec.random_inputs(seed=1)
+    want, got = spec.run(inputs)["Z"], derived.run(inputs)["Z"]
+    assert np.all(want[27:] == -np.inf) and np.array_equal(np.isinf(got), np.isinf(want))
+    np.testing.assert_allclose(got[:27], want[:27], rtol=1e-12)
