@@ -42,6 +42,7 @@ class Emitter:
         self.corrections: dict[tuple, tuple[str, str, int]] = {}
         self.running: dict[str, list[tuple[str, int]]] = {}  # Z -> per component (tensor, pos)
         self.named: set[str] = set()
+        self.centres: dict[str, tuple[str, int]] = {}  # R2: the running centre per reduction
 
     # ---------------------------------------------------------------- names and indices
     def fresh(self, hint: str) -> str:
@@ -135,7 +136,10 @@ class Emitter:
         self.running[name] = []
         for k, comp in enumerate(plan.components):
             if comp.ir_body is None and _atom_free(comp.body, syms):
-                self.running[name].append(("", pos))
+                if comp.op == "sum" and (plan.filters or _has_filters(self.roles, name)):
+                    self.running[name].append((self.emit_count(name, pos), pos))
+                else:
+                    self.running[name].append(("", pos))
                 continue
             if comp.ir_body is None and not syms.tensors(syms.of_role(comp.body, "x")):
                 raise Refusal(stmt.span, f"{name}: the term {comp.body} varies along {self.v} only through its "
@@ -194,6 +198,31 @@ class Emitter:
                 value = ir.BinOp("+" if comp.op == "sum" else "*", prev, local_read)
             self.out.append(ir.Einsum(self.at(rname, o, pos, ir.VarIndex(self.v1, 1)), value))
 
+    def emit_count(self, name: str, pos: int) -> str:
+        """The running number of points of a filtered fiber (a constant term's sum is the constant
+        times it): `1 + 0 * x` over a read x whose points are the body's (every read along r
+        present at the same points, exactly where its filters hold)."""
+        from .masks import atom_presence
+
+        plan, stmt = self.plans[name], self.roles.writer[name]
+        atoms = [a for comp in plan.components for a in plan.symbols.tensors(plan.symbols.of_role(comp.body, "x"))]
+        keys = {atom_presence(self.roles, a) for a in atoms}
+        if not atoms or len(keys) != 1 or not next(iter(keys))[1]:
+            raise Refusal(stmt.span, f"{name}: a constant term needs the number of points of the filtered fiber, "
+                                     "and no read of the body is present at exactly those points; 2 passes kept")
+        x = ir.Read(self.split_access(ir.Access(self.atom_tensor(atoms[0].tensor), atoms[0].indices)))
+        filters = tuple(self.tiled(c) for c in plan.filters)
+        filters += tuple(c for c in self.tiles.get(name, ()) if c not in filters)
+        o = stmt.lhs.indices
+        lname, rname = self.fresh("LN"), self.fresh("RN")
+        one = ir.BinOp("+", ir.Num(1.0), ir.BinOp("*", ir.Num(0.0), x))
+        self.out.append(ir.Einsum(self.at(lname, o, pos, ir.VarIndex(self.v1)), one, None, filters))
+        self.out.append(ir.Init(self.at(rname, o, pos, ir.ConstIndex(0)), ir.Num(0.0)))
+        self.out.append(ir.Einsum(self.at(rname, o, pos, ir.VarIndex(self.v1, 1)),
+                                  ir.BinOp("+", ir.Read(self.at(rname, o, pos, ir.VarIndex(self.v1))),
+                                           ir.Read(self.at(lname, o, pos, ir.VarIndex(self.v1))))))
+        return rname
+
     def emit_shift(self, name: str) -> None:
         """R2 (`transform.shift`): running count, sum and central moments about the running mean."""
         plan = self.plans[name]
@@ -237,11 +266,14 @@ class Emitter:
             n = ir.Read(self.at(count, o, pos, when))
             return ir.BinOp("/", ir.Read(self.at(sum_name, o, pos, when)), ir.Call("max", (n, ir.Num(1.0))))
 
-        mu_old, mu_new = self.fresh("MUO"), self.fresh("MUN")
-        self.out.append(ir.Einsum(self.at(mu_old, o, pos, step), mean(old)))
-        self.out.append(ir.Einsum(self.at(mu_new, o, pos, step), mean(new)))
-        read_of = {x: x_read, MU: ir.Read(self.at(mu_old, o, pos, step)),
-                   MU_NEW: ir.Read(self.at(mu_new, o, pos, step))}
+        # the centre is stored once per step and read back, so every moment and the final value
+        # use the same rounded centre (recomputing it could round differently: float32 at 1e4)
+        centre = self.fresh("RMU")
+        self.out.append(ir.Init(self.at(centre, o, pos, ir.ConstIndex(0)), ir.Num(0.0)))
+        self.out.append(ir.Einsum(self.at(centre, o, pos, new), mean(new)))
+        self.centres[name] = (centre, pos)
+        read_of = {x: x_read, MU: ir.Read(self.at(centre, o, pos, old)),
+                   MU_NEW: ir.Read(self.at(centre, o, pos, new))}
         moments = {0: count}
         for j in shift.moments:
             body = to_ir((x - MU_NEW) ** j, read_of)
@@ -262,8 +294,8 @@ class Emitter:
         lhs = self.roles.writer[name].lhs
         read_of: dict = {component_symbol(k): self.running_read(name, lhs, "last", k)
                          for k in range(len(plan.components))}
-        read_of[MU_F] = ir.BinOp("/", read_of[component_symbol(1)],
-                                 ir.Call("max", (read_of[component_symbol(0)], ir.Num(1.0))))
+        centre, pos = self.centres[name]
+        read_of[MU_F] = ir.Read(self.at(centre, lhs.indices, pos, self.step_index("last")))
         for sym in expr.free_symbols & set(plan.symbols.table):
             role, acc = plan.symbols.table[sym]
             if role == "r":
@@ -343,6 +375,11 @@ class Emitter:
             if comp.ir_body is None and plan.shift is None and _atom_free(comp.body, syms):
                 # no point of the fiber is read: a sum is the body times the number of points,
                 # a max or min the body itself (every fiber has M >= 1 points when unfiltered)
+                if self.running[name][k][0]:  # a filtered fiber's running count (emit_count)
+                    n = sp.Symbol(f"__N{k}", real=True)
+                    constant[component_symbol(k)] = comp.body * n
+                    read_of[n] = self.running_read(name, stmt.lhs, "last", k)
+                    continue
                 if plan.filters or _has_filters(self.roles, name) or comp.op == "prod":
                     raise Refusal(stmt.span, f"{name}: the rewrite needs the number of points of a filtered "
                                              "fiber for a term without x (counts are kept only by R2); "

@@ -159,6 +159,8 @@ def _masks(roles: Roles, plans: dict[str, Plan]) -> tuple[dict[str, list[ir.Comp
             stmt = roles.writer[name]
             raise Refusal(stmt.span, f"{name}: its points are a union of differently filtered terms, so which fibers "
                                      "and tiles are empty does not follow from the filters; 2 passes kept")
+        if rolled:
+            _finite_complete_values(roles, name, plan, filters)
         if not filters:
             continue
         if rolled:
@@ -166,6 +168,31 @@ def _masks(roles: Roles, plans: dict[str, Plan]) -> tuple[dict[str, list[ir.Comp
         if has_lower_bound(filters, var):
             tiles[name] = tile_filter(filters, var, rank, var + "1", rank + "0")
     return guards, tiles
+
+
+def _finite_complete_values(roles: Roles, name: str, plan: Plan, filters: list[ir.Compare]) -> None:
+    """Sympy's identities hold for finite values. A max or min read by the body is -inf or +inf
+    where its own fiber is empty; unless that happens only where the body's fiber is empty too
+    (its filters are among the body's), the rewritten body meets the infinity where the original
+    did not combine it the same way (inf * a + inf * b against inf * (a + b)): refuse."""
+    from ..lang.show import show_compare
+    from .masks import presence
+    from .roles import call_mapping, rename_compare
+
+    have = {show_compare(c) for c in filters}
+    for syms in (plan.symbols, plan.full_symbols):
+        for role, acc in (syms.table.values() if syms else ()):
+            if role != "r" or roles.reduce_op(acc.tensor) not in ("max", "min"):
+                continue
+            stmt = roles.writer[acc.tensor]
+            own, _ = presence(roles, acc.tensor)
+            aff = call_mapping(stmt, acc)[1]
+            missing = [c for c in own if show_compare(rename_compare(c, aff)) not in have]
+            if missing:
+                raise Refusal(roles.writer[name].span,
+                              f"{name}: it reads {acc.tensor}, which is +-inf where '{show_compare(missing[0])}' "
+                              f"leaves its fiber empty while {name}'s is not; the identities hold for finite "
+                              "values only; 2 passes kept")
 
 
 def _error(cascade: ir.Cascade, exc: Refusal) -> SpecError:

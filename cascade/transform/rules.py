@@ -338,6 +338,10 @@ def _separate(roles: Roles, name: str, g: sp.Expr, syms: Symbols, where: str, pl
         plan = _pivot(roles, name, g, xs[0], rs, syms, where)
         if plan is not None:
             return plan
+    if len(xs) == 1 and syms.tensors(xs):  # linear in a stream (x - GM): about the running mean, not by D2's
+        plan = _roll_shift(roles, name, g, xs[0], syms, plans, 1)  # sum x - N * GM, which cancels at a large mean
+        if plan is not None:
+            return plan
     terms: dict[sp.Expr, sp.Expr] = {}
     for term in sp.Add.make_args(sp.expand(g)):
         gk, hk = term.as_independent(*rs, as_Add=False)
@@ -355,12 +359,13 @@ def _separate(roles: Roles, name: str, g: sp.Expr, syms: Symbols, where: str, pl
     return Plan(name, "D2", comps, final, identities)
 
 
-def _roll_shift(roles: Roles, name: str, g: sp.Expr, x: sp.Symbol, syms: Symbols, plans: dict[str, Plan]) -> Plan | None:
+def _roll_shift(roles: Roles, name: str, g: sp.Expr, x: sp.Symbol, syms: Symbols, plans: dict[str, Plan],
+                least: int = 2) -> Plan | None:
     """R2 (`transform.shift`): components count N, sum of x, A_1..A_d; the final value is g
     re-expanded about the stored final centre MU_F. A reused producer S = sum x is read back as
     N * MU_F + A_1 (the same sum, compensated: A_1 holds what the rounded centre misses), so
     the variance comes out as A_2 - A_1^2 / N, the corrected two-pass formula."""
-    found = plan_shift(roles, name, g, x, syms, plans)
+    found = plan_shift(roles, name, g, x, syms, plans, least)
     if found is None:
         return None
     shift, identities = found
@@ -375,19 +380,20 @@ def _roll_shift(roles: Roles, name: str, g: sp.Expr, x: sp.Symbol, syms: Symbols
         lemmas.append(LEMMA_COUNT)
         n = shape_symbol(roles.rank)
         moments[0] = n
-    final = sum(b.subs(MU, MU_F) * moments[j] for j, b in shift.coefficients.items())
+    replace: dict = {}
     shift.sum_final = n * MU_F + moments[1]
     if shift.count_producer is not None:
-        for sym, (role, acc) in list(syms.table.items()):
-            if role == "r" and acc.tensor == shift.count_producer:
-                final = final.subs(sym, n)
+        replace |= {sym: n for sym, (role, acc) in syms.table.items()
+                    if role == "r" and acc.tensor == shift.count_producer}
         identities.append(f"R2 count: {shift.count_producer} is the count N of the points of {x}")
     if shift.sum_producer is not None:
-        for sym, (role, acc) in list(syms.table.items()):
-            if role == "r" and acc.tensor == shift.sum_producer:
-                final = final.subs(sym, n * MU_F + moments[1])
+        replace |= {sym: shift.sum_final for sym, (role, acc) in syms.table.items()
+                    if role == "r" and acc.tensor == shift.sum_producer}
         identities.append(f"R2 sum: {shift.sum_producer} = N * mu + A_1, as sum x - (N * mu + sum (x - mu)) = 0")
-    final = sp.expand(final)
+    # each coefficient factored, never expanded: (mu - GM) * N stays a difference of nearby values
+    # (N * mu - N * GM would cancel at a large mean), while the variance's b_0, b_1 still cancel
+    final = sp.Add(*[sp.factor(b.subs(MU, MU_F).subs(replace)) * moments[j]
+                     for j, b in shift.coefficients.items()])
     names = {component_symbol(0): sp.Symbol("N"), MU_F: sp.Symbol("mu")}
     names |= {component_symbol(2 + k): sp.Symbol(f"A_{j}") for k, j in enumerate(shift.moments)}
     identities.append(f"R2 final: {name} = {final.subs(names)} with A_j = sum (x - mu)^j about the final centre mu")

@@ -3,7 +3,8 @@ as running central moments about the running mean, Welford/Chan's merge generali
 
 State per tile step: the count N (a sum of 1 over the present points), the sum of x (reused
 from a producer that already sums x), and A_j = sum (x - mu)^j for j = 1..d about the centre
-mu = sum x / max(N, 1), the running mean (0 on an empty prefix, where every A_j is 0). Moving
+mu = sum x / max(N, 1), the running mean, stored once per step (0 on an empty prefix, where
+every A_j is 0; every moment and the final value read the same rounded mu). Moving
 the centre from mu to mu' over the points seen so far is the binomial repair
 A_j' = sum_i C(j, i) (mu - mu')^(j - i) A_i; a tile adds its own sum (x - mu')^j at the new
 centre. The identities hold for every centre, so the rounded running mean is as good as the
@@ -44,9 +45,10 @@ MU_NEW = sp.Symbol("__mu_new", real=True)
 MU_F = sp.Symbol("__mu_final", real=True)  # the stored centre after the last tile
 
 
-def plan_shift(roles: Roles, name: str, g: sp.Expr, x: sp.Symbol, syms, plans: dict) -> tuple[ShiftPlan, list[str]] | None:
-    """The shift plan of Z = sum_r g, or None when g is not a polynomial of degree >= 2 in the
-    one atom x, or Z reduces another rank too."""
+def plan_shift(roles: Roles, name: str, g: sp.Expr, x: sp.Symbol, syms, plans: dict,
+               least: int = 2) -> tuple[ShiftPlan, list[str]] | None:
+    """The shift plan of Z = sum_r g, or None when g is not a polynomial of degree >= `least` in
+    the one atom x, or Z reduces another rank too."""
     stmt = roles.writer[name]
     others = set(stmt.reduction.variables if stmt.reduction else ()) - {roles.var}
     if others or _reduced_elsewhere(stmt, roles.var):
@@ -55,7 +57,7 @@ def plan_shift(roles: Roles, name: str, g: sp.Expr, x: sp.Symbol, syms, plans: d
         poly = sp.Poly(sp.expand(g), x)
     except (sp.PolynomialError, *SYMPY_GAVE_UP):
         return None
-    if poly.degree() < 2 or any(c.has(x) for c in poly.coeffs()):
+    if poly.degree() < least or any(c.has(x) for c in poly.coeffs()):
         return None
     d = poly.degree()
     identities = []
