@@ -116,7 +116,10 @@ def body_algebra(roles: Roles, name: str, full_inline: bool, syms: Symbols) -> t
 
     expr, filters = inline(roles, stmt.expr, stop)
     syms.ir_body = expr
-    return to_sympy(expr, lambda acc: _symbol(roles, acc, syms), _indexer(roles, syms)), filters
+    try:
+        return to_sympy(expr, lambda acc: _symbol(roles, acc, syms), _indexer(roles, syms)), filters
+    except SYMPY_GAVE_UP as exc:  # e.g. max(a, log(0)): sympy cannot order complex infinity
+        raise NotAlgebraic(f"sympy cannot build the body ({exc})") from None
 
 
 def _symbol(roles: Roles, acc: ir.Access, syms: Symbols) -> sp.Expr:
@@ -166,7 +169,7 @@ def plan_target(roles: Roles, name: str, plans: dict[str, Plan] | None = None) -
         raise Refusal(stmt.span, f"{name}: {exc}") from None
     if g.has(sp.nan, sp.zoo):  # log(0), 0/0 folded by sympy: no value to rewrite
         raise Refusal(stmt.span, f"{name}: sympy folds the body to {g} (an undefined value); 2 passes kept")
-    _check_presence(roles, name, syms)
+    _check_presence(roles, name, syms, g)
     where = f"{op} over {roles.var} of {g}"
     filters = list(stmt.filters) + filters
     if op == "sum":
@@ -182,12 +185,19 @@ def plan_target(roles: Roles, name: str, plans: dict[str, Plan] | None = None) -
     return plan
 
 
-def _check_presence(roles: Roles, name: str, syms: Symbols) -> None:
+def _check_presence(roles: Roles, name: str, syms: Symbols, g: sp.Expr) -> None:
     """Sympy's identities hold where every read is present. Where reads of r are present at
     different points (a filtered XF and an unfiltered Y) and a union-like map (+ - max min) joins
-    two of them, the rewritten body could be present at other points than the original: refuse."""
+    two of them, the rewritten body could be present at other points than the original: refuse.
+    So too where sympy cancels a filtered read (XF / (XF * Y) is 1 / Y, present beyond XF)."""
     from .masks import atom_presence
 
+    kept = {show_access(a) for a in syms.tensors(syms.of_role(g, "x"))}
+    for acc in ir.expr_reads(syms.ir_body):
+        if roles.var in acc.variables and show_access(acc) not in kept and atom_presence(roles, acc) != ((), True):
+            raise Refusal(roles.writer[name].span, f"{name}: sympy cancels the filtered read {show_access(acc)} "
+                                                   f"from the body ({g}), which would then count points where it "
+                                                   "is absent; 2 passes kept")
     keys = {atom_presence(roles, acc) for acc in syms.tensors(syms.of_role(sp.Add(*syms.table), "x"))}
     if len(keys) <= 1 or not _joins_atoms(roles, syms.ir_body):
         return
