@@ -177,6 +177,7 @@ class Emitter:
             if any(show_compare(c) not in needed for c in own):
                 raise Refusal(stmt.span, f"{name}: a filter of a statement inlined into its body does not hold at "
                                          "every point of the body (a union with an unfiltered term); 2 passes kept")
+            own = own + self.points_of(name, comp, own)
             filters = tuple(self.tiled(c) for c in own)
             filters += tuple(c for c in self.tiles.get(name, ()) if c not in filters)
             self.out.append(ir.Einsum(self.at(lname, o, pos, ir.VarIndex(self.v1)), body, reduction, filters))
@@ -197,6 +198,32 @@ class Emitter:
             else:
                 value = ir.BinOp("+" if comp.op == "sum" else "*", prev, local_read)
             self.out.append(ir.Einsum(self.at(rname, o, pos, ir.VarIndex(self.v1, 1)), value))
+
+    def points_of(self, name: str, comp, own: list[ir.Compare]) -> list[ir.Compare]:
+        """The filters a component's local reduction needs so that it counts the original body's
+        points: none when one of its reads is present at exactly those points (SN * V of causal
+        attention), else the body's conditions (a term GM * Y split off Y * (XF + GM) would
+        otherwise count Y where XF is absent)."""
+        from .masks import expr_presence
+
+        if comp.ir_body is not None:
+            return []
+        conds, exact = presence(self.roles, name)
+        key = (tuple(sorted({show_compare(c) for c in conds})), exact)
+        syms = self.plans[name].symbols
+        original = {sym: (ir.Read(acc) if isinstance(acc, ir.Access) else acc) for sym, (_, acc) in syms.table.items()}
+        try:
+            term = to_ir(comp.body, original)
+        except NotAlgebraic:
+            term = None
+        if key == ((), True) or (term is not None and expr_presence(self.roles, term) == key):
+            return []
+        if not exact:
+            raise Refusal(self.roles.writer[name].span, f"{name}: a separated term would count points the body "
+                                                        "does not have, and its points are not given by its "
+                                                        "filters exactly; 2 passes kept")
+        have = {show_compare(c) for c in own}
+        return [c for c in conds if show_compare(c) not in have]
 
     def emit_count(self, name: str, pos: int) -> str:
         """The running number of points of a filtered fiber (a constant term's sum is the constant

@@ -222,7 +222,12 @@ def _expr(roles: Roles, expr: ir.Expr) -> tuple[list[ir.Compare], bool]:
 
 def atom_presence(roles: Roles, acc: ir.Access) -> tuple:
     """A read's presence as a hashable key: its conditions (as text) and whether they are exact."""
-    conds, exact = _expr(roles, ir.Read(acc))
+    return expr_presence(roles, ir.Read(acc))
+
+
+def expr_presence(roles: Roles, expr: ir.Expr) -> tuple:
+    """An expression's presence as a hashable key (conditions as text, exact)."""
+    conds, exact = _expr(roles, expr)
     return tuple(sorted({_key(c) for c in conds})), exact
 
 

@@ -151,16 +151,16 @@ def _masks(roles: Roles, plans: dict[str, Plan]) -> tuple[dict[str, list[ir.Comp
     var, rank = roles.var, roles.rank
     for name, plan in plans.items():
         filters, exact = presence(roles, name)
+        rolled = plan.rule != "P"  # its final value reads other reductions, +-inf or 0 on an empty fiber
+        if rolled:  # against the body's own points, before its stabilisers' are added
+            _finite_complete_values(roles, name, plan, filters)
         for s in plan.stabilisers:
             more, more_exact = presence(roles, s)
             filters, exact = filters + more, exact and more_exact
-        rolled = plan.rule != "P"  # its final value reads other reductions, +-inf or 0 on an empty fiber
         if rolled and not exact:
             stmt = roles.writer[name]
             raise Refusal(stmt.span, f"{name}: its points are a union of differently filtered terms, so which fibers "
                                      "and tiles are empty does not follow from the filters; 2 passes kept")
-        if rolled:
-            _finite_complete_values(roles, name, plan, filters)
         if not filters:
             continue
         if rolled:
