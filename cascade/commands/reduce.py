@@ -71,7 +71,8 @@ def run(args: argparse.Namespace) -> int:
 def format_certificate(cert, seconds: float) -> list[str]:
     lines = [f"reduce {cert.cascade} over {cert.rank}: {seconds:.2f} s"]
     if cert.already_minimal:
-        lines.append(f"already minimal: {cert.passes_before} passes; {cert.lower_bound_reason}")
+        passes = f"{cert.passes_before} pass{'' if cert.passes_before == 1 else 'es'}"
+        lines.append(f"already minimal: {passes} over {cert.rank} = the lower bound; {cert.lower_bound_reason}")
         return lines
     lines.append(f"passes over {cert.rank}: {cert.passes_before} -> {cert.passes_after} "
                  f"(over {cert.rank}1, tiles of {cert.rank}0 = {cert.tile}; {cert.inner_passes} within a tile)")

@@ -15,7 +15,7 @@ import sympy as sp
 
 from ..lang import ir
 
-_UNARY = {"exp": sp.exp, "log": sp.log, "sqrt": sp.sqrt, "abs": sp.Abs}
+_UNARY = {"exp": sp.exp, "log": sp.log, "sqrt": sp.sqrt, "abs": sp.Abs, "tanh": sp.tanh}
 
 
 # what sympy raises when it gives up on an expression (a failed proof, never a crash of ours)
@@ -30,8 +30,10 @@ def shape_symbol(rank: str) -> sp.Symbol:
     return sp.Symbol(rank, positive=True)
 
 
-def to_sympy(expr: ir.Expr, symbol_of: Callable[[ir.Access], sp.Expr]) -> sp.Expr:
-    """The sympy value of an IR expression; `symbol_of` names each read."""
+def to_sympy(expr: ir.Expr, symbol_of: Callable[[ir.Access], sp.Expr],
+             index_of: Callable[[str], sp.Expr] | None = None) -> sp.Expr:
+    """The sympy value of an IR expression; `symbol_of` names each read, `index_of` each index
+    value (a rank variable used as a value; without it an index value is `NotAlgebraic`)."""
     match expr:
         case ir.Num(value=v):
             if v == float("inf"):
@@ -43,23 +45,32 @@ def to_sympy(expr: ir.Expr, symbol_of: Callable[[ir.Access], sp.Expr]) -> sp.Exp
             return shape_symbol(r)
         case ir.Read(access=a):
             return symbol_of(a)
+        case ir.IndexValue(var=v) if index_of is not None:
+            return index_of(v)
         case ir.Neg(operand=o):
-            return -to_sympy(o, symbol_of)
+            return -to_sympy(o, symbol_of, index_of)
         case ir.BinOp(op=op, left=l, right=r):
-            a, b = to_sympy(l, symbol_of), to_sympy(r, symbol_of)
+            a, b = to_sympy(l, symbol_of, index_of), to_sympy(r, symbol_of, index_of)
             return {"+": a + b, "-": a - b, "*": a * b, "/": a / b}[op]
         case ir.Call(fn=fn, args=args):
-            vals = [to_sympy(x, symbol_of) for x in args]
+            vals = [to_sympy(x, symbol_of, index_of) for x in args]
             if fn in _UNARY:
                 return _UNARY[fn](vals[0])
-            return sp.Max(*vals) if fn == "max" else sp.Min(*vals)
-    raise NotAlgebraic(f"no algebra for {expr!r}")
+            if fn == "pow":
+                return sp.Pow(vals[0], vals[1])
+            if fn in ("max", "min"):
+                return sp.Max(*vals) if fn == "max" else sp.Min(*vals)
+    from ..lang.show import show_expr
+
+    raise NotAlgebraic(f"no algebra for '{show_expr(expr)}'")
 
 
 def to_ir(expr: sp.Expr, read_of: Mapping[sp.Symbol, ir.Expr]) -> ir.Expr:
     """An IR expression computing `expr`; symbols come from `read_of` (shapes by name)."""
     if expr in read_of:
         return read_of[expr]
+    if expr is sp.nan or expr is sp.zoo:
+        raise NotAlgebraic(f"an undefined value ({expr})")
     if expr.is_Symbol:
         return ir.ShapeScalar(str(expr))
     if expr is sp.oo:
@@ -103,11 +114,13 @@ def to_ir(expr: sp.Expr, read_of: Mapping[sp.Symbol, ir.Expr]) -> ir.Expr:
             for _ in range(int(e) - 1):
                 out = ir.BinOp("*", out, b)
             return out
-        raise NotAlgebraic(f"power {expr}")
+        return ir.Call("pow", (to_ir(base, read_of), to_ir(e, read_of)))
     if isinstance(expr, sp.exp):
         return ir.Call("exp", (to_ir(expr.args[0], read_of),))
     if isinstance(expr, sp.log):
         return ir.Call("log", (to_ir(expr.args[0], read_of),))
+    if isinstance(expr, sp.tanh):
+        return ir.Call("tanh", (to_ir(expr.args[0], read_of),))
     if isinstance(expr, sp.Abs):
         return ir.Call("abs", (to_ir(expr.args[0], read_of),))
     if isinstance(expr, (sp.Max, sp.Min)):

@@ -10,12 +10,18 @@ evaluated at the new running values is `SLN`, and a deferred numerator is named 
 
 from __future__ import annotations
 
+from math import comb
+
 import sympy as sp
 
 from ..lang import ir
 from .algebra import NotAlgebraic, to_ir
-from .roles import Refusal, Roles, call_mapping, rename_access, rename_compare, rename_expr
+from .roles import Refusal, Roles, call_mapping, map_index_values, rename_access, rename_compare, rename_expr
+from ..lang.ops import REDUCE_OPS
+from ..lang.show import show_compare
+from .masks import guarded_value, presence
 from .rules import Plan, component_symbol
+from .shift import MU, MU_F, MU_NEW
 
 
 def _stem(name: str) -> str:
@@ -23,8 +29,10 @@ def _stem(name: str) -> str:
 
 
 class Emitter:
-    def __init__(self, roles: Roles, plans: dict[str, Plan], tile: int, guards: dict[str, list[ir.Compare]]):
+    def __init__(self, roles: Roles, plans: dict[str, Plan], tile: int, guards: dict[str, list[ir.Compare]],
+                 tiles: dict[str, list[ir.Compare]] | None = None):
         self.roles, self.plans, self.tile, self.guards = roles, plans, tile, guards
+        self.tiles = tiles or {}  # per reduction, the filters of a non-empty tile (masks.tile_filter)
         c = roles.cascade
         self.r, self.r1, self.r0 = roles.rank, roles.rank + "1", roles.rank + "0"
         self.v, self.v1, self.v0 = roles.var, self.r1.lower(), self.r0.lower()
@@ -34,6 +42,7 @@ class Emitter:
         self.corrections: dict[tuple, tuple[str, str, int]] = {}
         self.running: dict[str, list[tuple[str, int]]] = {}  # Z -> per component (tensor, pos)
         self.named: set[str] = set()
+        self.centres: dict[str, tuple[str, int]] = {}  # R2: the running centre per reduction
 
     # ---------------------------------------------------------------- names and indices
     def fresh(self, hint: str) -> str:
@@ -51,6 +60,13 @@ class Emitter:
             else:
                 out.append(idx)
         return ir.Access(acc.tensor, tuple(out))
+
+    def tiled_value(self) -> ir.Expr:
+        """The coordinate of r in the tiled form, as a value: `m1 * M0 + m0`."""
+        return ir.BinOp("+", ir.BinOp("*", ir.IndexValue(self.v1), ir.ShapeScalar(self.r0)), ir.IndexValue(self.v0))
+
+    def tiled_expr(self, expr: ir.Expr) -> ir.Expr:
+        return map_index_values(expr, lambda iv: self.tiled_value() if iv.var == self.v else iv)
 
     def tiled(self, cmp: ir.Compare) -> ir.Compare:
         point = ir.AffBin("+", ir.AffBin("*", ir.AffVar(self.v1), ir.AffShape(self.r0)), ir.AffVar(self.v0))
@@ -105,10 +121,12 @@ class Emitter:
                 return ir.Read(self.split_access(a))
             return e
 
-        return ir.map_reads(expr, read)
+        return self.tiled_expr(ir.map_reads(expr, read))
 
     def emit_components(self, name: str) -> None:
         plan = self.plans[name]
+        if plan.shift is not None:
+            return self.emit_shift(name)
         stmt = self.roles.writer[name]
         pos = self.position(name)
         o = stmt.lhs.indices
@@ -117,9 +135,15 @@ class Emitter:
                               _reduced(stmt)) if v != self.v]
         self.running[name] = []
         for k, comp in enumerate(plan.components):
-            if _atom_free(comp.body, syms):
-                self.running[name].append(("", pos))
+            if comp.ir_body is None and _atom_free(comp.body, syms):
+                if comp.op == "sum" and (plan.filters or _has_filters(self.roles, name)):
+                    self.running[name].append((self.emit_count(name, pos), pos))
+                else:
+                    self.running[name].append(("", pos))
                 continue
+            if comp.ir_body is None and not syms.tensors(syms.of_role(comp.body, "x")):
+                raise Refusal(stmt.span, f"{name}: the term {comp.body} varies along {self.v} only through its "
+                                         f"coordinate (sympy reduced the reads away), so no tile reads it; 2 passes kept")
             read_of = {}
             for sym, (role, acc) in syms.table.items():
                 if role == "x":
@@ -129,9 +153,13 @@ class Emitter:
                     read_of[sym] = ir.Read(self.split_access(ir.Access(tensor, acc.indices)))
                 elif role == "r":
                     read_of[sym] = self.running_read(acc.tensor, acc, "new")
+                elif role == "ix":
+                    read_of[sym] = self.tiled_value()
+                elif role == "iu":
+                    read_of[sym] = acc
                 else:
                     read_of[sym] = ir.Read(acc)
-            body = to_ir(comp.body, read_of)
+            body = self.pass1_expr(comp.ir_body) if comp.ir_body is not None else to_ir(comp.body, read_of)
             single = len(plan.components) == 1
             if plan.rule in ("D1+R1", "D1") and single:
                 hint_stem = "".join(_stem(t) for t in _atom_names(self.roles, name))
@@ -144,7 +172,14 @@ class Emitter:
             red_vars = tuple(others) + (self.v0,)
             reduction = None if comp.op == "sum" else ir.Reduction(comp.op, red_vars)
             lname = self.fresh(local)
-            filters = tuple(self.tiled(c) for c in (plan.filters if plan.rule != "P" else stmt.filters))
+            own = plan.filters if plan.rule != "P" else list(stmt.filters)
+            needed = {show_compare(c) for c in presence(self.roles, name)[0]}
+            if any(show_compare(c) not in needed for c in own):
+                raise Refusal(stmt.span, f"{name}: a filter of a statement inlined into its body does not hold at "
+                                         "every point of the body (a union with an unfiltered term); 2 passes kept")
+            own = own + self.points_of(name, comp, own)
+            filters = tuple(self.tiled(c) for c in own)
+            filters += tuple(c for c in self.tiles.get(name, ()) if c not in filters)
             self.out.append(ir.Einsum(self.at(lname, o, pos, ir.VarIndex(self.v1)), body, reduction, filters))
             rname = self.fresh(running)
             self.running[name].append((rname, pos))
@@ -163,6 +198,144 @@ class Emitter:
             else:
                 value = ir.BinOp("+" if comp.op == "sum" else "*", prev, local_read)
             self.out.append(ir.Einsum(self.at(rname, o, pos, ir.VarIndex(self.v1, 1)), value))
+
+    def points_of(self, name: str, comp, own: list[ir.Compare]) -> list[ir.Compare]:
+        """The filters a component's local reduction needs so that it counts the original body's
+        points: none when one of its reads is present at exactly those points (SN * V of causal
+        attention), else the body's conditions (a term GM * Y split off Y * (XF + GM) would
+        otherwise count Y where XF is absent)."""
+        from .masks import expr_presence
+
+        if comp.ir_body is not None:
+            return []
+        conds, exact = presence(self.roles, name)
+        key = (tuple(sorted({show_compare(c) for c in conds})), exact)
+        syms = self.plans[name].symbols
+        original = {sym: (ir.Read(acc) if isinstance(acc, ir.Access) else acc) for sym, (_, acc) in syms.table.items()}
+        try:
+            term = to_ir(comp.body, original)
+        except NotAlgebraic:
+            term = None
+        if key == ((), True) or (term is not None and expr_presence(self.roles, term) == key):
+            return []
+        if not exact:
+            raise Refusal(self.roles.writer[name].span, f"{name}: a separated term would count points the body "
+                                                        "does not have, and its points are not given by its "
+                                                        "filters exactly; 2 passes kept")
+        have = {show_compare(c) for c in own}
+        return [c for c in conds if show_compare(c) not in have]
+
+    def emit_count(self, name: str, pos: int) -> str:
+        """The running number of points of a filtered fiber (a constant term's sum is the constant
+        times it): `1 + 0 * x` over a read x whose points are the body's (every read along r
+        present at the same points, exactly where its filters hold)."""
+        from .masks import atom_presence
+
+        plan, stmt = self.plans[name], self.roles.writer[name]
+        atoms = [a for comp in plan.components for a in plan.symbols.tensors(plan.symbols.of_role(comp.body, "x"))]
+        keys = {atom_presence(self.roles, a) for a in atoms}
+        if not atoms or len(keys) != 1 or not next(iter(keys))[1]:
+            raise Refusal(stmt.span, f"{name}: a constant term needs the number of points of the filtered fiber, "
+                                     "and no read of the body is present at exactly those points; 2 passes kept")
+        x = ir.Read(self.split_access(ir.Access(self.atom_tensor(atoms[0].tensor), atoms[0].indices)))
+        filters = tuple(self.tiled(c) for c in plan.filters)
+        filters += tuple(c for c in self.tiles.get(name, ()) if c not in filters)
+        o = stmt.lhs.indices
+        lname, rname = self.fresh("LN"), self.fresh("RN")
+        one = ir.BinOp("+", ir.Num(1.0), ir.BinOp("*", ir.Num(0.0), x))
+        self.out.append(ir.Einsum(self.at(lname, o, pos, ir.VarIndex(self.v1)), one, None, filters))
+        self.out.append(ir.Init(self.at(rname, o, pos, ir.ConstIndex(0)), ir.Num(0.0)))
+        self.out.append(ir.Einsum(self.at(rname, o, pos, ir.VarIndex(self.v1, 1)),
+                                  ir.BinOp("+", ir.Read(self.at(rname, o, pos, ir.VarIndex(self.v1))),
+                                           ir.Read(self.at(lname, o, pos, ir.VarIndex(self.v1))))))
+        return rname
+
+    def emit_shift(self, name: str) -> None:
+        """R2 (`transform.shift`): running count, sum and central moments about the running mean."""
+        plan = self.plans[name]
+        shift = plan.shift
+        stmt = self.roles.writer[name]
+        pos, o = self.position(name), stmt.lhs.indices
+        filters = tuple(self.tiled(c) for c in presence(self.roles, name)[0])
+        filters += tuple(c for c in self.tiles.get(name, ()) if c not in filters)
+        acc = plan.symbols.table[shift.atom][1]
+        x = sp.Symbol("__x", real=True)
+        x_read = ir.Read(self.split_access(ir.Access(self.atom_tensor(acc.tensor), acc.indices)))
+        stem = _stem(name)
+        step, old, new = ir.VarIndex(self.v1), ir.VarIndex(self.v1), ir.VarIndex(self.v1, 1)
+
+        def running(local_hint: str, run_hint: str, body: ir.Expr, update) -> str:
+            lname, rname = self.fresh(local_hint), self.fresh(run_hint)
+            self.out.append(ir.Einsum(self.at(lname, o, pos, step), body, None, filters))
+            self.out.append(ir.Init(self.at(rname, o, pos, ir.ConstIndex(0)), ir.Num(0.0)))
+            local = ir.Read(self.at(lname, o, pos, step))
+            self.out.append(ir.Einsum(self.at(rname, o, pos, new), update(ir.Read(self.at(rname, o, pos, old)), local)))
+            return rname
+
+        def add(prev, local):
+            return ir.BinOp("+", prev, local)
+
+        # a count of the points where x is present: 1 + 0 * x is absent exactly where x is
+        one = ir.BinOp("+", ir.Num(1.0), ir.BinOp("*", ir.Num(0.0), x_read))
+        if shift.count_producer is not None:
+            count = self.running[shift.count_producer][0][0]
+        else:
+            count = running("LN", "RN", one, add)
+        self.running[name] = [(count, pos)]
+        if shift.sum_producer is not None:
+            self.running[name].append(self.running[shift.sum_producer][0])
+        else:
+            total = running("LX", "RX", x_read, add)
+            self.running[name].append((total, pos))
+        sum_name = self.running[name][1][0]
+
+        def mean(when: ir.Index) -> ir.Expr:
+            n = ir.Read(self.at(count, o, pos, when))
+            return ir.BinOp("/", ir.Read(self.at(sum_name, o, pos, when)), ir.Call("max", (n, ir.Num(1.0))))
+
+        # the centre is stored once per step and read back, so every moment and the final value
+        # use the same rounded centre (recomputing it could round differently: float32 at 1e4)
+        centre = self.fresh("RMU")
+        self.out.append(ir.Init(self.at(centre, o, pos, ir.ConstIndex(0)), ir.Num(0.0)))
+        self.out.append(ir.Einsum(self.at(centre, o, pos, new), mean(new)))
+        self.centres[name] = (centre, pos)
+        read_of = {x: x_read, MU: ir.Read(self.at(centre, o, pos, old)),
+                   MU_NEW: ir.Read(self.at(centre, o, pos, new))}
+        moments = {0: count}
+        for j in shift.moments:
+            body = to_ir((x - MU_NEW) ** j, read_of)
+
+            def update(prev, local, j=j):
+                repair = sum(comb(j, i) * (MU - MU_NEW) ** (j - i) * sp.Symbol(f"__A{i}", real=True)
+                             for i in [0, *shift.moments] if i <= j)
+                refs = dict(read_of) | {sp.Symbol(f"__A{i}", real=True): ir.Read(self.at(moments[i], o, pos, old))
+                                        for i in moments} | {sp.Symbol(f"__A{j}", real=True): prev}
+                return ir.BinOp("+", to_ir(repair, refs), local)
+
+            moments[j] = running(f"L{stem}{j}", f"R{stem}{j}", body, update)
+            self.running[name].append((moments[j], pos))
+
+    def shift_final(self, name: str, expr: sp.Expr) -> ir.Expr:
+        """An R2 final value: components at the last step, MU_F the stored final centre."""
+        plan = self.plans[name]
+        lhs = self.roles.writer[name].lhs
+        read_of: dict = {component_symbol(k): self.running_read(name, lhs, "last", k)
+                         for k in range(len(plan.components))}
+        centre, pos = self.centres[name]
+        read_of[MU_F] = ir.Read(self.at(centre, lhs.indices, pos, self.step_index("last")))
+        for sym in expr.free_symbols & set(plan.symbols.table):
+            role, acc = plan.symbols.table[sym]
+            if role == "r":
+                read_of[sym] = self.final_read(acc)
+            elif role in ("u", "pivot"):
+                read_of[sym] = ir.Read(acc)
+            elif role == "iu":
+                read_of[sym] = acc
+        return to_ir(expr, read_of)
+
+    def atom_tensor(self, tensor: str) -> str:
+        kind = self.roles.kind[tensor]
+        return self.emit_local_stream(tensor) if kind == "stream" and self.roles.deps[tensor] else tensor
 
     def correction(self, plan: Plan, t: sp.Expr, syms) -> ir.Expr:
         """The shared correction statement (FuseMax's PRM) for one stabiliser, read in context."""
@@ -191,6 +364,12 @@ class Emitter:
                 when = str(sym).rpartition("@")[2]
                 if when in ("old", "new"):
                     read_of[sym] = self.running_read(g, own, when)
+                elif sym in full.table and isinstance(full.table[sym][1], ir.IndexValue):
+                    iv = full.table[sym][1]
+                    if iv.var not in inverse:
+                        raise Refusal(gstmt.span, f"{plan.target}: the correction reads the coordinate {iv.var}, "
+                                                  f"which {g} does not iterate")
+                    read_of[sym] = ir.IndexValue(inverse[iv.var].var)
                 elif sym in full.table:  # a constant read, moved to the stabiliser's variables
                     u = full.table[sym][1]
                     if set(u.variables) - set(inverse):
@@ -209,18 +388,29 @@ class Emitter:
     # ---------------------------------------------------------------- finals and pass 2
     def final_own(self, name: str) -> ir.Expr:
         """Z's final value over Z's own left-side variables."""
+        for z, other in self.plans.items():
+            if other.shift is not None and other.shift.sum_producer == name:
+                return self.shift_final(z, other.shift.sum_final)  # the compensated sum (transform.shift)
         plan = self.plans[name]
+        if plan.shift is not None:
+            return self.shift_final(name, plan.final)
         stmt = self.roles.writer[name]
         syms = plan.symbols
         read_of = {}
         constant = {}
         for k, comp in enumerate(plan.components):
-            if _atom_free(comp.body, syms):
+            if comp.ir_body is None and plan.shift is None and _atom_free(comp.body, syms):
                 # no point of the fiber is read: a sum is the body times the number of points,
                 # a max or min the body itself (every fiber has M >= 1 points when unfiltered)
+                if self.running[name][k][0]:  # a filtered fiber's running count (emit_count)
+                    n = sp.Symbol(f"__N{k}", real=True)
+                    constant[component_symbol(k)] = comp.body * n
+                    read_of[n] = self.running_read(name, stmt.lhs, "last", k)
+                    continue
                 if plan.filters or _has_filters(self.roles, name) or comp.op == "prod":
                     raise Refusal(stmt.span, f"{name}: the rewrite needs the number of points of a filtered "
-                                             "fiber, which needs index values in the language; 2 passes kept")
+                                             "fiber for a term without x (counts are kept only by R2); "
+                                             "2 passes kept")
                 count: sp.Expr = sp.Symbol(self.r, positive=True)
                 for v in (stmt.reduction.variables if stmt.reduction else _reduced(stmt)):
                     if v != self.v:
@@ -233,6 +423,8 @@ class Emitter:
                 read_of[sym] = self.final_read(acc)
             elif role in ("u", "pivot"):
                 read_of[sym] = ir.Read(acc)
+            elif role == "iu":
+                read_of[sym] = acc
         return to_ir(plan.final.subs(constant), read_of)
 
     def final_read(self, acc: ir.Access) -> ir.Expr:
@@ -270,10 +462,13 @@ class Emitter:
             self._guarded(self.emit_components, t)
         for t in fulls:
             final = self._guarded(self.final_own, t)
-            plain = isinstance(final, ir.Read) and not self.guards.get(t)
+            guard = tuple(self.guards.get(t, ()))
+            if guard and roles.reduce_op(t) in ("max", "min"):  # the identity (+-inf) where the fiber is empty
+                final, guard = guarded_value(list(guard), final, REDUCE_OPS[roles.reduce_op(t)].identity), ()
+            plain = isinstance(final, ir.Read) and not guard
             if t in outputs or not plain:
                 s = roles.writer[t]
-                self.out.append(ir.Einsum(s.lhs, final, None, tuple(self.guards.get(t, ()))))
+                self.out.append(ir.Einsum(s.lhs, final, None, guard))
                 self.named.add(t)
         for t in roles.order:
             if roles.kind[t] in ("complete",) or (roles.kind[t] == "stream" and roles.deps[t]):
@@ -309,13 +504,12 @@ def _atom_names(roles: Roles, name: str) -> list[str]:
 
 
 def _atom_free(body: sp.Expr, syms) -> bool:
-    return not any(syms.table.get(s, ("",))[0] == "x" for s in body.free_symbols)
+    return not any(syms.table.get(s, ("",))[0] in ("x", "ix") for s in body.free_symbols)
 
 
 def _has_filters(roles: Roles, name: str) -> bool:
-    from .rules import body_presence
-
-    return bool(body_presence(roles, name))
+    filters, exact = presence(roles, name)
+    return bool(filters) or not exact
 
 
 def _live(statements: list[ir.Statement], outputs: set[str]) -> list[ir.Statement]:

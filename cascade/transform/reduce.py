@@ -10,18 +10,21 @@ a cascade already at its lower bound comes back unchanged with `already_minimal`
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import sympy as sp
 
 from ..analysis.passes import count_passes
 from ..errors import Diagnostic, SpecError
 from ..lang import ir
 from ..lang.check import check
 from ..lang.shapes import known_ranks, resolve_shapes
-from .emit import Emitter
-from .roles import Refusal, Roles, analyse, rename_compare
-from .rules import Plan, body_presence, plan_producer, plan_target
+from .roles import Refusal, Roles, analyse, written_lower_bound
+
+if TYPE_CHECKING:
+    from .rules import Plan
+
+# emit, masks and rules (sympy, ~0.3 s to import) are imported once a rewrite is needed, so an
+# "already minimal" answer does not wait for them
 
 DEFAULT_TILE = 256
 
@@ -71,13 +74,29 @@ def reduce_passes(cascade: ir.Cascade, rank: str = "M", tile: int | None = None)
                                           f"(its ranks: {', '.join(sorted(known_ranks(cascade)))}); pass --rank")])
     if tile is not None and tile < 1:
         raise SpecError([Diagnostic(None, f"--tile {tile}: a tile is a whole number of points, at least 1")])
-    before = count_passes(sem, shapes).passes.get(rank, 0)
+    counted_before = count_passes(sem, shapes).passes
+    written = _written(sem, rank)
+    if written is not None:  # already split or recurrent over the rank: minimal, or refused
+        before = counted_before.get(written, 0)
+        lb, why = written_lower_bound(sem, rank)
+        if before <= lb:
+            inner = counted_before.get(sem.splits[rank][1], 0) if rank in sem.splits else 0
+            return cascade, Certificate(cascade.name, rank, None, before, before, inner, lb, why, True)
+        try:
+            analyse(sem, rank)  # raises the refusal at the split or the recurrence
+        except Refusal as exc:
+            raise _error(cascade, Refusal(exc.span, f"{exc.reason}; it has {before} passes over {written} and the "
+                                                    f"lower bound is {lb} ({why})")) from None
+    before = counted_before.get(rank, 0)
     try:
         roles = analyse(sem, rank)
         lb, why = roles.lower_bound()
         if before <= lb:
             cert = Certificate(cascade.name, rank, None, before, before, 0, lb, why, True)
             return cascade, cert
+        from .emit import Emitter
+        from .rules import plan_producer, plan_target
+
         for part in (rank + "1", rank + "0"):
             if part in known_ranks(cascade):
                 raise Refusal(None, f"the tile ranks {rank}1/{rank}0 clash with a rank of the cascade")
@@ -86,15 +105,15 @@ def reduce_passes(cascade: ir.Cascade, rank: str = "M", tile: int | None = None)
         for t in roles.order:
             if roles.kind[t] != "full":
                 continue
-            plan = plan_target(roles, t) if roles.deps[t] else plan_producer(roles, t)
+            plan = plan_target(roles, t, plans) if roles.deps[t] else plan_producer(roles, t)
             plans[t] = plan
             if plan.rule != "P":
                 span = roles.writer[t].span
                 steps.append(Step(t, str(span) if span else t, plan.rule, plan.body, tuple(plan.identities),
                                   tuple(plan.lemmas)))
-        guards = _guards(roles, plans)
+        guards, tiles = _masks(roles, plans)
         size = tile if tile is not None else DEFAULT_TILE
-        result = Emitter(roles, plans, size, guards).emit()
+        result = Emitter(roles, plans, size, guards, tiles).emit()
     except Refusal as exc:
         raise _error(cascade, exc) from None
     new_sem = check(result)
@@ -104,96 +123,76 @@ def reduce_passes(cascade: ir.Cascade, rank: str = "M", tile: int | None = None)
     return result, cert
 
 
-def _guards(roles: Roles, plans: dict[str, Plan]) -> dict[str, list[ir.Compare]]:
-    """Per rolled reduction, the filters under which its fiber is non-empty.
-
-    A rescaled or deferred sum gives 0/0 or exp(-inf - -inf) where no point of the fiber (or of
-    its stabiliser's fiber) is present; the reference gives 0 there. When every filter on r is
-    an upper bound on r (downward closed), a fiber is non-empty exactly when r = 0 is present,
-    so the guard is the filters at r = 0 and the first tile is never empty on a non-empty fiber.
-    Any other filter (a lower bound such as a sliding window) is refused."""
-    guards: dict[str, list[ir.Compare]] = {}
-    var = roles.var
-    for name, plan in plans.items():
-        if "R1" not in plan.rule and "D1" not in plan.rule:
-            continue
-        filters = body_presence(roles, name)
-        for s in plan.stabilisers:
-            filters += body_presence(roles, s)
-        if not filters:
-            continue
-        at_zero: list[ir.Compare] = []
-        for cmp in filters:
-            direction = _direction(cmp, var)
-            if direction is None:
-                raise Refusal(cmp.span, f"{name}: the filter '{_text(cmp)}' is not an upper bound on {var}: a tile "
-                                        f"before the first present point leaves the running max at -inf and "
-                                        f"exp(-inf - -inf) is NaN; a total expdiff (or absent-as-identity "
-                                        "recurrences) is needed; 2 passes kept")
-            if direction == "free" and not _mentions(cmp):
-                continue
-            zero = rename_compare(cmp, {var: ir.AffConst(0)})
-            if _mentions(zero):
-                at_zero.append(ir.Compare(zero.op, zero.left, zero.right))
-            elif not _holds(zero):
-                raise Refusal(cmp.span, f"{name}: the filter '{_text(cmp)}' leaves every fiber empty")
-        guards[name] = _dedupe(at_zero)
-    return guards
-
-
-def _affine_sympy(aff: ir.Affine) -> sp.Expr:
-    match aff:
-        case ir.AffVar(var=v):
-            return sp.Symbol(v, integer=True)
-        case ir.AffConst(value=c):
-            return sp.Integer(c)
-        case ir.AffShape(rank=r):
-            return sp.Symbol(r, positive=True, integer=True)
-        case ir.AffNeg(operand=o):
-            return -_affine_sympy(o)
-        case ir.AffBin(op=op, left=l, right=r):
-            a, b = _affine_sympy(l), _affine_sympy(r)
-            return a + b if op == "+" else a - b if op == "-" else a * b
-    raise TypeError(aff)
-
-
-def _direction(cmp: ir.Compare, var: str) -> str | None:
-    """'down' when the filter keeps r = 0 whenever it keeps any r (an upper bound), 'free' when it
-    does not mention r, None otherwise."""
-    diff = _affine_sympy(cmp.left) - _affine_sympy(cmp.right)
-    coeff = sp.diff(diff, sp.Symbol(var, integer=True))
-    if coeff == 0:
-        return "free"
-    if cmp.op in ("<", "<=") and coeff.is_positive:
-        return "down"
-    if cmp.op in (">", ">=") and coeff.is_negative:
-        return "down"
+def _written(sem, rank: str) -> str | None:
+    """The rank whose passes count when the cascade already tiles `rank` (its outer part) or
+    runs a recurrence over it (the rank itself); None for a cascade of plain Einsums over it."""
+    if rank in sem.splits:
+        return sem.splits[rank][0]
+    if any(rank in parts for parts in sem.splits.values()) or sem.cascade.inits:
+        return rank
     return None
 
 
-def _mentions(cmp: ir.Compare) -> bool:
-    return bool(ir.affine_vars(cmp.left) + ir.affine_vars(cmp.right))
+def _masks(roles: Roles, plans: dict[str, Plan]) -> tuple[dict[str, list[ir.Compare]], dict[str, list[ir.Compare]]]:
+    """Per rolled reduction, its guard (the fiber is non-empty) and, where a filter bounds r from
+    below, its tile filter (the tile is non-empty).
+
+    A rescaled or deferred sum gives 0/0 where no point of the fiber (or of its stabiliser's
+    fiber) is present; the reference gives 0 there, so the final value is guarded. With upper
+    bounds only, an empty tile can only follow the fiber's present points (or the fiber is
+    empty), where rescaling by exp(RM - RM) = 1 and adding 0 or -inf changes nothing. A lower
+    bound (a sliding window) leaves leading tiles empty while the running max is still -inf and
+    exp(-inf - -inf) is NaN: there every local reduction gets the tile filter, and a recurrence
+    step whose tile is absent carries the old running values."""
+    from .masks import fiber_guard, has_lower_bound, presence, tile_filter
+
+    guards: dict[str, list[ir.Compare]] = {}
+    tiles: dict[str, list[ir.Compare]] = {}
+    var, rank = roles.var, roles.rank
+    for name, plan in plans.items():
+        filters, exact = presence(roles, name)
+        rolled = plan.rule != "P"  # its final value reads other reductions, +-inf or 0 on an empty fiber
+        if rolled:  # against the body's own points, before its stabilisers' are added
+            _finite_complete_values(roles, name, plan, filters)
+        for s in plan.stabilisers:
+            more, more_exact = presence(roles, s)
+            filters, exact = filters + more, exact and more_exact
+        if rolled and not exact:
+            stmt = roles.writer[name]
+            raise Refusal(stmt.span, f"{name}: its points are a union of differently filtered terms, so which fibers "
+                                     "and tiles are empty does not follow from the filters; 2 passes kept")
+        if not filters:
+            continue
+        if rolled:
+            guards[name] = fiber_guard(filters, var, rank)
+        if has_lower_bound(filters, var):
+            tiles[name] = tile_filter(filters, var, rank, var + "1", rank + "0")
+    return guards, tiles
 
 
-def _holds(cmp: ir.Compare) -> bool:
-    diff = _affine_sympy(cmp.left) - _affine_sympy(cmp.right)
-    test = {"<": diff < 0, "<=": diff <= 0, "==": sp.Eq(diff, 0), "!=": sp.Ne(diff, 0), ">=": diff >= 0,
-            ">": diff > 0}[cmp.op]
-    return bool(test) if test in (sp.true, sp.false) else True
-
-
-def _text(cmp: ir.Compare) -> str:
+def _finite_complete_values(roles: Roles, name: str, plan: Plan, filters: list[ir.Compare]) -> None:
+    """Sympy's identities hold for finite values. A max or min read by the body is -inf or +inf
+    where its own fiber is empty; unless that happens only where the body's fiber is empty too
+    (its filters are among the body's), the rewritten body meets the infinity where the original
+    did not combine it the same way (inf * a + inf * b against inf * (a + b)): refuse."""
     from ..lang.show import show_compare
+    from .masks import presence
+    from .roles import call_mapping, rename_compare
 
-    return show_compare(cmp)
-
-
-def _dedupe(cmps: list[ir.Compare]) -> list[ir.Compare]:
-    out: list[ir.Compare] = []
-    for c in cmps:
-        if c not in out:
-            out.append(c)
-    return out
+    have = {show_compare(c) for c in filters}
+    for syms in (plan.symbols, plan.full_symbols):
+        for role, acc in (syms.table.values() if syms else ()):
+            if role != "r" or roles.reduce_op(acc.tensor) not in ("max", "min"):
+                continue
+            stmt = roles.writer[acc.tensor]
+            own, _ = presence(roles, acc.tensor)
+            aff = call_mapping(stmt, acc)[1]
+            missing = [c for c in own if show_compare(rename_compare(c, aff)) not in have]
+            if missing:
+                raise Refusal(roles.writer[name].span,
+                              f"{name}: it reads {acc.tensor}, which is +-inf where '{show_compare(missing[0])}' "
+                              f"leaves its fiber empty while {name}'s is not; the identities hold for finite "
+                              "values only; 2 passes kept")
 
 
 def _error(cascade: ir.Cascade, exc: Refusal) -> SpecError:

@@ -7,8 +7,8 @@ number of passes over R any rewrite can reach.
   deps is a *target* (it waits for another pass), otherwise a *producer*.
 - `lower_bound`: 2 when an output keeps r and reads a complete value (it cannot be written
   before the fiber is seen), else 1.
-`Roles` also inlines map statements into a body (with variable renaming) and collects the
-filters a body's presence depends on; nothing here rewrites.
+`Roles` also inlines map statements into a body (with variable renaming); nothing here
+rewrites (which filters a body's points satisfy is `masks.presence`).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from ..errors import Span
 from ..lang import ir
 from ..lang.semantics import Semantics
+from ..lang.show import show_access
 
 
 class Refusal(Exception):
@@ -117,10 +118,35 @@ def _check_accesses(stmt: ir.Einsum, var: str) -> None:
 
 
 def rename_expr(expr: ir.Expr, mapping: dict[str, ir.Index]) -> ir.Expr:
-    """The expression with rank variables renamed (`mapping` var -> index) in its reads. (An index
-    value such as `p - m` is not renamed: `reduce` refuses bodies with index values, as they have no
-    algebra in `transform.algebra`.)"""
-    return ir.map_reads(expr, lambda r: ir.Read(rename_access(r.access, mapping), span=r.span))
+    """The expression with rank variables renamed (`mapping` var -> index) in its reads and in
+    its index values (`p - m` read through `S[m, 0]` becomes `p - 0`)."""
+    renamed = ir.map_reads(expr, lambda r: ir.Read(rename_access(r.access, mapping), span=r.span))
+    return map_index_values(renamed, lambda iv: index_value(mapping[iv.var]) if iv.var in mapping else iv)
+
+
+def map_index_values(expr: ir.Expr, fn) -> ir.Expr:
+    """The expression with every `IndexValue` replaced by `fn(index_value)`; reads are kept."""
+    match expr:
+        case ir.IndexValue():
+            return fn(expr)
+        case ir.Neg(operand=o):
+            return ir.Neg(map_index_values(o, fn))
+        case ir.BinOp(op=op, left=l, right=r):
+            return ir.BinOp(op, map_index_values(l, fn), map_index_values(r, fn))
+        case ir.Call(fn=name, args=args):
+            return ir.Call(name, tuple(map_index_values(x, fn) for x in args))
+    return expr
+
+
+def index_value(idx: ir.Index) -> ir.Expr:
+    """An index as a value: `m` -> m, `m+1` -> m + 1, `0` -> 0."""
+    if isinstance(idx, ir.VarIndex):
+        base = ir.IndexValue(idx.var)
+        return base if not idx.offset else ir.BinOp("+", base, ir.Num(float(idx.offset)))
+    if isinstance(idx, ir.ConstIndex):
+        return ir.Num(float(idx.value))
+    raise Refusal(idx.span, f"the last element '{idx.rank}' used as an index value has no rewrite; "
+                            "write the coordinate instead")
 
 
 def rename_access(acc: ir.Access, mapping: dict[str, ir.Index]) -> ir.Access:
@@ -191,19 +217,38 @@ def inline(roles: Roles, expr: ir.Expr, stop) -> tuple[ir.Expr, list[ir.Compare]
     return ir.map_reads(expr, read), filters
 
 
-def presence(roles: Roles, expr: ir.Expr) -> list[ir.Compare]:
-    """Every filter the presence of `expr` depends on through the streams it reads."""
-    out: list[ir.Compare] = []
-    for acc in ir.expr_reads(expr):
-        stmt = roles.writer.get(acc.tensor)
-        if stmt is None or roles.kind[acc.tensor] != "stream":
-            continue
-        _, aff_map = call_mapping(stmt, acc)
-        out.extend(rename_compare(cmp, aff_map) for cmp in stmt.filters)
-        inner = rename_expr(stmt.expr, call_mapping(stmt, acc)[0])
-        out.extend(presence(roles, inner))
-    return out
-
-
 def _vars(expr: ir.Expr) -> list[str]:
     return [v for a in ir.expr_reads(expr) for v in a.variables]
+
+
+def written_lower_bound(sem: Semantics, rank: str) -> tuple[int, str]:
+    """The lower bound of a cascade that is already split along `rank` or recurrent over it,
+    by the same rule as `Roles.lower_bound`: 2 when an output keeps r (any of r, r1, r0) and
+    depends, through any statements, on a value complete over r: a reduction whose left side
+    keeps no r variable but whose body reduces one, or a running value read at its last step
+    (`RD[M1, p]`, `RM[M, p]`)."""
+    c = sem.cascade
+    parts = sem.splits.get(rank, ())
+    ranks = {rank, *parts}
+    r_vars = {r.lower() for r in ranks}
+    var = rank.lower()
+    deps: dict[str, set[str]] = {}
+    for info in sem.statements:
+        stmt = info.statement
+        if not isinstance(stmt, ir.Einsum):
+            continue
+        need = set(deps.get(stmt.name, set()))
+        for acc in ir.expr_reads(stmt.expr):
+            need |= deps.get(acc.tensor, set())
+            if any(isinstance(i, ir.LastIndex) and i.rank in ranks for i in acc.indices):
+                need.add(show_access(acc))
+        keeps = set(stmt.lhs.variables) & r_vars
+        if not keeps and set(info.reduced) & r_vars:
+            need = {stmt.name}  # a full reduction: its readers need it complete
+        deps[stmt.name] = need
+    for d in c.outputs:
+        info_vars = {v for s in sem.statements if s.name == d.name for v in s.statement.lhs.variables}
+        if info_vars & r_vars and deps.get(d.name):
+            return 2, (f"{d.name} keeps {var} and reads {', '.join(sorted(deps[d.name]))}, complete over {var}: "
+                       "2 is the least")
+    return 1, "no output keeps " + var + " and reads a complete value: 1 is the least"
