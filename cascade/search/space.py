@@ -263,7 +263,14 @@ class Space:
         """Space ranks and unit per Einsum, by rule: the two largest ranks it iterates go on a 2D
         unit, the largest on a 1D unit (by the size of the rank a tile comes from; a whole rank
         wins a tie, its extent being known), and an Einsum goes to the first unit able to do its
-        operations."""
+        operations. It depends on the split levels alone (kept per levels)."""
+        cache = self.__dict__.setdefault("_placements", {})
+        if family.levels not in cache:
+            cache[family.levels] = self._placement(family)
+        spacetime, binding = cache[family.levels]
+        return dict(spacetime), dict(binding)
+
+    def _placement(self, family: Family) -> tuple[dict[str, SpaceTime], dict[str, str]]:
         units = self.target.units
         by_dims = sorted(units, key=lambda u: -len(units[u].shape))
         split = {r: n for r, n in family.levels}

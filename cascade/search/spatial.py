@@ -36,8 +36,10 @@ import numpy as np
 from ..errors import CascadeError
 from .bounds import Bound, family_bound
 from .budget import Deadline, Progress
+from .order import probe_tiles, relax_of, tile_grid, visit_order
 from .ranking import cannot_enter, rank, tolerant_top
-from .space import Candidate, Family, SearchResult, Space, compulsory_bytes, distinct_accumulate, tile_values
+from .relax import could_enter
+from .space import Candidate, Family, SearchResult, Space, compulsory_bytes, distinct_accumulate
 
 CHUNK = 1 << 18  # tile-shape candidates evaluated at once (the deadline is checked between chunks)
 
@@ -74,12 +76,20 @@ def search_spatial(spec, tgt, objective: str, deadline: Deadline, top: int = 5,
 
     for keys, _, fusion in classes:
         done = 0
-        for family in space.iter_families([fusion]):
-            if prune and len(best) == top and cannot_enter(keys[0], keys[1], best[-1], objective):
+        for family, relax in visit_order(spec, space, fusion, tgt, objective, deadline):
+            full = len(best) == top
+            if prune and full and cannot_enter(keys[0], keys[1], best[-1], objective):
                 break
             if deadline.expired() or (started and not deadline.allows(longest)):
                 cut_at = keys[0]
                 break
+            if prune and relax is None and full:
+                relax = relax_of(spec, space, family, tgt)
+            if prune and relax is not None and relax is not False and (
+                    relax.dram_bytes.size == 0 or (full and not could_enter(relax, objective, best[-1]))):
+                done += 1  # no candidate fits, or none can enter the best
+                pruned += 1
+                continue
             began, started = time.perf_counter(), started + 1
             found, n, finished = _score(spec, space, family, tgt, objective, top, deadline)
             longest = max(longest, time.perf_counter() - began)
@@ -91,7 +101,7 @@ def search_spatial(spec, tgt, objective: str, deadline: Deadline, top: int = 5,
                 scored += finished
                 leader = best[0] if best else None
                 best = rank(best + found, objective, top)
-                if best and best[0] is not leader:
+                if best and best[0] is not leader:  # ahead of the leader, or winning a tie-break
                     to_best = deadline.elapsed()
             if not finished:
                 cut_at = keys[0]
@@ -114,7 +124,7 @@ def _bound(spec, space: Space, fusion, tgt) -> Bound | None:
     if probe is None:
         return None
     try:
-        mc = spec.bind(space.mapping(probe, {r: _probe_tiles(spec.shapes[r], n) for r, n in probe.levels}))
+        mc = spec.bind(space.mapping(probe, probe_tiles(spec, probe)))
         return family_bound(mc, tgt)
     except CascadeError:
         return None
@@ -131,9 +141,8 @@ def _score(spec, space: Space, family: Family, tgt, objective: str, top: int, de
     from ..model.symbolic import cost_formulas, footprint_formula
     from ..model.symbols import SymbolTable
 
-    probe = {r: _probe_tiles(spec.shapes[r], n) for r, n in family.levels}
     try:
-        mc = spec.bind(space.mapping(family, probe))
+        mc = spec.bind(space.mapping(family, probe_tiles(spec, family)))
     except CascadeError:
         return None, 0, True
     if family.accumulate and not distinct_accumulate(mc):
@@ -142,7 +151,7 @@ def _score(spec, space: Space, family: Family, tgt, objective: str, top: int, de
     footprint = footprint_formula(mc, table) * tgt.word_bytes
     foot_names = sorted(table.symbols)
     foot_fn = sp.lambdify([table.symbols[n] for n in foot_names], footprint, modules="numpy")
-    grid, tiles_of = _grid(spec, family, table.values)
+    grid, tiles_of = tile_grid(spec, family)
     shape = grid["_shape"]
     size = int(np.prod(shape, dtype=object))
     cost = None  # (names, function, values): built on the first chunk with a candidate that fits
@@ -186,43 +195,3 @@ def _score(spec, space: Space, family: Family, tgt, objective: str, top: int, de
                                    family, tiles, space.mapping(family, tiles)))
         found = rank(found, objective, top)
     return found, done, True
-
-
-def _probe_tiles(size: int, levels: int) -> tuple[int, ...]:
-    inner = max(1, min(size, 2))
-    return (inner * 2, inner) if levels == 2 else (inner,)
-
-
-def _grid(spec, family: Family, values: dict[str, int]):
-    """The tile-shape candidates of a family as broadcastable arrays keyed by symbol name."""
-    axes: list[tuple[str, list[tuple[tuple[int, ...], dict[str, int]]]]] = []
-    for rank, n in family.levels:
-        size = spec.shapes[rank]
-        options: list[tuple[tuple[int, ...], dict[str, int]]] = []
-        if rank in spec.semantics.splits:
-            inner = spec.semantics.splits[rank][1]
-            for t in tile_values(size):
-                options.append(((t,), {inner: t}))
-        elif n == 1:
-            for t in tile_values(size):
-                options.append(((t,), {f"{rank}0": t}))
-        else:
-            for t in tile_values(size, 2):
-                for k in tile_values(max(1, -(-size // t)), 2):
-                    if k > 1:
-                        options.append(((t * k, t), {f"{rank}0": t, f"{rank}1": k}))
-        axes.append((rank, options))
-    shape = tuple(len(opts) for _, opts in axes)
-    grid: dict[str, Any] = {"_shape": shape}
-    for i, (rank, opts) in enumerate(axes):
-        names = sorted({k for _, syms in opts for k in syms})
-        for name in names:
-            arr = np.array([syms.get(name, 1) for _, syms in opts], dtype=float)
-            view = [1] * len(shape)
-            view[i] = len(opts)
-            grid[name] = arr.reshape(view)
-
-    def tiles_of(idx) -> dict[str, tuple[int, ...]]:
-        return {rank: opts[idx[i]][0] for i, (rank, opts) in enumerate(axes)}
-
-    return grid, tiles_of
