@@ -18,7 +18,7 @@ import numpy as np
 
 from ..errors import CascadeError
 from .relax import Relaxation, relax_family
-from .space import Family, Space, tile_values
+from .space import Family, Space, distinct_accumulate, tile_values
 
 EAGER_POINTS = 1_000_000  # tile-shape candidates relaxed before the first family is scored
 LIST_LIMIT = 50_000  # families of one fusion choice listed (and ordered) at once
@@ -46,7 +46,7 @@ def visit_order(spec, space: Space, fusion, tgt, objective: str, deadline) -> It
         relax = relax_of(spec, space, families[i], tgt)
         if relax is None:  # bound unknown: visit it first
             key: tuple = (-np.inf, -np.inf, -np.inf, len(families[i].order))
-        elif relax is False:  # the binding refuses it: nothing to score, costs nothing
+        elif relax is False:  # refused or a duplicate: nothing to score, costs nothing
             key = (-np.inf, -np.inf, -np.inf, -1)
         else:
             key = relax.order_key(objective)
@@ -59,14 +59,18 @@ def visit_order(spec, space: Space, fusion, tgt, objective: str, deadline) -> It
 
 
 def relax_of(spec, space: Space, family: Family, tgt) -> Relaxation | None | bool:
-    """The family's relaxation; False when its binding is refused; None when it cannot be
-    relaxed (the count needs what `relax` does not provide)."""
+    """The family's relaxation; False when its binding is refused or it is the family without
+    `accumulate` again (`distinct_accumulate`: the scorer skips it too); None when it cannot
+    be relaxed (the count needs what `relax` does not provide)."""
     try:
         mc = spec.bind(space.mapping(family, probe_tiles(spec, family)))
     except CascadeError:
         return False
-    grid, _ = tile_grid(spec, family)
-    return relax_family(mc, tgt, grid)
+    if family.accumulate and not distinct_accumulate(mc):
+        return False
+    if family.levels not in space.tile_grids:
+        space.tile_grids[family.levels] = tile_grid(spec, family)[0]
+    return relax_family(mc, tgt, space.tile_grids[family.levels])
 
 
 def probe_tiles(spec, family: Family) -> dict[str, tuple[int, ...]]:

@@ -126,6 +126,8 @@ class Space:
         self.split_parts = {p for parts in self.sem.splits.values() for p in parts}
         outputs = {d.name for d in self.sem.cascade.outputs}
         self.batch = [r for r in self._ranks() if self._is_batch(r, outputs)]
+        self._placements: dict = {}  # split levels -> placement (it depends on nothing else)
+        self.tile_grids: dict = {}  # split levels -> tile-shape grid (`cascade.search.order`)
 
     def _ranks(self) -> list[str]:
         seen: list[str] = []
@@ -264,10 +266,9 @@ class Space:
         unit, the largest on a 1D unit (by the size of the rank a tile comes from; a whole rank
         wins a tie, its extent being known), and an Einsum goes to the first unit able to do its
         operations. It depends on the split levels alone (kept per levels)."""
-        cache = self.__dict__.setdefault("_placements", {})
-        if family.levels not in cache:
-            cache[family.levels] = self._placement(family)
-        spacetime, binding = cache[family.levels]
+        if family.levels not in self._placements:
+            self._placements[family.levels] = self._placement(family)
+        spacetime, binding = self._placements[family.levels]
         return dict(spacetime), dict(binding)
 
     def _placement(self, family: Family) -> tuple[dict[str, SpaceTime], dict[str, str]]:

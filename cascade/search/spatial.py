@@ -11,10 +11,20 @@ Branch and bound: every fusion choice gets a lower bound on the objective of all
 (`cascade.search.bounds`), computed once before any family is scored; fusion choices are
 visited lowest bound first, and the rest of a fusion choice is skipped as soon as its bound
 cannot enter the best `top` (`cascade.search.ranking.cannot_enter`, ties within 1e-9 counted).
+Within a fusion choice each family has its own bound, its relaxation (`cascade.search.relax`:
+traffic, latency bound and footprint of every tile-shape candidate, without the formulas);
+the families are visited best bound first, the tie-break winner first
+(`cascade.search.order`), and one is skipped when none of its candidates fits the buffer or
+could rank ahead of the `top`-th best. `prune` False keeps that order and scores every family.
 When every family was scored or pruned the result is proved optimal within the model
 (`complete`); when the deadline cut it short it says the lowest bound left (`best_bound`).
 The deadline covers the whole call, set-up included; a family is started only while the time
 left exceeds the longest one has taken so far (the first always starts).
+
+Time to best (`seconds_to_best`, from the start of the call) is when the reported best was
+found: a candidate tying the leader on every key (within the tolerance) leaves it in place and
+does not count; one that ranks ahead of it, on the objective or on a tie-break, replaces it
+and does.
 
 Rules (stated, not searched): a rank shared by every input and output and never reduced (a
 batch rank such as B or H) is a loop outermost (tile shape 1 or more); other ranks of
@@ -85,7 +95,11 @@ def search_spatial(spec, tgt, objective: str, deadline: Deadline, top: int = 5,
                 break
             if prune and relax is None and full:
                 relax = relax_of(spec, space, family, tgt)
-            if prune and relax is not None and relax is not False and (
+            if relax is False:  # the binding refuses it, or the scorer would skip it as a duplicate
+                done += 1
+                refused += 1
+                continue
+            if prune and relax is not None and (
                     relax.dram_bytes.size == 0 or (full and not could_enter(relax, objective, best[-1]))):
                 done += 1  # no candidate fits, or none can enter the best
                 pruned += 1
