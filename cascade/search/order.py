@@ -2,7 +2,8 @@
 their tile grids (`tile_grid`, `grid_size`).
 
 Families are bounded cheapest first (fewest tile-shape candidates), each by its relaxation
-(`cascade.search.relax`), until EAGER_POINTS candidates have been bounded in all or the deadline
+(`cascade.search.relax`), a tier of families with as many candidates at a time (the first tier
+always, the next ones while EAGER_POINTS candidates are not exceeded in all), until the deadline
 passes; the bounded ones are visited first, best bound first by `Relaxation.order_key` (least
 objective, then least secondary key and least footprint among the candidates reaching it, then
 fewer loops), so that the family winning the tie-breaks comes before those it ties with; then
@@ -12,6 +13,7 @@ LIST_LIMIT families is visited lazily, in the order `Space.iter_families` lists 
 
 from __future__ import annotations
 
+import itertools
 from typing import Any, Iterator
 
 import numpy as np
@@ -20,8 +22,8 @@ from ..errors import CascadeError
 from .relax import Relaxation, relax_family
 from .space import Family, Space, distinct_accumulate, tile_values
 
-EAGER_POINTS = 1_000_000  # tile-shape candidates relaxed before the first family is scored
-LIST_LIMIT = 50_000  # families of one fusion choice listed (and ordered) at once
+EAGER_POINTS = 2_000_000  # tile-shape candidates relaxed, at most, before the first family is scored
+LIST_LIMIT = 20_000  # families of one fusion choice listed (and ordered) at once
 
 
 def visit_order(spec, space: Space, fusion, tgt, objective: str, deadline) -> Iterator[tuple[Family, Any]]:
@@ -35,14 +37,19 @@ def visit_order(spec, space: Space, fusion, tgt, objective: str, deadline) -> It
     cache: dict = {}
     sizes = [grid_size(spec, f, cache) for f in families]
     by_size = sorted(range(len(families)), key=lambda i: (sizes[i], i))
-    bounded: list[tuple[tuple, int, Family, Any]] = []
+    eager: list[int] = []
     rest: list[int] = []
-    spent = 0
-    for i in by_size:
-        if spent + sizes[i] > EAGER_POINTS or deadline.expired():
-            rest.append(i)
-            continue
-        spent += sizes[i]
+    for size, tier in itertools.groupby(by_size, key=lambda i: sizes[i]):
+        members = list(tier)  # families of one grid size: bounded all or none
+        if rest or (eager and sum(sizes[i] for i in eager) + size * len(members) > EAGER_POINTS):
+            rest += members
+        else:
+            eager += members
+    bounded: list[tuple[tuple, int, Family, Any]] = []
+    for n, i in enumerate(eager):
+        if deadline.expired():
+            rest = eager[n:] + rest
+            break
         relax = relax_of(spec, space, families[i], tgt)
         if relax is None:  # bound unknown: visit it first
             key: tuple = (-np.inf, -np.inf, -np.inf, len(families[i].order))
