@@ -124,3 +124,26 @@ def test_gemm_1024_scores_only_the_family_that_wins_every_tie_break():
     assert best.latency_s == pytest.approx(1024**3 / (256 * 256) / 940e6, rel=1e-12)
     assert best.footprint_bytes == (1024 * 1024 + 1024) * 2
     assert result.seconds_to_best <= result.seconds
+
+
+def test_time_to_best_is_when_the_final_leader_was_found_not_a_later_tie(monkeypatch):
+    """Every family scored (pruning off) on a small GEMM, several tying the best on the objective:
+    the time to best falls between the end of the family that gave the reported best and the end
+    of the next; the ties scored after it do not move it."""
+    import cascade.search.spatial as spatial
+
+    real, ends = spatial._score, []
+
+    def timed(spec, space, family, tgt, objective, top, deadline):
+        out = real(spec, space, family, tgt, objective, top, deadline)
+        ends.append((deadline.elapsed(), family, out[0][0].objective if out[0] else None))
+        return out
+    monkeypatch.setattr(spatial, "_score", timed)
+    spec = cascade.load(MATMUL, dict(M=12, K=4, N=12))
+    result = search(spec, TINY, "traffic", budget_s=600, top=1, whole_up_to=8, prune=False)
+    leader = next(i for i, (_, family, _) in enumerate(ends) if family == result.best[0].family)
+    ties = [i for i, (_, _, obj) in enumerate(ends) if obj is not None and close(obj, result.best[0].objective)]
+    assert any(i > leader for i in ties)  # ties were scored after the leader
+    assert ends[leader][0] <= result.seconds_to_best
+    if leader + 1 < len(ends):
+        assert result.seconds_to_best < ends[leader + 1][0]
