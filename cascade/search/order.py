@@ -7,7 +7,8 @@ always, the next ones while EAGER_POINTS candidates are not exceeded in all), un
 passes; the bounded ones are visited first, best bound first by `Relaxation.order_key` (least
 objective, then least secondary key and least footprint among the candidates reaching it, then
 fewer loops), so that the family winning the tie-breaks comes before those it ties with; then
-the rest, cheapest first, each relaxed when it is visited. A fusion choice of more than
+the rest, cheapest first, each relaxed when it is visited. A family of over RELAX_LIMIT
+candidates is not relaxed: it is scored, unbounded. A fusion choice of more than
 LIST_LIMIT families is visited lazily, in the order `Space.iter_families` lists it.
 """
 
@@ -24,6 +25,7 @@ from .space import Family, Space, distinct_accumulate, tile_values
 
 EAGER_POINTS = 2_000_000  # tile-shape candidates relaxed, at most, before the first family is scored
 LIST_LIMIT = 20_000  # families of one fusion choice listed (and ordered) at once
+RELAX_LIMIT = 2_000_000  # a family of more candidates is not relaxed (its arrays would be too large)
 
 
 def visit_order(spec, space: Space, fusion, tgt, objective: str, deadline) -> Iterator[tuple[Family, Any]]:
@@ -34,8 +36,7 @@ def visit_order(spec, space: Space, fusion, tgt, objective: str, deadline) -> It
             yield family, None
         return
     families = list(space.iter_families([fusion]))
-    cache: dict = {}
-    sizes = [grid_size(spec, f, cache) for f in families]
+    sizes = [grid_size(spec, f, space.grid_sizes) for f in families]
     by_size = sorted(range(len(families)), key=lambda i: (sizes[i], i))
     eager: list[int] = []
     rest: list[int] = []
@@ -68,7 +69,10 @@ def visit_order(spec, space: Space, fusion, tgt, objective: str, deadline) -> It
 def relax_of(spec, space: Space, family: Family, tgt) -> Relaxation | None | bool:
     """The family's relaxation; False when its binding is refused or it is the family without
     `accumulate` again (`distinct_accumulate`: the scorer skips it too); None when it cannot
-    be relaxed (the count needs what `relax` does not provide)."""
+    be relaxed (the count needs what `relax` does not provide, or it has over RELAX_LIMIT
+    candidates)."""
+    if grid_size(spec, family, space.grid_sizes) > RELAX_LIMIT:
+        return None
     try:
         mc = spec.bind(space.mapping(family, probe_tiles(spec, family)))
     except CascadeError:

@@ -128,6 +128,7 @@ class Space:
         self.batch = [r for r in self._ranks() if self._is_batch(r, outputs)]
         self._placements: dict = {}  # split levels -> placement (it depends on nothing else)
         self.tile_grids: dict = {}  # split levels -> tile-shape grid (`cascade.search.order`)
+        self.grid_sizes: dict = {}  # (rank, levels) -> its number of tile-shape options (the same)
 
     def _ranks(self) -> list[str]:
         seen: list[str] = []
