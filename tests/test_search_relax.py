@@ -59,9 +59,12 @@ def _check_relaxation(spec, target, families):
         assert relax is not None, family
         latency, dram, foot = _formulas_at_grid(mc, target, grid)
         fits = foot <= target.buffer_bytes
-        np.testing.assert_allclose(relax.footprint_bytes, foot[fits], rtol=1e-12)
-        np.testing.assert_allclose(relax.dram_bytes, dram[fits], rtol=1e-12)
-        assert np.all(relax.latency_s <= latency[fits] * (1 + 1e-12)), family
+        assert relax.fits == np.count_nonzero(fits)
+        np.testing.assert_allclose(relax.footprint_bytes[fits], foot[fits], rtol=1e-12)
+        np.testing.assert_allclose(relax.dram_bytes[fits], dram[fits], rtol=1e-12)
+        assert np.all(relax.latency_s[fits] <= latency[fits] * (1 + 1e-12)), family
+        for key in (relax.footprint_bytes, relax.dram_bytes, relax.latency_s):  # no candidate where none fits
+            assert np.all(np.isinf(key[~fits]))
         checked += 1
     assert checked
 

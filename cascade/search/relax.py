@@ -25,6 +25,7 @@ candidates that fit is at most the family's best, on every key: that is what pru
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -62,13 +63,15 @@ class _NumericCount(_Counter):
 
 @dataclass(frozen=True)
 class Relaxation:
-    """Per candidate that fits the buffer (1-D, in grid order): traffic (bytes), latency lower
-    bound (s), footprint (bytes)."""
+    """Per candidate (arrays of the grid's shape; inf where the candidate does not fit the
+    buffer): traffic (bytes), latency lower bound (s), footprint (bytes); the family's loops and
+    how many candidates fit."""
 
     dram_bytes: np.ndarray
     latency_s: np.ndarray
     footprint_bytes: np.ndarray
     loops: int
+    fits: int
 
     def keys(self, objective: str) -> tuple[np.ndarray, np.ndarray]:
         if objective == "latency":
@@ -82,12 +85,13 @@ class Relaxation:
         among those, loops): the order families are visited in, so that the one winning the
         tie-breaks comes first. inf for a family none of whose candidates fits."""
         obj, sec = self.keys(objective)
-        if obj.size == 0:
+        if not self.fits:
             return (np.inf, np.inf, np.inf, self.loops)
-        at = obj <= obj.min() * (1 + TOL)
-        s = sec[at].min()
-        at &= sec <= s * (1 + TOL)
-        return (float(obj.min()), float(s), float(self.footprint_bytes[at].min()), self.loops)
+        least = obj.min()
+        sec = np.where(obj <= least * (1 + TOL), sec, np.inf)
+        s = sec.min()
+        foot = np.where(sec <= s * (1 + TOL), self.footprint_bytes, np.inf).min()
+        return (float(least), float(s), float(foot), self.loops)
 
 
 def relax_family(mc, target, grid: dict) -> Relaxation | None:
@@ -106,14 +110,16 @@ def relax_family(mc, target, grid: dict) -> Relaxation | None:
     per_group: list = [0.0] * len(mc.groups)
     for (g, _, _), n in traffic.by_group.items():
         per_group[g] = per_group[g] + n
-    dram = np.zeros(int(fits.sum()))
-    latency = np.zeros(dram.shape)
+    dram: Any = 0.0
+    latency: Any = 0.0
     for g, n in enumerate(per_group):
-        moved = np.broadcast_to(np.asarray(n, dtype=float) * target.word_bytes, shape)[fits]
-        dram += moved
+        moved = np.asarray(n, dtype=float) * target.word_bytes
+        dram = dram + moved
         time_g = moved / target.dram_bandwidth if target.dram_bandwidth > 0 else 0.0
-        latency += np.maximum(np.broadcast_to(compute[g], shape)[fits], time_g)
-    return Relaxation(dram, latency, footprint[fits], len(mc.mapping.loop_order.get("default", ())))
+        latency = latency + np.maximum(compute[g], time_g)
+    return Relaxation(np.where(fits, dram, np.inf), np.where(fits, latency, np.inf),
+                      np.where(fits, footprint, np.inf), len(mc.mapping.loop_order.get("default", ())),
+                      int(np.count_nonzero(fits)))
 
 
 def _compute_s(mc, target, table) -> list:

@@ -100,7 +100,7 @@ def search_spatial(spec, tgt, objective: str, deadline: Deadline, top: int = 5,
                 refused += 1
                 continue
             if prune and relax is not None and (
-                    relax.dram_bytes.size == 0 or (full and not could_enter(relax, objective, best[-1]))):
+                    not relax.fits or (full and not could_enter(relax, objective, best[-1]))):
                 done += 1  # no candidate fits, or none can enter the best
                 pruned += 1
                 continue
