@@ -17,9 +17,12 @@ the family could still rank ahead of the search's k-th best (`could_enter`).
   model gives the candidate's space ranks (`cascade.model.spatial`, replayed on numbers), the
   busiest unit's: at most the model's latency.
 
-The candidates are the scorer's own (`spatial._grid`), so the least of these bounds over the
+The candidates are the scorer's own (`order.tile_grid`), so the least of these bounds over the
 candidates that fit is at most the family's best, on every key: that is what prunes the family.
-`tests/test_search_prune.py` checks traffic and footprint equal to the scored ones.
+The footprint and the occupancy are the model's rules written again for numbers (its formulas
+call sympy directly); `tests/test_search_relax.py` checks traffic and footprint equal to the
+family's formulas and the latency never above them, so a change to the model that the copies
+miss fails there before it can prune a best mapping.
 """
 
 from __future__ import annotations
@@ -95,8 +98,8 @@ class Relaxation:
 
 
 def relax_family(mc, target, grid: dict) -> Relaxation | None:
-    """The bounds of the module docstring for every candidate of `grid` (`spatial._grid` of the
-    family `mc` binds), or None when the count needs what the numbers do not provide."""
+    """The bounds of the module docstring for every candidate of `grid` (`order.tile_grid` of
+    the family `mc` binds), or None when the count needs what the numbers do not provide."""
     shape = grid["_shape"]
     try:
         counter = _NumericCount(mc, grid)
