@@ -17,7 +17,7 @@ from cascade.mapping.mapping_file import load_mapping
 from cascade.model.target import parse_target
 from cascade.search import search
 from cascade.search.space import Space, compulsory_bytes, tile_values
-from cascade.search.spatial import _grid
+from cascade.search.order import tile_grid
 
 ROOT = Path(__file__).resolve().parent.parent
 ATT = ROOT / "specs" / "attention"
@@ -47,7 +47,7 @@ def _brute_force(spec, target, objective):
     space = Space(spec, target, WHOLE_UP_TO)
     best, refused = None, 0
     for family in space.families():
-        grid, tiles_of = _grid(spec, family, {})
+        grid, tiles_of = tile_grid(spec, family)
         for idx in itertools.product(*[range(n) for n in grid["_shape"]]):
             mapping = space.mapping(family, tiles_of(idx))
             try:

@@ -78,8 +78,6 @@ def _points_lower_bound(variables: tuple[str, ...], sem, shapes: dict[str, int])
 def family_bound(mc, target) -> Bound:
     """Lower bounds on DRAM bytes and latency for every family with the fusion of `mc` (a probe of
     that fusion, bound by `Spec.bind`), by the rules of the module docstring."""
-    from ..model.compute import point_ops
-
     sem, shapes = mc.semantics, mc.shapes
     group_of = {k: gi for gi, g in enumerate(mc.groups) for k in g.statements}
     writers: dict[str, set[int]] = {}
@@ -104,7 +102,21 @@ def family_bound(mc, target) -> Bound:
     for k, info in enumerate(sem.statements):
         if not info.is_init and (info.name in outputs or info.name in read_outside):
             elements[group_of[k]] += region_lower_bound(info.write.axes, sem, shapes)
-    cycles: list[dict[str, float]] = [{} for _ in mc.groups]
+    compute = group_compute_s(mc, target)
+    latency = 0.0
+    for g in range(len(mc.groups)):
+        moved = elements[g] * target.word_bytes / target.dram_bandwidth if target.dram_bandwidth > 0 else 0.0
+        latency += max(compute[g], moved)
+    return Bound(float(sum(elements) * target.word_bytes), latency)
+
+
+def group_operations(mc, target) -> list[tuple[int, str, float]]:
+    """(statement, unit, fewest operations) per Einsum of `mc`: its operations per point times
+    the points of its iteration space, on the unit the mapping binds it to (else the first able)."""
+    from ..model.compute import point_ops
+
+    sem, shapes = mc.semantics, mc.shapes
+    out = []
     for k, info in enumerate(sem.statements):
         if info.is_init:
             continue
@@ -112,12 +124,16 @@ def family_bound(mc, target) -> Bound:
         unit = mc.mapping.unit_for(info.name) or next(
             (u for u, spec in target.units.items() if all(kind in spec.ops for kind in per_point)),
             next(iter(target.units)))
-        ops = sum(per_point.values()) * _points_lower_bound(info.variables, sem, shapes)
+        out.append((k, unit, sum(per_point.values()) * _points_lower_bound(info.variables, sem, shapes)))
+    return out
+
+
+def group_compute_s(mc, target) -> list[float]:
+    """Per fusion group of `mc`, its compute time at full occupancy (s): the operations of each
+    unit's statements over its PEs at the clock, the busiest unit's."""
+    group_of = {k: gi for gi, g in enumerate(mc.groups) for k in g.statements}
+    cycles: list[dict[str, float]] = [{} for _ in mc.groups]
+    for k, unit, ops in group_operations(mc, target):
         g = group_of[k]
         cycles[g][unit] = cycles[g].get(unit, 0.0) + ops / target.units[unit].pes
-    latency = 0.0
-    for g in range(len(mc.groups)):
-        compute = max(cycles[g].values(), default=0.0) / target.clock_hz
-        moved = elements[g] * target.word_bytes / target.dram_bandwidth if target.dram_bandwidth > 0 else 0.0
-        latency += max(compute, moved)
-    return Bound(float(sum(elements) * target.word_bytes), latency)
+    return [max(c.values(), default=0.0) / target.clock_hz for c in cycles]

@@ -126,6 +126,9 @@ class Space:
         self.split_parts = {p for parts in self.sem.splits.values() for p in parts}
         outputs = {d.name for d in self.sem.cascade.outputs}
         self.batch = [r for r in self._ranks() if self._is_batch(r, outputs)]
+        self._placements: dict = {}  # split levels -> placement (it depends on nothing else)
+        self.tile_grids: dict = {}  # split levels -> tile-shape grid (`cascade.search.order`)
+        self.grid_sizes: dict = {}  # (rank, levels) -> its number of tile-shape options (the same)
 
     def _ranks(self) -> list[str]:
         seen: list[str] = []
@@ -263,7 +266,13 @@ class Space:
         """Space ranks and unit per Einsum, by rule: the two largest ranks it iterates go on a 2D
         unit, the largest on a 1D unit (by the size of the rank a tile comes from; a whole rank
         wins a tie, its extent being known), and an Einsum goes to the first unit able to do its
-        operations."""
+        operations. It depends on the split levels alone (kept per levels)."""
+        if family.levels not in self._placements:
+            self._placements[family.levels] = self._placement(family)
+        spacetime, binding = self._placements[family.levels]
+        return dict(spacetime), dict(binding)
+
+    def _placement(self, family: Family) -> tuple[dict[str, SpaceTime], dict[str, str]]:
         units = self.target.units
         by_dims = sorted(units, key=lambda u: -len(units[u].shape))
         split = {r: n for r, n in family.levels}

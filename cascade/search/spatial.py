@@ -11,10 +11,20 @@ Branch and bound: every fusion choice gets a lower bound on the objective of all
 (`cascade.search.bounds`), computed once before any family is scored; fusion choices are
 visited lowest bound first, and the rest of a fusion choice is skipped as soon as its bound
 cannot enter the best `top` (`cascade.search.ranking.cannot_enter`, ties within 1e-9 counted).
+Within a fusion choice each family has its own bound, its relaxation (`cascade.search.relax`:
+traffic, latency bound and footprint of every tile-shape candidate, without the formulas);
+the families are visited best bound first, the tie-break winner first
+(`cascade.search.order`), and one is skipped when none of its candidates fits the buffer or
+could rank ahead of the `top`-th best. `prune` False keeps that order and scores every family.
 When every family was scored or pruned the result is proved optimal within the model
 (`complete`); when the deadline cut it short it says the lowest bound left (`best_bound`).
 The deadline covers the whole call, set-up included; a family is started only while the time
 left exceeds the longest one has taken so far (the first always starts).
+
+Time to best (`seconds_to_best`, from the start of the call) is when the reported best was
+found: a candidate tying the leader on every key (within the tolerance) leaves it in place and
+does not count; one that ranks ahead of it, on the objective or on a tie-break, replaces it
+and does.
 
 Rules (stated, not searched): a rank shared by every input and output and never reduced (a
 batch rank such as B or H) is a loop outermost (tile shape 1 or more); other ranks of
@@ -36,8 +46,10 @@ import numpy as np
 from ..errors import CascadeError
 from .bounds import Bound, family_bound
 from .budget import Deadline, Progress
+from .order import probe_tiles, relax_of, tile_grid, visit_order
 from .ranking import cannot_enter, rank, tolerant_top
-from .space import Candidate, Family, SearchResult, Space, compulsory_bytes, distinct_accumulate, tile_values
+from .relax import could_enter
+from .space import Candidate, Family, SearchResult, Space, compulsory_bytes, distinct_accumulate
 
 CHUNK = 1 << 18  # tile-shape candidates evaluated at once (the deadline is checked between chunks)
 
@@ -74,12 +86,24 @@ def search_spatial(spec, tgt, objective: str, deadline: Deadline, top: int = 5,
 
     for keys, _, fusion in classes:
         done = 0
-        for family in space.iter_families([fusion]):
-            if prune and len(best) == top and cannot_enter(keys[0], keys[1], best[-1], objective):
+        for family, relax in visit_order(spec, space, fusion, tgt, objective, deadline):
+            full = len(best) == top
+            if prune and full and cannot_enter(keys[0], keys[1], best[-1], objective):
                 break
             if deadline.expired() or (started and not deadline.allows(longest)):
                 cut_at = keys[0]
                 break
+            if prune and relax is None and full:
+                relax = relax_of(spec, space, family, tgt)
+            if relax is False:  # the binding refuses it, or the scorer would skip it as a duplicate
+                done += 1
+                refused += 1
+                continue
+            if prune and relax is not None and (
+                    not relax.fits or (full and not could_enter(relax, objective, best[-1]))):
+                done += 1  # no candidate fits, or none can enter the best
+                pruned += 1
+                continue
             began, started = time.perf_counter(), started + 1
             found, n, finished = _score(spec, space, family, tgt, objective, top, deadline)
             longest = max(longest, time.perf_counter() - began)
@@ -91,7 +115,7 @@ def search_spatial(spec, tgt, objective: str, deadline: Deadline, top: int = 5,
                 scored += finished
                 leader = best[0] if best else None
                 best = rank(best + found, objective, top)
-                if best and best[0] is not leader:
+                if best and best[0] is not leader:  # ahead of the leader, or winning a tie-break
                     to_best = deadline.elapsed()
             if not finished:
                 cut_at = keys[0]
@@ -114,7 +138,7 @@ def _bound(spec, space: Space, fusion, tgt) -> Bound | None:
     if probe is None:
         return None
     try:
-        mc = spec.bind(space.mapping(probe, {r: _probe_tiles(spec.shapes[r], n) for r, n in probe.levels}))
+        mc = spec.bind(space.mapping(probe, probe_tiles(spec, probe)))
         return family_bound(mc, tgt)
     except CascadeError:
         return None
@@ -132,9 +156,8 @@ def _score(spec, space: Space, family: Family, tgt, objective: str, top: int, de
     from ..model.symbols import SymbolTable
     from ..model.tilesum import NUMPY as TILESUM_NUMPY
 
-    probe = {r: _probe_tiles(spec.shapes[r], n) for r, n in family.levels}
     try:
-        mc = spec.bind(space.mapping(family, probe))
+        mc = spec.bind(space.mapping(family, probe_tiles(spec, family)))
     except CascadeError:
         return None, 0, True
     if family.accumulate and not distinct_accumulate(mc):
@@ -143,7 +166,7 @@ def _score(spec, space: Space, family: Family, tgt, objective: str, top: int, de
     footprint = footprint_formula(mc, table) * tgt.word_bytes
     foot_names = sorted(table.symbols)
     foot_fn = sp.lambdify([table.symbols[n] for n in foot_names], footprint, modules="numpy")
-    grid, tiles_of = _grid(spec, family, table.values)
+    grid, tiles_of = tile_grid(spec, family)
     shape = grid["_shape"]
     size = int(np.prod(shape, dtype=object))
     cost = None  # (names, function, values): built on the first chunk with a candidate that fits
@@ -188,43 +211,3 @@ def _score(spec, space: Space, family: Family, tgt, objective: str, top: int, de
                                    family, tiles, space.mapping(family, tiles)))
         found = rank(found, objective, top)
     return found, done, True
-
-
-def _probe_tiles(size: int, levels: int) -> tuple[int, ...]:
-    inner = max(1, min(size, 2))
-    return (inner * 2, inner) if levels == 2 else (inner,)
-
-
-def _grid(spec, family: Family, values: dict[str, int]):
-    """The tile-shape candidates of a family as broadcastable arrays keyed by symbol name."""
-    axes: list[tuple[str, list[tuple[tuple[int, ...], dict[str, int]]]]] = []
-    for rank, n in family.levels:
-        size = spec.shapes[rank]
-        options: list[tuple[tuple[int, ...], dict[str, int]]] = []
-        if rank in spec.semantics.splits:
-            inner = spec.semantics.splits[rank][1]
-            for t in tile_values(size):
-                options.append(((t,), {inner: t}))
-        elif n == 1:
-            for t in tile_values(size):
-                options.append(((t,), {f"{rank}0": t}))
-        else:
-            for t in tile_values(size, 2):
-                for k in tile_values(max(1, -(-size // t)), 2):
-                    if k > 1:
-                        options.append(((t * k, t), {f"{rank}0": t, f"{rank}1": k}))
-        axes.append((rank, options))
-    shape = tuple(len(opts) for _, opts in axes)
-    grid: dict[str, Any] = {"_shape": shape}
-    for i, (rank, opts) in enumerate(axes):
-        names = sorted({k for _, syms in opts for k in syms})
-        for name in names:
-            arr = np.array([syms.get(name, 1) for _, syms in opts], dtype=float)
-            view = [1] * len(shape)
-            view[i] = len(opts)
-            grid[name] = arr.reshape(view)
-
-    def tiles_of(idx) -> dict[str, tuple[int, ...]]:
-        return {rank: opts[idx[i]][0] for i, (rank, opts) in enumerate(axes)}
-
-    return grid, tiles_of
