@@ -20,13 +20,15 @@ from dataclasses import dataclass
 
 from ..errors import MappingError
 from ..lang import ir
-from ..lang.ops import REDUCE_OPS
+from ..lang.ops import MAP_OPS, REDUCE_OPS
 from ..lang.semantics import AccessInfo, AxisCoord, StatementInfo
 from ..mapping.schedule import MappedCascade
 from . import triton_ast as T
 from .triton_plan import KernelPlan, walk
 
-_MAP_FN = {"exp": "exp", "log": "log", "sqrt": "sqrt", "abs": "abs", "max": "maximum", "min": "minimum"}
+_MAP_FN = {"exp": "exp", "log": "log", "sqrt": "sqrt", "abs": "abs", "max": "maximum", "min": "minimum",
+           "sigmoid": "sigmoid", "rsqrt": "rsqrt"}
+_HELPER_FN = {"tanh": "_tanh"}  # maps Triton lacks (or lacks under its interpreter): jit helpers in the module
 _REDUCE_FN = {"sum": "sum", "max": "max", "min": "min"}
 
 
@@ -60,6 +62,9 @@ class KernelEmitter:
         self.dram = {t for t, st in mc.storage.items() if st.dram}
         self.level_rank = {ro.level: ro.rank for ro in plan.roles.values()}
         self.level_extent = {ro.level: ro.extent for ro in plan.roles.values()}
+        self.helpers: set[str] = set()  # jit helper functions the kernel calls (triton_exec.HELPERS)
+        self.accumulating: dict[str, tuple[str, Value, StatementInfo]] = {}  # tensor -> (loop level, acc, info)
+        self.current = ""  # the Einsum being emitted (for error messages)
 
     # ------------------------------------------------------------ parameters
     def need(self, kind: str, ident: str) -> str:
@@ -104,8 +109,14 @@ class KernelEmitter:
         split = self.sem.splits.get(rank)
         if split is not None:
             outer, inner = split
+            if outer in plan.grid:
+                return T.binop(T.name(f"b_{outer}"), "*", T.const(self.mc.shapes[inner])), 0
             d = self.loop_depth(outer)
             return T.binop(T.name(f"i_{outer}"), "*", T.const(self.mc.shapes[inner])), d
+        level = next((lv for lv, r in plan.accumulate.items() if r == rank), None)
+        if level is not None:  # an accumulation loop steps over the rank's tiles
+            d = self.loop_depth(level)
+            return T.binop(T.name(f"i_{level}"), "*", T.const(plan.grid_span[rank])), d
         return T.const(0), 0
 
     def offsets(self, level: str) -> tuple[str, int]:
@@ -131,6 +142,8 @@ class KernelEmitter:
 
     def scalar_coord(self, var: str) -> tuple[ast.expr, int]:
         role = self.plan.roles[var]
+        if role.kind == "loop" and role.level in self.plan.grid:
+            return T.name(f"b_{role.level}"), 0
         if role.kind == "loop":
             return T.name(f"i_{role.level}"), self.loop_depth(role.level)
         return self.base(role.rank)
@@ -158,6 +171,10 @@ class KernelEmitter:
             if role.kind == "unit":
                 c, d = self.scalar_coord(ax.inner)
                 return c, d, None
+            if role.kind == "loop":  # a fixed split's inner part on the grid: outer * tile + inner
+                c, d = self.base(role.rank)
+                i, di = self.scalar_coord(ax.inner)
+                return T.binop(c, "+", i), max(d, di), None
             o, d = self.offsets(role.level)
             return T.name(o), d, role.level
         if ax.kind == "var":
@@ -231,6 +248,9 @@ class KernelEmitter:
         tensor = acc.access.tensor
         info = self.sem.tensors[tensor]
         it = info.iterative
+        if tensor in self.accumulating:
+            self.fail(who, f"reads {tensor} inside the loop {self.accumulating[tensor][0]} that is still "
+                           f"accumulating it: give {who} its own fusion group or leave the reduced rank whole")
         if tensor in self.values or it is not None and tensor + "@" in self.values:
             if it is not None:
                 ax = next(a for a in acc.axes if a.rank == it)
@@ -249,6 +269,7 @@ class KernelEmitter:
         info = self.sem.statements[k]
         stmt = info.statement
         tensor = info.name
+        self.current = tensor
         it = self.sem.tensors[tensor].iterative
         lhs_vars = [v for v in stmt.lhs.variables if v in self.plan.roles]
         if it is not None:
@@ -272,6 +293,12 @@ class KernelEmitter:
                 value.absent = mvar
         if value is None:
             value = self.elementwise(info, out_dims, red_dims, filters)
+        level = self.accumulation_level(info)
+        if level is not None:
+            if it is not None:
+                self.fail(tensor, f"a recurrence reduces over the accumulation loop {level}")
+            self.accumulate(info, value, level)
+            return
         if it is not None:
             ax = info.write.axes[[a.rank for a in info.write.axes].index(it)]
             if info.is_init:
@@ -287,6 +314,33 @@ class KernelEmitter:
         self.values[tensor] = value
         if tensor in self.dram:
             self.store(info, value)
+
+    def accumulation_level(self, info: StatementInfo) -> str | None:
+        """The enclosing accumulation loop over a rank this statement reduces, if any."""
+        levels = {self.plan.roles[v].rank for v in info.reduced}
+        open_levels = {s.level for s in self.scopes}
+        for level, rank in self.plan.accumulate.items():
+            if rank in levels and level in open_levels:
+                return level
+        return None
+
+    def accumulate(self, info: StatementInfo, value: Value, level: str) -> None:
+        """The tile's partial result combined into a register accumulator made before the loop;
+        the loop's end (`loop`) makes it the statement's value and stores it."""
+        op = info.reduce_op
+        if op not in _REDUCE_FN:
+            self.fail(info.name, f"reduction {op} cannot accumulate across the loop {level}")
+        ident = T.float_const(REDUCE_OPS[op].identity)
+        acc = f"acc_{info.name}"
+        shape = ast.List([self.block(d) for d in value.dims], ast.Load())
+        self.emit(T.assign(acc, T.tl("full", shape, ident, T.attr("tl", "float32"))), self.loop_depth(level) - 1)
+        part: ast.expr = T.name(value.var)
+        if value.absent:
+            part = T.tl("where", T.name(value.absent), part, ident)
+        combined = T.binop(T.name(acc), "+", part) if op == "sum" else T.tl(
+            "maximum" if op == "max" else "minimum", T.name(acc), part)
+        self.emit(T.assign(acc, combined))
+        self.accumulating[info.name] = (level, Value(acc, value.dims), info)
 
     def dot(self, info: StatementInfo, out_dims: tuple[str, ...], k: str) -> Value | None:
         factors = ir.product_factors(info.statement.expr)
@@ -416,9 +470,53 @@ class KernelEmitter:
                 return ast.UnaryOp(ast.USub(), self.expr(x, operands, canon))
             case ir.BinOp(op=op, left=left, right=right):
                 return T.binop(self.expr(left, operands, canon), op, self.expr(right, operands, canon))
+            case ir.IndexValue(var=v):  # a coordinate as a value: the integer block made fp32
+                return T.binop(self.affine(ir.AffVar(v), canon), "+", T.const(0.0))
             case ir.Call(fn=fn, args=args):
-                return T.tl(_MAP_FN[fn], *[self.expr(a, operands, canon) for a in args])
+                return self.call(fn, args, operands, canon)
         raise AssertionError(e)
+
+    def call(self, fn: str, args, operands, canon) -> ast.expr:
+        op = MAP_OPS[fn]
+        if fn in _MAP_FN:
+            return T.tl(_MAP_FN[fn], *[self.expr(a, operands, canon) for a in args])
+        if fn in _HELPER_FN:
+            self.helpers.add(_HELPER_FN[fn])
+            return T.call(_HELPER_FN[fn], *[self.expr(a, operands, canon) for a in args])
+        if op.symbol:  # a comparison used as a value: 1 where it holds, else 0
+            return T.method(self.condition(ir.Call(fn, args), operands, canon), "to", T.attr("tl", "float32"))
+        if fn == "select":
+            return T.tl("where", self.condition(args[0], operands, canon), self.expr(args[1], operands, canon),
+                        self.expr(args[2], operands, canon))
+        if fn == "pow":
+            return self.power(args, operands, canon)
+        if op.expand is not None:
+            return self.expr(op.expand(args), operands, canon)
+        self.fail(self.current, f"the map {fn} has no Triton form")
+        raise AssertionError
+
+    def condition(self, c: ir.Expr, operands, canon) -> ast.expr:
+        if isinstance(c, ir.Call) and MAP_OPS[c.fn].symbol:
+            return T.compare(self.expr(c.args[0], operands, canon), MAP_OPS[c.fn].symbol,
+                             self.expr(c.args[1], operands, canon))
+        return T.compare(self.expr(c, operands, canon), "!=", T.const(0.0))
+
+    def power(self, args, operands, canon) -> ast.expr:
+        """pow(a, b): a positive constant base as exp2(b * log2 a); a small integer exponent as products."""
+        import math
+
+        base, exponent = args
+        if isinstance(base, ir.Num) and 0 < base.value < float("inf"):
+            scaled = T.binop(self.expr(exponent, operands, canon), "*", T.const(math.log2(base.value)))
+            return T.tl("exp2", scaled)
+        if isinstance(exponent, ir.Num) and float(exponent.value).is_integer() and 0 <= exponent.value <= 4:
+            out: ast.expr = T.const(1.0)
+            for _ in range(int(exponent.value)):
+                out = T.binop(out, "*", self.expr(base, operands, canon))
+            return out
+        self.fail(self.current, "pow(a, b) runs with a positive constant base a or an integer exponent b from 0 "
+                                "to 4 only; write exp(b * log(a)) for a positive computed base")
+        raise AssertionError
 
     def affine(self, a: ir.Affine, canon) -> ast.expr:
         match a:
@@ -481,6 +579,10 @@ class KernelEmitter:
                 continue
             _, level, inner = node
             split_of = next((r for r, (o, _i) in self.sem.splits.items() if o == level), None)
+            if split_of is None and level in self.plan.accumulate:
+                steps = T.name(self.need("scalar", f"g_{self.plan.accumulate[level]}"))
+                self.loop(level, T.const(0), steps, inner)
+                continue
             if split_of is None:
                 self.fail(level, "kernel loops run over the outer part of a cascade split only")
             extent = T.name(self.need("scalar", f"n_{level}"))
@@ -508,6 +610,12 @@ class KernelEmitter:
         self.defined = {k: v for k, v in self.defined.items() if k[0] < len(self.scopes)}
         self.emit(T.for_range(f"i_{level}", lo, scope.body, hi))
         self.values = {k: v for k, v in self.values.items() if k in before or not self.inside(k)}
+        for tensor, (lv, acc, info) in list(self.accumulating.items()):
+            if lv == level:  # complete now: the statement's value, stored after the loop
+                del self.accumulating[tensor]
+                self.values[tensor] = acc
+                if tensor in self.dram:
+                    self.store(info, acc)
 
     def segments(self, level: str, rank: str, inner_nodes):
         """Tile ranges of the loop over `level` (see `triton_bounds`): (lo, a, b, hi, droppable):
