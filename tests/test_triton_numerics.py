@@ -121,3 +121,17 @@ def test_variants_fp32_match_reference(spec_rel, mapping_rel, shapes):
 @pytest.mark.parametrize("spec_rel,mapping_rel,shapes", VARIANTS)
 def test_variants_bf16_match_reference(spec_rel, mapping_rel, shapes):
     _check(spec_rel, mapping_rel, shapes, torch.bfloat16, 2e-2, seed=5)
+
+
+def test_inputs_that_contradict_a_compiled_split_are_refused():
+    """A module compiled for GQA's R = 4 given K and V of a grouping with R = 2: a clear ValueError
+    (exit 2 from `cascade run`), not a wrong answer."""
+    from cascade.codegen.loader import import_source
+
+    root = _root()
+    spec = cascade.load(root / "specs/attention/gqa_1pass.einsum", {"H": 8, "R": 4, "M": 64, "P": 64})
+    module = import_source(spec.compile(root / "mappings/gqa_1pass/h200.yaml", backend="triton"), stem="gqa_refuse")
+    other = cascade.load(root / "specs/attention/gqa_1pass.einsum", {"H": 4, "R": 2, "M": 64, "P": 64})
+    tensors = {k: torch.tensor(v).float().to(DEVICE) for k, v in other.random_inputs(1).items()}
+    with pytest.raises(ValueError, match="compiled for H = G \\* R with R = 4"):
+        module.run(**tensors)

@@ -47,8 +47,13 @@ def _shapes(inputs):
     for rank, size in SHAPES.items():
         n.setdefault(rank, size)
     for rank, (outer, inner, tile) in SPLITS.items():
+        parts = -(-n[rank] // tile)
+        if n.get(inner, tile) != tile or n.get(outer, parts) != parts:
+            raise ValueError(f"the inputs give {rank} = {n[rank]}, {outer} = {n.get(outer, parts)}, {inner} = "
+                             f"{n.get(inner, tile)}, but this module was compiled for {rank} = {outer} * {inner} "
+                             f"with {inner} = {tile}: recompile it for these shapes")
         n[inner] = tile
-        n[outer] = -(-n[rank] // tile)
+        n[outer] = parts
     return n
 
 
