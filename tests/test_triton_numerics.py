@@ -133,5 +133,5 @@ def test_inputs_that_contradict_a_compiled_split_are_refused():
     module = import_source(spec.compile(root / "mappings/gqa_1pass/h200.yaml", backend="triton"), stem="gqa_refuse")
     other = cascade.load(root / "specs/attention/gqa_1pass.einsum", {"H": 4, "R": 2, "M": 64, "P": 64})
     tensors = {k: torch.tensor(v).float().to(DEVICE) for k, v in other.random_inputs(1).items()}
-    with pytest.raises(ValueError, match="compiled for H = G \\* R with R = 4"):
+    with pytest.raises(ValueError, match="the inputs give G = 2, but this module was compiled for H = G \\* R with R = 4"):
         module.run(**tensors)

@@ -34,7 +34,7 @@ def _pow2(n):
 
 
 def _shapes(inputs):
-    n = {}
+    n, given = {}, set()
     for tensor, ranks in INPUTS.items():
         if tensor not in inputs:
             raise ValueError(f"missing input {tensor}")
@@ -42,16 +42,18 @@ def _shapes(inputs):
         if t.dim() != len(ranks):
             raise ValueError(f"input {tensor} has {t.dim()} dimensions, expected {len(ranks)} ({', '.join(ranks)})")
         for rank, size in zip(ranks, t.shape):
+            given.add(rank)
             if n.setdefault(rank, int(size)) != int(size):
                 raise ValueError(f"input {tensor}: rank {rank} is {int(size)} here but {n[rank]} in another input")
     for rank, size in SHAPES.items():
         n.setdefault(rank, size)
     for rank, (outer, inner, tile) in SPLITS.items():
         parts = -(-n[rank] // tile)
-        if n.get(inner, tile) != tile or n.get(outer, parts) != parts:
-            raise ValueError(f"the inputs give {rank} = {n[rank]}, {outer} = {n.get(outer, parts)}, {inner} = "
-                             f"{n.get(inner, tile)}, but this module was compiled for {rank} = {outer} * {inner} "
-                             f"with {inner} = {tile}: recompile it for these shapes")
+        for part, want in ((outer, parts), (inner, tile)):
+            if part in given and n[part] != want:
+                raise ValueError(f"the inputs give {part} = {n[part]}, but this module was compiled for "
+                                 f"{rank} = {outer} * {inner} with {inner} = {tile}, so {rank} = {n[rank]} needs "
+                                 f"{part} = {want}: recompile it for these shapes")
         n[inner] = tile
         n[outer] = parts
     return n

@@ -478,8 +478,6 @@ class KernelEmitter:
 
     def call(self, fn: str, args, operands, canon) -> ast.expr:
         op = MAP_OPS[fn]
-        if fn == "exp":
-            return self.exponential(args[0], operands, canon)
         if fn in _MAP_FN:
             return T.tl(_MAP_FN[fn], *[self.expr(a, operands, canon) for a in args])
         if fn in _HELPER_FN:
@@ -496,19 +494,6 @@ class KernelEmitter:
             return self.expr(op.expand(args), operands, canon)
         self.fail(self.current, f"the map {fn} has no Triton form")
         raise AssertionError
-
-    def exponential(self, x: ir.Expr, operands, canon) -> ast.expr:
-        """exp(x) as exp2(x * log2(e)), the hardware's instruction; over a sum or difference the
-        scale goes to each side, so `exp(QK - RM)` is one fused multiply-add and an ex2 per point
-        with RM scaled once per row (as FlashAttention-2 does)."""
-        import math
-
-        log2e = T.const(math.log2(math.e))
-        if isinstance(x, ir.BinOp) and x.op in "+-":
-            left = T.binop(self.expr(x.left, operands, canon), "*", log2e)
-            right = T.binop(self.expr(x.right, operands, canon), "*", log2e)
-            return T.tl("exp2", T.binop(left, x.op, right))
-        return T.tl("exp2", T.binop(self.expr(x, operands, canon), "*", log2e))
 
     def condition(self, c: ir.Expr, operands, canon) -> ast.expr:
         if isinstance(c, ir.Call) and MAP_OPS[c.fn].symbol:
