@@ -590,12 +590,14 @@ class KernelEmitter:
             if segments is None:
                 self.loop(level, T.const(0), extent, inner)
                 continue
-            lo, a, b, hi, droppable = segments
-            self.loop(level, lo, a, inner)
+            lo, a, b, hi, droppable, lower, upper = segments
+            if lower:  # no filter bounds the tiles from below: [lo, a) is always empty, so no loop
+                self.loop(level, lo, a, inner)
             self.dropped = droppable
             self.loop(level, a, b, inner)
             self.dropped = set()
-            self.loop(level, b, hi, inner)
+            if upper:
+                self.loop(level, b, hi, inner)
 
     def loop(self, level: str, lo: ast.expr, hi: ast.expr, inner) -> None:
         self.scopes.append(_Scope(level, []))
@@ -618,8 +620,10 @@ class KernelEmitter:
                     self.store(info, acc)
 
     def segments(self, level: str, rank: str, inner_nodes):
-        """Tile ranges of the loop over `level` (see `triton_bounds`): (lo, a, b, hi, droppable):
-        tiles [lo, a) and [b, hi) masked, [a, b) with the `droppable` filters' masks left out."""
+        """Tile ranges of the loop over `level` (see `triton_bounds`): (lo, a, b, hi, droppable, lower,
+        upper): tiles [lo, a) and [b, hi) masked, [a, b) with the `droppable` filters' masks left
+        out; `lower`/`upper`: whether a filter bounds the live tiles from below/above (else that
+        masked range is empty)."""
         from ..analysis.absent_step import skip_is_identity
         from .triton_bounds import normalised
 
@@ -677,7 +681,9 @@ class KernelEmitter:
         self.emit(T.assign("seg_hi", hi))
         self.emit(T.assign("seg_a", a))
         self.emit(T.assign("seg_b", b))
-        return T.name("seg_lo"), T.name("seg_a"), T.name("seg_b"), T.name("seg_hi"), droppable
+        # without a lower (upper) bound seg_a = seg_lo (seg_b = seg_hi): that masked loop never runs
+        return (T.name("seg_lo"), T.name("seg_a"), T.name("seg_b"), T.name("seg_hi"), droppable, bool(full_lo),
+                bool(full_hi))
 
     def range_of(self, var: str):
         """Smallest and largest value of a variable over the current tile, or None."""
