@@ -14,7 +14,6 @@ import pytest
 
 import cascade
 from cascade.analysis.absent_step import skip_is_identity
-from cascade.errors import MappingError
 
 ROOT = Path(__file__).resolve().parents[1]
 PAIRS = [

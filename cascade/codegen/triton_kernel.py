@@ -11,6 +11,9 @@ splits `tl.program_id(0)` into its grid ranks' tile indices, then runs the remai
   identity (a `tl.where` compiled out by the `EVEN_<rank>` flags when every tile is full);
 - a recurrence keeps `r_T` (element m) and `r_T_next` (element m+1) loop-carried;
 - reads of tensors in DRAM are loads made in the outermost scope whose loops they depend on.
+
+Expressions (maps, rank values, filters' affine forms) are `triton_expr.ExprEmitter`'s; the tile
+ranges of a filtered loop `triton_bounds.SegmentEmitter`'s.
 """
 
 from __future__ import annotations
@@ -20,15 +23,14 @@ from dataclasses import dataclass
 
 from ..errors import MappingError
 from ..lang import ir
-from ..lang.ops import MAP_OPS, REDUCE_OPS
+from ..lang.ops import REDUCE_OPS
 from ..lang.semantics import AccessInfo, AxisCoord, StatementInfo
 from ..mapping.schedule import MappedCascade
 from . import triton_ast as T
+from .triton_bounds import SegmentEmitter
+from .triton_expr import ExprEmitter
 from .triton_plan import KernelPlan, walk
 
-_MAP_FN = {"exp": "exp", "log": "log", "sqrt": "sqrt", "abs": "abs", "max": "maximum", "min": "minimum",
-           "sigmoid": "sigmoid", "rsqrt": "rsqrt"}
-_HELPER_FN = {"tanh": "_tanh"}  # maps Triton lacks (or lacks under its interpreter): jit helpers in the module
 _REDUCE_FN = {"sum": "sum", "max": "max", "min": "min"}
 
 
@@ -45,7 +47,7 @@ class _Scope:
     body: list
 
 
-class KernelEmitter:
+class KernelEmitter(ExprEmitter, SegmentEmitter):
     def __init__(self, mc: MappedCascade, plan: KernelPlan):
         self.mc, self.plan, self.sem = mc, plan, mc.semantics
         self.where = mc.mapping.file or "mapping"
@@ -451,95 +453,6 @@ class KernelEmitter:
             return Value(var, tuple(out_dims), mvar)
         return Value(var, tuple(out_dims))
 
-    def align(self, expr: ast.expr, dims, canon) -> ast.expr:
-        if len(dims) == 2 and tuple(canon.index(d) for d in dims) == (1, 0):
-            return T.tl("trans", expr)
-        if len(canon) == 2 and len(dims) == 1:
-            return T.expand(expr, canon.index(dims[0]), 2)
-        return expr
-
-    def expr(self, e: ir.Expr, operands, canon) -> ast.expr:
-        match e:
-            case ir.Num(value=v):
-                return T.float_const(v)
-            case ir.ShapeScalar(rank=r):
-                return T.name(self.need("scalar", f"f_{r}"))
-            case ir.Read(access=acc):
-                return operands[str(acc)][0]
-            case ir.Neg(operand=x):
-                return ast.UnaryOp(ast.USub(), self.expr(x, operands, canon))
-            case ir.BinOp(op=op, left=left, right=right):
-                return T.binop(self.expr(left, operands, canon), op, self.expr(right, operands, canon))
-            case ir.IndexValue(var=v):  # a coordinate as a value: the integer block made fp32
-                return T.binop(self.affine(ir.AffVar(v), canon), "+", T.const(0.0))
-            case ir.Call(fn=fn, args=args):
-                return self.call(fn, args, operands, canon)
-        raise AssertionError(e)
-
-    def call(self, fn: str, args, operands, canon) -> ast.expr:
-        op = MAP_OPS[fn]
-        if fn in _MAP_FN:
-            return T.tl(_MAP_FN[fn], *[self.expr(a, operands, canon) for a in args])
-        if fn in _HELPER_FN:
-            self.helpers.add(_HELPER_FN[fn])
-            return T.call(_HELPER_FN[fn], *[self.expr(a, operands, canon) for a in args])
-        if op.symbol:  # a comparison used as a value: 1 where it holds, else 0
-            return T.method(self.condition(ir.Call(fn, args), operands, canon), "to", T.attr("tl", "float32"))
-        if fn == "select":
-            return T.tl("where", self.condition(args[0], operands, canon), self.expr(args[1], operands, canon),
-                        self.expr(args[2], operands, canon))
-        if fn == "pow":
-            return self.power(args, operands, canon)
-        if op.expand is not None:
-            return self.expr(op.expand(args), operands, canon)
-        self.fail(self.current, f"the map {fn} has no Triton form")
-        raise AssertionError
-
-    def condition(self, c: ir.Expr, operands, canon) -> ast.expr:
-        if isinstance(c, ir.Call) and MAP_OPS[c.fn].symbol:
-            return T.compare(self.expr(c.args[0], operands, canon), MAP_OPS[c.fn].symbol,
-                             self.expr(c.args[1], operands, canon))
-        return T.compare(self.expr(c, operands, canon), "!=", T.const(0.0))
-
-    def power(self, args, operands, canon) -> ast.expr:
-        """pow(a, b): a positive constant base as exp2(b * log2 a); a small integer exponent as products."""
-        import math
-
-        base, exponent = args
-        if isinstance(base, ir.Num) and 0 < base.value < float("inf"):
-            scaled = T.binop(self.expr(exponent, operands, canon), "*", T.const(math.log2(base.value)))
-            return T.tl("exp2", scaled)
-        if isinstance(exponent, ir.Num) and float(exponent.value).is_integer() and 0 <= exponent.value <= 4:
-            out: ast.expr = T.const(1.0)
-            for _ in range(int(exponent.value)):
-                out = T.binop(out, "*", self.expr(base, operands, canon))
-            return out
-        self.fail(self.current, "pow(a, b) runs with a positive constant base a or an integer exponent b from 0 "
-                                "to 4 only; write exp(b * log(a)) for a positive computed base")
-        raise AssertionError
-
-    def affine(self, a: ir.Affine, canon) -> ast.expr:
-        match a:
-            case ir.AffVar(var=v):
-                role = self.plan.roles[v]
-                if role.kind == "tile":
-                    if role.level in self.sem.splits.get(role.rank, ()):  # m0 of split M: its place in the tile
-                        return T.expand(T.tl("arange", T.const(0), self.block(role.level)), canon.index(role.level),
-                                        len(canon))
-                    return T.expand(T.name(self.offsets(role.level)[0]), canon.index(role.level), len(canon))
-                return self.scalar_coord(v)[0]
-            case ir.AffConst(value=c):
-                return T.const(c)
-            case ir.AffShape(rank=r):
-                if r in self.mc.shapes and any(r == inner for _o, inner in self.sem.splits.values()):
-                    return T.const(self.mc.shapes[r])
-                return T.name(self.need("scalar", f"n_{r}"))
-            case ir.AffNeg(operand=o):
-                return ast.UnaryOp(ast.USub(), self.affine(o, canon))
-            case ir.AffBin(op=op, left=left, right=right):
-                return T.binop(self.affine(left, canon), op, self.affine(right, canon))
-        raise AssertionError(a)
-
     # ------------------------------------------------------------ the kernel
     def build(self) -> ast.FunctionDef:
         plan = self.plan
@@ -619,121 +532,9 @@ class KernelEmitter:
                 if tensor in self.dram:
                     self.store(info, acc)
 
-    def segments(self, level: str, rank: str, inner_nodes):
-        """Tile ranges of the loop over `level` (see `triton_bounds`): (lo, a, b, hi, droppable, lower,
-        upper): tiles [lo, a) and [b, hi) masked, [a, b) with the `droppable` filters' masks left
-        out; `lower`/`upper`: whether a filter bounds the live tiles from below/above (else that
-        masked range is empty)."""
-        from ..analysis.absent_step import skip_is_identity
-        from .triton_bounds import normalised
-
-        leaves = _leaves(inner_nodes)
-        outer, inner = self.sem.splits[rank]
-        fixed = {i for _o, i in self.sem.splits.values()}
-        live_lo, live_hi, full_lo, full_hi = [], [], [], []
-        droppable: set[int] = set()
-        filtered: dict[int, bool] = {}
-        for k in leaves:
-            stmt = self.sem.statements[k].statement
-            for cmp in getattr(stmt, "filters", ()):
-                used = {v.var for v in ir.affine_vars(cmp.left) + ir.affine_vars(cmp.right)}
-                if not any(self.plan.roles[v].level in (outer, inner) for v in used):
-                    continue
-                lin = normalised(cmp, self.mc.shapes, fixed)
-                m1 = next((v for v in used if self.plan.roles[v].level == outer), None)
-                if lin is None or m1 is None or not lin.coef.get(m1):
-                    return None
-                lo_rest, hi_rest = [T.const(lin.offset), *lin.const], [T.const(lin.offset), *lin.const]
-                for v, c in lin.coef.items():
-                    if v == m1 or c == 0:
-                        continue
-                    rng = self.range_of(v)
-                    if rng is None:
-                        return None
-                    small, large = rng
-                    lo_rest.append(T.binop(T.const(c), "*", small if c > 0 else large))
-                    hi_rest.append(T.binop(T.const(c), "*", large if c > 0 else small))
-                least, most = _sum(lo_rest), _sum(hi_rest)
-                c = lin.coef[m1]
-                if c > 0:  # m1 <= (-rest) / c: more live tiles for larger values of negative-coefficient ranks
-                    self.descending |= {self.plan.roles[v].rank for v, a in lin.coef.items()
-                                        if a < 0 and v != m1 and self.plan.roles[v].rank in self.plan.grid}
-                    live_hi.append(_floor_plus_one(ast.UnaryOp(ast.USub(), least), c))
-                    full_hi.append(_floor_plus_one(ast.UnaryOp(ast.USub(), most), c))
-                else:  # m1 >= rest / |c|
-                    live_lo.append(_ceil(least, -c))
-                    full_lo.append(_ceil(most, -c))
-                droppable.add(id(cmp))
-                filtered[k] = used <= set(stmt.lhs.variables)
-        if not droppable:
-            return None
-        n = T.name(self.need("scalar", f"n_{outer}"))
-        lo, hi = T.const(0), n
-        if skip_is_identity(self.sem, leaves, filtered, self.dram):  # tiles after others ran
-            hi = _fold("minimum", [n, *live_hi])
-            if skip_is_identity(self.sem, leaves, filtered, self.dram, at_init=True):  # and before any ran
-                lo = _fold("maximum", [T.const(0), *live_lo])
-            else:  # a program with no live tile runs them all, as the cascade says
-                hi = T.tl("where", T.compare(hi, ">", T.const(0)), hi, n)
-        a = _fold("maximum", [lo, _fold("minimum", [_fold("maximum", [T.const(0), *full_lo]), hi])])
-        b = _fold("maximum", [T.name("seg_a"), _fold("minimum", [_fold("minimum", [n, *full_hi]), hi])])
-        self.emit(T.assign("seg_lo", lo))
-        self.emit(T.assign("seg_hi", hi))
-        self.emit(T.assign("seg_a", a))
-        self.emit(T.assign("seg_b", b))
-        # without a lower (upper) bound seg_a = seg_lo (seg_b = seg_hi): that masked loop never runs
-        return (T.name("seg_lo"), T.name("seg_a"), T.name("seg_b"), T.name("seg_hi"), droppable, bool(full_lo),
-                bool(full_hi))
-
-    def range_of(self, var: str):
-        """Smallest and largest value of a variable over the current tile, or None."""
-        role = self.plan.roles[var]
-        if role.kind == "loop":
-            return None
-        if role.kind == "unit":
-            c, _ = self.base(role.rank)
-            return c, c
-        if role.level in self.sem.splits.get(role.rank, ()):
-            return T.const(0), T.const(self.mc.shapes[role.level] - 1)
-        base, _ = self.base(role.rank)
-        if role.extent is None:
-            return T.const(0), T.binop(T.name(self.need("scalar", f"n_{role.rank}")), "-", T.const(1))
-        return base, T.binop(base, "+", T.const(role.extent - 1))
-
     def inside(self, key: str) -> bool:
         """Values computed inside a loop that ended are gone unless they are loop-carried."""
         return not key.endswith("@")
-
-
-def _leaves(nodes) -> list[int]:
-    out = []
-    for node in nodes:
-        out.extend([node[1]] if node[0] == "leaf" else _leaves(node[2]))
-    return out
-
-
-def _sum(terms: list[ast.expr]) -> ast.expr:
-    out = terms[0]
-    for t in terms[1:]:
-        out = T.binop(out, "+", t)
-    return out
-
-
-def _fold(fn: str, terms: list[ast.expr]) -> ast.expr:
-    out = terms[0]
-    for t in terms[1:]:
-        out = T.tl(fn, out, t)
-    return out
-
-
-def _floor_plus_one(x: ast.expr, c: int) -> ast.expr:
-    """floor(x / c) + 1 for c > 0, or 0 when that is negative (no division of negatives)."""
-    return T.binop(T.tl("maximum", T.binop(x, "+", T.const(c)), T.const(0)), "//", T.const(c))
-
-
-def _ceil(x: ast.expr, k: int) -> ast.expr:
-    """ceil(x / k) for k > 0, or 0 when that is negative."""
-    return T.binop(T.tl("maximum", T.binop(x, "+", T.const(k - 1)), T.const(0)), "//", T.const(k))
 
 
 def emit_kernel(mc: MappedCascade, plan: KernelPlan) -> KernelEmitter:
