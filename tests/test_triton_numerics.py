@@ -135,3 +135,34 @@ def test_inputs_that_contradict_a_compiled_split_are_refused():
     tensors = {k: torch.tensor(v).float().to(DEVICE) for k, v in other.random_inputs(1).items()}
     with pytest.raises(ValueError, match="the inputs give G = 2, but this module was compiled for H = G \\* R with R = 4"):
         module.run(**tensors)
+
+
+MIXED = """cascade mixed
+shape E = 16, F = 24, M = 200, P = 90
+input Q[E, P], K[E, M], V[F, M]
+output AV[F, P], MX[P]
+
+QK[m, p] = Q[e, p] * K[e, m]
+A[m, p]  = select(QK[m, p] > 0, QK[m, p], 0.1 * pow(QK[m, p], 2)) * ge(p, m) + 0.001 * (m - p)
+AV[f, p] = A[m, p] * V[f, m]
+MX[p]    = A[m, p] :: max(m)
+"""
+
+
+def test_a_cascade_no_bundled_pair_covers(tmp_path):
+    """select, a comparison as a value, pow with an integer exponent, rank values, and a sum and a
+    max accumulating across the same loop over key tiles (ragged: 200 keys in tiles of 32)."""
+    from cascade.codegen.loader import import_source
+
+    mapping = tmp_path / "m.yaml"
+    mapping.write_text("partitioning:\n  M: [uniform_shape(32)]\n  P: [uniform_shape(32)]\n"
+                       "loop-order:\n  default: [P1, M1, P0, M0, E, F]\nfusion:\n  - [QK, A, AV, MX]\n")
+    spec = cascade.loads(MIXED)
+    module = import_source(spec.compile(mapping, backend="triton"), stem="mixed")
+    assert len(module.KERNELS) == 1
+    tensors = {k: torch.tensor(v).float().to(DEVICE) for k, v in spec.random_inputs(2).items()}
+    want = spec.run({k: t.double().cpu().numpy() for k, t in tensors.items()})
+    got = module.run(**tensors)
+    for name, ref in want.items():
+        err = np.abs(got[name].double().cpu().numpy() - ref).max() / np.abs(ref).max()
+        assert err < 1e-5, f"{name}: relative error {err:.2e}"
