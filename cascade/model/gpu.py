@@ -87,14 +87,17 @@ def load_gpu_target(path: Path) -> GpuTarget:
             return 1.0
         return float(value)
 
+    def optional(where: dict, key: str) -> float:  # an overhead left out counts as none
+        return number(where, key) if key in where else 0.0
+
     rates = {k: number(data.get("rates", {}), k, "rates.") for k in _RATES}
     tgt = GpuTarget(name=str(data.get("name") or path.stem), sms=int(number(data, "sms")),
                     clock_hz=number(data, "clock_hz"),
                     dram_bytes_per_s=number(data.get("dram", {}), "bandwidth_bytes_per_s", "dram."),
                     rates=rates, input_bytes=int(number(data, "input_bytes")),
                     shared_memory_per_sm_bytes=int(number(data, "shared_memory_per_sm_bytes")), file=str(path),
-                    kernel_overhead_s=number(data, "kernel_overhead_s"),
-                    launch_overhead_s=number(data, "launch_overhead_s"))
+                    kernel_overhead_s=optional(data, "kernel_overhead_s"),
+                    launch_overhead_s=optional(data, "launch_overhead_s"))
     if problems:
         raise TargetError("\n".join(problems))
     return tgt
