@@ -2,7 +2,8 @@
 
 Run on a CUDA machine from the repository root (torch and triton installed):
 
-    python benchmarks/gpu_attention.py [--quick] [--json] [--out DIR] [--rows 0,1,...]
+    python benchmarks/gpu_attention.py [--quick] [--json] [--out DIR] [--rows 0,1,...] [--part main|variants]
+    python benchmarks/gpu_attention.py --repredict DIR/gpu_attention.json --out DIR   # on any machine
 
 Each row: batch B, heads H, sequence N (queries = keys), head size D, bf16 inputs, forward,
 non-causal and causal; the scale is 1 everywhere (the bundled cascades have no 1/sqrt(D)).
@@ -12,7 +13,12 @@ generated kernel, and the max error vs a float64 reference of the bf16 inputs on
 the first 1024 queries (relative to that reference's max magnitude). The generated kernel is
 `specs/attention/mha_1pass[_causal].einsum` with `mappings/mha_1pass/h200.yaml`, its tiles
 (P0, M0) among (128, 64), (128, 128), (64, 64) and its launch options (warps, pipeline stages)
-picked per row from a few candidates, each compiled once; the row names the pick.
+picked per row from a few candidates, each compiled once (more of them at N <= 1024, where a
+program runs few key tiles); the row names the pick. Then the multi-kernel rows (2- and 3-pass),
+the zoo's variants (`gpu_variants.py`) and the launch overhead: the median time of the generated
+`run` of a one-kernel module on a problem too small to matter (RMSNorm, 16 x 64), whose source is
+the h200 model's `launch_overhead_s`. `--repredict` recomputes every prediction of a results file
+with the current model (the measured times untouched), e.g. after the model's target changed.
 """
 
 from __future__ import annotations
@@ -31,6 +37,8 @@ ROWS = [(64, 12, 1024, 64), (64, 12, 4096, 64), (8, 12, 16384, 64), (1, 12, 6553
 QUICK_ROWS = [(4, 4, 1024, 64), (2, 4, 2048, 128)]
 CONFIGS = [(4, 2), (4, 3), (8, 2), (8, 3)]
 TILES = [(128, 64), (128, 128), (64, 64)]  # (P0 query rows, M0 keys) per program and loop step
+SHORT_TILES = [(64, 32), (128, 32)]  # also tried at N <= 1024, with SHORT_CONFIGS too
+SHORT_CONFIGS = [(4, 4), (2, 3)]
 
 
 def reference_error(out_bhpd, q, k, v, causal: bool) -> float:
@@ -77,7 +85,12 @@ def main() -> int:
     ap.add_argument("--no-flex", action="store_true", help="skip compiled FlexAttention")
     ap.add_argument("--json", action="store_true", help="print the table as JSON")
     ap.add_argument("--out", help="directory to write gpu_attention.json and .md into")
+    ap.add_argument("--part", choices=["all", "main", "variants"], default="all",
+                    help="main: the issue's rows and the multi-kernel rows; variants: the zoo and the launch overhead")
+    ap.add_argument("--repredict", help="a gpu_attention.json: recompute its predictions with the current model")
     args = ap.parse_args()
+    if args.repredict:
+        return repredict(Path(args.repredict), Path(args.out) if args.out else None)
 
     import torch
     import torch.nn.functional as F
@@ -99,9 +112,11 @@ def main() -> int:
             flex = torch.compile(flex_attention)
         except Exception as exc:  # pragma: no cover - depends on the torch build
             print(f"FlexAttention unavailable: {exc}", file=sys.stderr)
-    kernels = {(c, t): generated(c, *t) for c in (False, True) for t in TILES}
+    kernels = {(c, t): generated(c, *t) for c in (False, True) for t in TILES + SHORT_TILES}
     device = torch.cuda.get_device_name()
     results = []
+    if args.part == "variants":
+        rows = []
 
     def bench(fn) -> float:
         fn()
@@ -124,9 +139,10 @@ def main() -> int:
             # the generated kernel: Q[B,H,E,P], K[B,H,E,M], V[B,H,F,M] are views of (B,H,N,D) tensors
             inputs = {"Q": q.transpose(2, 3), "K": k.transpose(2, 3), "V": v.transpose(2, 3)}
             best = None
-            for tile in TILES:
+            short = n <= 1024
+            for tile in TILES + (SHORT_TILES if short else []):
                 spec, mapping, module = kernels[(causal, tile)]
-                for warps, stages in CONFIGS:
+                for warps, stages in CONFIGS + (SHORT_CONFIGS if short else []):
                     module.configure(num_warps=warps, num_stages=stages)
                     try:
                         sec = bench(lambda: module.run(**inputs))
@@ -169,19 +185,103 @@ def main() -> int:
     if args.out:  # the main table first, in case the multi-kernel part fails
         Path(args.out).mkdir(parents=True, exist_ok=True)
         (Path(args.out) / "gpu_attention_main.json").write_text(json.dumps({"rows": results}, indent=2))
-    multipass = [] if args.quick else _multipass(bench)
+    multipass = [] if args.quick or args.part == "variants" else _multipass(bench)
+    variant_rows = []
+    launch, kernel = _launch_overhead(bench)
+    if args.part != "main":
+        from gpu_variants import run_variants
+
+        variant_rows = run_variants(bench, flex, predict)
     meta = {"device": device, "torch": torch.__version__, "date": time.strftime("%Y-%m-%d"),
-            "triton": __import__("triton").__version__}
-    table = _table(results, meta) + _multipass_table(multipass)
+            "triton": __import__("triton").__version__, "launch_overhead_s": launch, "kernel_overhead_s": kernel}
+    data = {"meta": meta, "rows": results, "multipass": multipass, "variants": variant_rows}
+    table = render(data)
     print(table)
     if args.json:
-        print(json.dumps({"meta": meta, "rows": results, "multipass": multipass}, indent=2))
+        print(json.dumps(data, indent=2))
     if args.out:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
-        (out / "gpu_attention.json").write_text(json.dumps({"meta": meta, "rows": results, "multipass": multipass},
-                                                          indent=2))
-        (out / "gpu_attention.md").write_text(table)
+        (out / f"gpu_attention{'' if args.part == 'all' else '_' + args.part}.json").write_text(
+            json.dumps(data, indent=2))
+        (out / f"gpu_attention{'' if args.part == 'all' else '_' + args.part}.md").write_text(table)
+    return 0
+
+
+def render(data) -> str:
+    from gpu_variants import variants_table
+
+    text = _table(data["rows"], data["meta"]) if data["rows"] else ""
+    text += _multipass_table(data["multipass"]) + variants_table(data.get("variants", []))
+    launch = data["meta"].get("launch_overhead_s")
+    if launch:
+        text += (f"\nLaunch overhead: {launch * 1e6:.1f} us per generated run() of a one-kernel module (RMSNorm, "
+                 "D = 64, N = 16; wall clock per call over 1000 calls, median of 5)")
+        if data["meta"].get("kernel_overhead_s"):
+            text += f"; the same run timed as the rows are (do_bench): {data['meta']['kernel_overhead_s'] * 1e6:.1f} us"
+        text += "\n"
+    return text
+
+
+def _launch_overhead(bench) -> tuple[float, float]:
+    """The generated run() of one tiny kernel: its host time per call (shapes, allocation, the
+    Triton launcher; wall clock over many calls) and its time as the rows are timed (do_bench
+    events: the device's fixed cost of a kernel plus what of the host work is not hidden)."""
+    import torch
+
+    import cascade
+    from cascade.codegen.loader import import_source
+
+    spec = cascade.load(ROOT / "specs" / "norm" / "rmsnorm.einsum", {"D": 64, "N": 16})
+    module = import_source(spec.compile(ROOT / "mappings" / "rmsnorm" / "h200.yaml", backend="triton"),
+                           stem="launch_overhead")
+    x = torch.randn(64, 16, device="cuda", dtype=torch.bfloat16)
+    g = torch.randn(64, device="cuda", dtype=torch.bfloat16)
+    events = bench(lambda: module.run(X=x, G=g))
+    for _ in range(100):
+        module.run(X=x, G=g)
+    torch.cuda.synchronize()
+    walls = []
+    for _ in range(5):  # host time per call, the GPU never the bottleneck: wall clock over 1000 calls
+        start = time.perf_counter()
+        for _ in range(1000):
+            module.run(X=x, G=g)
+        torch.cuda.synchronize()
+        walls.append((time.perf_counter() - start) / 1000)
+    sec = sorted(walls)[len(walls) // 2]
+    print(f"launch overhead: {sec * 1e6:.1f} us per run() of one kernel (wall clock, median of 5 x 1000 calls); "
+          f"do_bench events: {events * 1e6:.1f} us", flush=True)
+    return sec, events
+
+
+def repredict(path: Path, out: Path | None) -> int:
+    """Every prediction of a results file recomputed with the current model (times untouched)."""
+    import cascade
+    from cascade.mapping.mapping_file import load_mapping
+
+    data = json.loads(path.read_text())
+    for row in data["rows"]:
+        tile = dict(part.split("=") for part in row["impl"]["cascade"]["config"].split())
+        name = "mha_1pass_causal" if row["causal"] else "mha_1pass"
+        spec = cascade.load(ROOT / "specs" / "attention" / f"{name}.einsum")
+        base = load_mapping(ROOT / "mappings" / "mha_1pass" / "h200.yaml")
+        mapping = dataclasses.replace(base, partitioning={**base.partitioning, "P": (int(tile["P0"]),),
+                                                          "M": (int(tile["M0"]),)})
+        shapes = {"B": row["B"], "H": row["H"], "E": row["D"], "F": row["D"], "M": row["N"], "P": row["N"]}
+        row["impl"]["cascade"]["predicted_seconds"] = predict(spec, mapping, shapes)
+    for row in data["multipass"]:
+        spec = cascade.load(ROOT / "specs" / "attention" / f"{row['cascade']}.einsum",
+                            {"M": row["N"], "P": row["N"], "E": row["D"], "F": row["D"]})
+        row["predicted_seconds"] = predict(spec, ROOT / row.get("mapping", f"mappings/{row['cascade']}/h200.yaml"), {})
+    for row in data.get("variants", []):
+        if "seconds" in row:
+            row["predicted_seconds"] = predict(cascade.load(ROOT / row["spec"], row["shapes"]), ROOT / row["mapping"], {})
+    table = render(data)
+    print(table)
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / path.name).write_text(json.dumps(data, indent=2))
+        (out / path.with_suffix(".md").name).write_text(table)
     return 0
 
 
@@ -197,9 +297,10 @@ def _multipass(bench, n: int = 1024, d: int = 64) -> list[dict]:
     q, k, v = (torch.randn(d, n, device="cuda", dtype=torch.bfloat16, generator=gen) for _ in range(3))
     s = k.double().T @ q.double()  # [m, p]
     ref = v.double() @ torch.softmax(s, dim=0)  # [f, p]
-    for name in ("attention_2pass", "attention_3pass"):
+    for name, mapping_name in (("attention_2pass", "h200"), ("attention_3pass", "h200"),
+                               ("attention_3pass", "h200_long")):
         spec = cascade.load(ROOT / "specs" / "attention" / f"{name}.einsum", {"M": n, "P": n, "E": d, "F": d})
-        mapping = ROOT / "mappings" / name / "h200.yaml"
+        mapping = ROOT / "mappings" / name / f"{mapping_name}.yaml"
         module = import_source(spec.compile(mapping, backend="triton"), stem=f"{name}_bench")
         best = None
         for warps in (4, 8):
@@ -215,7 +316,8 @@ def _multipass(bench, n: int = 1024, d: int = 64) -> list[dict]:
         got = module.run(Q=q, K=k, V=v)["AV"].double()
         err = float((got - ref).abs().max() / ref.abs().max())
         pred = float(spec.estimate(mapping, "h200").latency_s)
-        out.append({"cascade": name, "N": n, "D": d, "kernels": len(module.KERNELS), "seconds": best,
+        out.append({"cascade": name, "mapping": str(mapping.relative_to(ROOT)), "N": n, "D": d,
+                    "kernels": len(module.KERNELS), "seconds": best,
                     "predicted_seconds": pred, "max_error": err})
         print(f"{name} N={n}: {best * 1e3:.3f} ms, predicted {pred * 1e3:.3f} ms, err {err:.1e}", flush=True)
     return out
@@ -225,9 +327,11 @@ def _multipass_table(rows) -> str:
     if not rows:
         return ""
     lines = ["", "Several kernels, intermediates in device memory (one head, bf16 inputs, mappings */h200.yaml):", "",
-             "| cascade | N, D | kernels | measured ms | pred ms | pred/meas | err |", "|---|---|---|---|---|---|---|"]
+             "| cascade | mapping | N, D | kernels | measured ms | pred ms | pred/meas | err |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['cascade']} | {r['N']}, {r['D']} | {r['kernels']} | {r['seconds'] * 1e3:.3f} | "
+        lines.append(f"| {r['cascade']} | {Path(r.get('mapping', 'h200')).stem} | {r['N']}, {r['D']} | "
+                     f"{r['kernels']} | {r['seconds'] * 1e3:.3f} | "
                      f"{r['predicted_seconds'] * 1e3:.3f} | {r['predicted_seconds'] / r['seconds']:.2f} | "
                      f"{r['max_error']:.1e} |")
     return "\n".join(lines) + "\n"

@@ -37,6 +37,24 @@ CASES = [  # spec, mapping, shapes (ragged ones included)
     ("attention/attention_2pass.einsum", "attention_2pass/h200.yaml", {"M": 300, "P": 70}),
     ("attention/attention_3pass.einsum", "attention_3pass/h200.yaml", {"M": 300, "P": 70}),
     ("softmax_3pass.einsum", "softmax_3pass/h200.yaml", {"M": 1000, "P": 70}),
+    ("attention/attention_3pass.einsum", "attention_3pass/h200_long.yaml", {"M": 300, "P": 70}),  # accumulation loops
+]
+# the zoo's variants (mappings/<variant>/h200.yaml), ragged shapes: fixed splits on the grid (GQA),
+# P = 1 (decode), two kernels (FlashDecoding), tanh, rank values and pow (ALiBi), sigmoid with an
+# accumulation loop, a two-sided window, normalisation rows
+VARIANTS = [
+    ("attention/gqa_1pass.einsum", "gqa_1pass/h200.yaml", {"H": 6, "R": 3, "M": 150, "P": 130, "E": 32, "F": 48}),
+    ("attention/mqa_1pass.einsum", "mqa_1pass/h200.yaml", {"H": 3, "M": 130, "P": 70, "E": 32, "F": 32}),
+    ("attention/decode_1pass.einsum", "decode_1pass/h200.yaml", {"H": 3, "M": 300, "E": 32, "F": 32}),
+    ("attention/flashdecoding.einsum", "flashdecoding/h200.yaml", {"H": 3, "M": 300, "E": 32, "F": 32}),
+    ("attention/softcap_1pass.einsum", "softcap_1pass/h200.yaml", {"M": 150, "P": 70, "E": 32, "F": 32}),
+    ("attention/alibi_1pass.einsum", "alibi_1pass/h200.yaml", {"H": 2, "M": 150, "P": 140, "E": 32, "F": 32}),
+    ("attention/sigmoid_attention.einsum", "sigmoid_attention/h200.yaml", {"M": 150, "P": 70, "E": 32, "F": 32}),
+    ("attention/sliding_window_1pass.einsum", "sliding_window_1pass/h200.yaml",
+     {"M": 300, "P": 290, "W": 70, "E": 32, "F": 32}),
+    ("norm/layernorm_2pass.einsum", "layernorm_2pass/h200.yaml", {"D": 100, "N": 37}),
+    ("norm/layernorm_3pass.einsum", "layernorm_3pass/h200.yaml", {"D": 100, "N": 37}),
+    ("norm/rmsnorm.einsum", "rmsnorm/h200.yaml", {"D": 100, "N": 37}),
 ]
 # CPU-sized tiles (256 x 256 fp32 blocks need more shared memory than a GPU has): interpreter only
 BIG_TILES = [
@@ -92,3 +110,59 @@ def test_bf16_matches_reference(spec_rel, mapping_rel, shapes):
 def test_large_bf16_matches_reference():
     _check("attention/mha_1pass.einsum", "mha_1pass/h200.yaml", {"B": 1, "H": 2, "M": 4096 + 17, "P": 1500},
            torch.bfloat16, 2e-2, seed=5)
+
+
+@pytest.mark.parametrize("spec_rel,mapping_rel,shapes", VARIANTS)
+def test_variants_fp32_match_reference(spec_rel, mapping_rel, shapes):
+    _check(spec_rel, mapping_rel, shapes, torch.float32, 1e-5, seed=4)
+
+
+@pytest.mark.skipif(not CUDA, reason="bfloat16 needs a CUDA device (Triton's interpreter has none)")
+@pytest.mark.parametrize("spec_rel,mapping_rel,shapes", VARIANTS)
+def test_variants_bf16_match_reference(spec_rel, mapping_rel, shapes):
+    _check(spec_rel, mapping_rel, shapes, torch.bfloat16, 2e-2, seed=5)
+
+
+def test_inputs_that_contradict_a_compiled_split_are_refused():
+    """A module compiled for GQA's R = 4 given K and V of a grouping with R = 2: a clear ValueError
+    (exit 2 from `cascade run`), not a wrong answer."""
+    from cascade.codegen.loader import import_source
+
+    root = _root()
+    spec = cascade.load(root / "specs/attention/gqa_1pass.einsum", {"H": 8, "R": 4, "M": 64, "P": 64})
+    module = import_source(spec.compile(root / "mappings/gqa_1pass/h200.yaml", backend="triton"), stem="gqa_refuse")
+    other = cascade.load(root / "specs/attention/gqa_1pass.einsum", {"H": 4, "R": 2, "M": 64, "P": 64})
+    tensors = {k: torch.tensor(v).float().to(DEVICE) for k, v in other.random_inputs(1).items()}
+    with pytest.raises(ValueError, match="the inputs give G = 2, but this module was compiled for H = G \\* R with R = 4"):
+        module.run(**tensors)
+
+
+MIXED = """cascade mixed
+shape E = 16, F = 24, M = 200, P = 90
+input Q[E, P], K[E, M], V[F, M]
+output AV[F, P], MX[P]
+
+QK[m, p] = Q[e, p] * K[e, m]
+A[m, p]  = select(QK[m, p] > 0, QK[m, p], 0.1 * pow(QK[m, p], 2)) * ge(p, m) + 0.001 * (m - p)
+AV[f, p] = A[m, p] * V[f, m]
+MX[p]    = A[m, p] :: max(m)
+"""
+
+
+def test_a_cascade_no_bundled_pair_covers(tmp_path):
+    """select, a comparison as a value, pow with an integer exponent, rank values, and a sum and a
+    max accumulating across the same loop over key tiles (ragged: 200 keys in tiles of 32)."""
+    from cascade.codegen.loader import import_source
+
+    mapping = tmp_path / "m.yaml"
+    mapping.write_text("partitioning:\n  M: [uniform_shape(32)]\n  P: [uniform_shape(32)]\n"
+                       "loop-order:\n  default: [P1, M1, P0, M0, E, F]\nfusion:\n  - [QK, A, AV, MX]\n")
+    spec = cascade.loads(MIXED)
+    module = import_source(spec.compile(mapping, backend="triton"), stem="mixed")
+    assert len(module.KERNELS) == 1
+    tensors = {k: torch.tensor(v).float().to(DEVICE) for k, v in spec.random_inputs(2).items()}
+    want = spec.run({k: t.double().cpu().numpy() for k, t in tensors.items()})
+    got = module.run(**tensors)
+    for name, ref in want.items():
+        err = np.abs(got[name].double().cpu().numpy() - ref).max() / np.abs(ref).max()
+        assert err < 1e-5, f"{name}: relative error {err:.2e}"

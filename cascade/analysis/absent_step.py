@@ -10,7 +10,7 @@ changing what is computed; the GPU cost model uses it to count the tiles that ru
 from __future__ import annotations
 
 from ..lang import ir
-from ..lang.ops import REDUCE_OPS
+from ..lang.ops import MAP_OPS, REDUCE_OPS
 
 
 def skip_is_identity(sem, statements: list[int], filtered: dict[int, bool], dram: set[str],
@@ -66,8 +66,13 @@ def skip_is_identity(sem, statements: list[int], filtered: dict[int, bool], dram
                 vs = [value(x) for x in args]
                 if any(v is absent for v in vs):
                     return absent
-                fns = {"exp": sp.exp, "log": sp.log, "sqrt": sp.sqrt, "abs": sp.Abs, "max": sp.Max, "min": sp.Min}
-                return fns[fn](*vs) if fn in fns else sp.Function(fn)(*vs)  # other maps: opaque, same args same value
+                fns = {"exp": sp.exp, "log": sp.log, "sqrt": sp.sqrt, "abs": sp.Abs, "max": sp.Max, "min": sp.Min,
+                       "tanh": sp.tanh, "pow": sp.Pow}
+                if fn in fns:
+                    return fns[fn](*vs)
+                if MAP_OPS[fn].expand is not None:
+                    return value(MAP_OPS[fn].expand(args))
+                return sp.Function(fn)(*vs)  # select, comparisons, other maps: opaque, same args same value
         raise AssertionError(e)
 
     for k in statements:

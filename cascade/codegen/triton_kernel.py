@@ -11,6 +11,9 @@ splits `tl.program_id(0)` into its grid ranks' tile indices, then runs the remai
   identity (a `tl.where` compiled out by the `EVEN_<rank>` flags when every tile is full);
 - a recurrence keeps `r_T` (element m) and `r_T_next` (element m+1) loop-carried;
 - reads of tensors in DRAM are loads made in the outermost scope whose loops they depend on.
+
+Expressions (maps, rank values, filters' affine forms) are `triton_expr.ExprEmitter`'s; the tile
+ranges of a filtered loop `triton_bounds.SegmentEmitter`'s.
 """
 
 from __future__ import annotations
@@ -24,9 +27,10 @@ from ..lang.ops import REDUCE_OPS
 from ..lang.semantics import AccessInfo, AxisCoord, StatementInfo
 from ..mapping.schedule import MappedCascade
 from . import triton_ast as T
+from .triton_bounds import SegmentEmitter
+from .triton_expr import ExprEmitter
 from .triton_plan import KernelPlan, walk
 
-_MAP_FN = {"exp": "exp", "log": "log", "sqrt": "sqrt", "abs": "abs", "max": "maximum", "min": "minimum"}
 _REDUCE_FN = {"sum": "sum", "max": "max", "min": "min"}
 
 
@@ -43,7 +47,7 @@ class _Scope:
     body: list
 
 
-class KernelEmitter:
+class KernelEmitter(ExprEmitter, SegmentEmitter):
     def __init__(self, mc: MappedCascade, plan: KernelPlan):
         self.mc, self.plan, self.sem = mc, plan, mc.semantics
         self.where = mc.mapping.file or "mapping"
@@ -60,6 +64,9 @@ class KernelEmitter:
         self.dram = {t for t, st in mc.storage.items() if st.dram}
         self.level_rank = {ro.level: ro.rank for ro in plan.roles.values()}
         self.level_extent = {ro.level: ro.extent for ro in plan.roles.values()}
+        self.helpers: set[str] = set()  # jit helper functions the kernel calls (triton_exec.HELPERS)
+        self.accumulating: dict[str, tuple[str, Value, StatementInfo]] = {}  # tensor -> (loop level, acc, info)
+        self.current = ""  # the Einsum being emitted (for error messages)
 
     # ------------------------------------------------------------ parameters
     def need(self, kind: str, ident: str) -> str:
@@ -104,8 +111,14 @@ class KernelEmitter:
         split = self.sem.splits.get(rank)
         if split is not None:
             outer, inner = split
+            if outer in plan.grid:
+                return T.binop(T.name(f"b_{outer}"), "*", T.const(self.mc.shapes[inner])), 0
             d = self.loop_depth(outer)
             return T.binop(T.name(f"i_{outer}"), "*", T.const(self.mc.shapes[inner])), d
+        level = next((lv for lv, r in plan.accumulate.items() if r == rank), None)
+        if level is not None:  # an accumulation loop steps over the rank's tiles
+            d = self.loop_depth(level)
+            return T.binop(T.name(f"i_{level}"), "*", T.const(plan.grid_span[rank])), d
         return T.const(0), 0
 
     def offsets(self, level: str) -> tuple[str, int]:
@@ -131,6 +144,8 @@ class KernelEmitter:
 
     def scalar_coord(self, var: str) -> tuple[ast.expr, int]:
         role = self.plan.roles[var]
+        if role.kind == "loop" and role.level in self.plan.grid:
+            return T.name(f"b_{role.level}"), 0
         if role.kind == "loop":
             return T.name(f"i_{role.level}"), self.loop_depth(role.level)
         return self.base(role.rank)
@@ -158,6 +173,10 @@ class KernelEmitter:
             if role.kind == "unit":
                 c, d = self.scalar_coord(ax.inner)
                 return c, d, None
+            if role.kind == "loop":  # a fixed split's inner part on the grid: outer * tile + inner
+                c, d = self.base(role.rank)
+                i, di = self.scalar_coord(ax.inner)
+                return T.binop(c, "+", i), max(d, di), None
             o, d = self.offsets(role.level)
             return T.name(o), d, role.level
         if ax.kind == "var":
@@ -231,6 +250,9 @@ class KernelEmitter:
         tensor = acc.access.tensor
         info = self.sem.tensors[tensor]
         it = info.iterative
+        if tensor in self.accumulating:
+            self.fail(who, f"reads {tensor} inside the loop {self.accumulating[tensor][0]} that is still "
+                           f"accumulating it: give {who} its own fusion group or leave the reduced rank whole")
         if tensor in self.values or it is not None and tensor + "@" in self.values:
             if it is not None:
                 ax = next(a for a in acc.axes if a.rank == it)
@@ -249,6 +271,7 @@ class KernelEmitter:
         info = self.sem.statements[k]
         stmt = info.statement
         tensor = info.name
+        self.current = tensor
         it = self.sem.tensors[tensor].iterative
         lhs_vars = [v for v in stmt.lhs.variables if v in self.plan.roles]
         if it is not None:
@@ -272,6 +295,12 @@ class KernelEmitter:
                 value.absent = mvar
         if value is None:
             value = self.elementwise(info, out_dims, red_dims, filters)
+        level = self.accumulation_level(info)
+        if level is not None:
+            if it is not None:
+                self.fail(tensor, f"a recurrence reduces over the accumulation loop {level}")
+            self.accumulate(info, value, level)
+            return
         if it is not None:
             ax = info.write.axes[[a.rank for a in info.write.axes].index(it)]
             if info.is_init:
@@ -287,6 +316,33 @@ class KernelEmitter:
         self.values[tensor] = value
         if tensor in self.dram:
             self.store(info, value)
+
+    def accumulation_level(self, info: StatementInfo) -> str | None:
+        """The enclosing accumulation loop over a rank this statement reduces, if any."""
+        levels = {self.plan.roles[v].rank for v in info.reduced}
+        open_levels = {s.level for s in self.scopes}
+        for level, rank in self.plan.accumulate.items():
+            if rank in levels and level in open_levels:
+                return level
+        return None
+
+    def accumulate(self, info: StatementInfo, value: Value, level: str) -> None:
+        """The tile's partial result combined into a register accumulator made before the loop;
+        the loop's end (`loop`) makes it the statement's value and stores it."""
+        op = info.reduce_op
+        if op not in _REDUCE_FN:
+            self.fail(info.name, f"reduction {op} cannot accumulate across the loop {level}")
+        ident = T.float_const(REDUCE_OPS[op].identity)
+        acc = f"acc_{info.name}"
+        shape = ast.List([self.block(d) for d in value.dims], ast.Load())
+        self.emit(T.assign(acc, T.tl("full", shape, ident, T.attr("tl", "float32"))), self.loop_depth(level) - 1)
+        part: ast.expr = T.name(value.var)
+        if value.absent:
+            part = T.tl("where", T.name(value.absent), part, ident)
+        combined = T.binop(T.name(acc), "+", part) if op == "sum" else T.tl(
+            "maximum" if op == "max" else "minimum", T.name(acc), part)
+        self.emit(T.assign(acc, combined))
+        self.accumulating[info.name] = (level, Value(acc, value.dims), info)
 
     def dot(self, info: StatementInfo, out_dims: tuple[str, ...], k: str) -> Value | None:
         factors = ir.product_factors(info.statement.expr)
@@ -397,51 +453,6 @@ class KernelEmitter:
             return Value(var, tuple(out_dims), mvar)
         return Value(var, tuple(out_dims))
 
-    def align(self, expr: ast.expr, dims, canon) -> ast.expr:
-        if len(dims) == 2 and tuple(canon.index(d) for d in dims) == (1, 0):
-            return T.tl("trans", expr)
-        if len(canon) == 2 and len(dims) == 1:
-            return T.expand(expr, canon.index(dims[0]), 2)
-        return expr
-
-    def expr(self, e: ir.Expr, operands, canon) -> ast.expr:
-        match e:
-            case ir.Num(value=v):
-                return T.float_const(v)
-            case ir.ShapeScalar(rank=r):
-                return T.name(self.need("scalar", f"f_{r}"))
-            case ir.Read(access=acc):
-                return operands[str(acc)][0]
-            case ir.Neg(operand=x):
-                return ast.UnaryOp(ast.USub(), self.expr(x, operands, canon))
-            case ir.BinOp(op=op, left=left, right=right):
-                return T.binop(self.expr(left, operands, canon), op, self.expr(right, operands, canon))
-            case ir.Call(fn=fn, args=args):
-                return T.tl(_MAP_FN[fn], *[self.expr(a, operands, canon) for a in args])
-        raise AssertionError(e)
-
-    def affine(self, a: ir.Affine, canon) -> ast.expr:
-        match a:
-            case ir.AffVar(var=v):
-                role = self.plan.roles[v]
-                if role.kind == "tile":
-                    if role.level in self.sem.splits.get(role.rank, ()):  # m0 of split M: its place in the tile
-                        return T.expand(T.tl("arange", T.const(0), self.block(role.level)), canon.index(role.level),
-                                        len(canon))
-                    return T.expand(T.name(self.offsets(role.level)[0]), canon.index(role.level), len(canon))
-                return self.scalar_coord(v)[0]
-            case ir.AffConst(value=c):
-                return T.const(c)
-            case ir.AffShape(rank=r):
-                if r in self.mc.shapes and any(r == inner for _o, inner in self.sem.splits.values()):
-                    return T.const(self.mc.shapes[r])
-                return T.name(self.need("scalar", f"n_{r}"))
-            case ir.AffNeg(operand=o):
-                return ast.UnaryOp(ast.USub(), self.affine(o, canon))
-            case ir.AffBin(op=op, left=left, right=right):
-                return T.binop(self.affine(left, canon), op, self.affine(right, canon))
-        raise AssertionError(a)
-
     # ------------------------------------------------------------ the kernel
     def build(self) -> ast.FunctionDef:
         plan = self.plan
@@ -481,6 +492,10 @@ class KernelEmitter:
                 continue
             _, level, inner = node
             split_of = next((r for r, (o, _i) in self.sem.splits.items() if o == level), None)
+            if split_of is None and level in self.plan.accumulate:
+                steps = T.name(self.need("scalar", f"g_{self.plan.accumulate[level]}"))
+                self.loop(level, T.const(0), steps, inner)
+                continue
             if split_of is None:
                 self.fail(level, "kernel loops run over the outer part of a cascade split only")
             extent = T.name(self.need("scalar", f"n_{level}"))
@@ -488,12 +503,14 @@ class KernelEmitter:
             if segments is None:
                 self.loop(level, T.const(0), extent, inner)
                 continue
-            lo, a, b, hi, droppable = segments
-            self.loop(level, lo, a, inner)
+            lo, a, b, hi, droppable, lower, upper = segments
+            if lower:  # no filter bounds the tiles from below: [lo, a) is always empty, so no loop
+                self.loop(level, lo, a, inner)
             self.dropped = droppable
             self.loop(level, a, b, inner)
             self.dropped = set()
-            self.loop(level, b, hi, inner)
+            if upper:
+                self.loop(level, b, hi, inner)
 
     def loop(self, level: str, lo: ast.expr, hi: ast.expr, inner) -> None:
         self.scopes.append(_Scope(level, []))
@@ -508,118 +525,16 @@ class KernelEmitter:
         self.defined = {k: v for k, v in self.defined.items() if k[0] < len(self.scopes)}
         self.emit(T.for_range(f"i_{level}", lo, scope.body, hi))
         self.values = {k: v for k, v in self.values.items() if k in before or not self.inside(k)}
-
-    def segments(self, level: str, rank: str, inner_nodes):
-        """Tile ranges of the loop over `level` (see `triton_bounds`): (lo, a, b, hi, droppable):
-        tiles [lo, a) and [b, hi) masked, [a, b) with the `droppable` filters' masks left out."""
-        from ..analysis.absent_step import skip_is_identity
-        from .triton_bounds import normalised
-
-        leaves = _leaves(inner_nodes)
-        outer, inner = self.sem.splits[rank]
-        fixed = {i for _o, i in self.sem.splits.values()}
-        live_lo, live_hi, full_lo, full_hi = [], [], [], []
-        droppable: set[int] = set()
-        filtered: dict[int, bool] = {}
-        for k in leaves:
-            stmt = self.sem.statements[k].statement
-            for cmp in getattr(stmt, "filters", ()):
-                used = {v.var for v in ir.affine_vars(cmp.left) + ir.affine_vars(cmp.right)}
-                if not any(self.plan.roles[v].level in (outer, inner) for v in used):
-                    continue
-                lin = normalised(cmp, self.mc.shapes, fixed)
-                m1 = next((v for v in used if self.plan.roles[v].level == outer), None)
-                if lin is None or m1 is None or not lin.coef.get(m1):
-                    return None
-                lo_rest, hi_rest = [T.const(lin.offset), *lin.const], [T.const(lin.offset), *lin.const]
-                for v, c in lin.coef.items():
-                    if v == m1 or c == 0:
-                        continue
-                    rng = self.range_of(v)
-                    if rng is None:
-                        return None
-                    small, large = rng
-                    lo_rest.append(T.binop(T.const(c), "*", small if c > 0 else large))
-                    hi_rest.append(T.binop(T.const(c), "*", large if c > 0 else small))
-                least, most = _sum(lo_rest), _sum(hi_rest)
-                c = lin.coef[m1]
-                if c > 0:  # m1 <= (-rest) / c: more live tiles for larger values of negative-coefficient ranks
-                    self.descending |= {self.plan.roles[v].rank for v, a in lin.coef.items()
-                                        if a < 0 and v != m1 and self.plan.roles[v].rank in self.plan.grid}
-                    live_hi.append(_floor_plus_one(ast.UnaryOp(ast.USub(), least), c))
-                    full_hi.append(_floor_plus_one(ast.UnaryOp(ast.USub(), most), c))
-                else:  # m1 >= rest / |c|
-                    live_lo.append(_ceil(least, -c))
-                    full_lo.append(_ceil(most, -c))
-                droppable.add(id(cmp))
-                filtered[k] = used <= set(stmt.lhs.variables)
-        if not droppable:
-            return None
-        n = T.name(self.need("scalar", f"n_{outer}"))
-        lo, hi = T.const(0), n
-        if skip_is_identity(self.sem, leaves, filtered, self.dram):  # tiles after others ran
-            hi = _fold("minimum", [n, *live_hi])
-            if skip_is_identity(self.sem, leaves, filtered, self.dram, at_init=True):  # and before any ran
-                lo = _fold("maximum", [T.const(0), *live_lo])
-            else:  # a program with no live tile runs them all, as the cascade says
-                hi = T.tl("where", T.compare(hi, ">", T.const(0)), hi, n)
-        a = _fold("maximum", [lo, _fold("minimum", [_fold("maximum", [T.const(0), *full_lo]), hi])])
-        b = _fold("maximum", [T.name("seg_a"), _fold("minimum", [_fold("minimum", [n, *full_hi]), hi])])
-        self.emit(T.assign("seg_lo", lo))
-        self.emit(T.assign("seg_hi", hi))
-        self.emit(T.assign("seg_a", a))
-        self.emit(T.assign("seg_b", b))
-        return T.name("seg_lo"), T.name("seg_a"), T.name("seg_b"), T.name("seg_hi"), droppable
-
-    def range_of(self, var: str):
-        """Smallest and largest value of a variable over the current tile, or None."""
-        role = self.plan.roles[var]
-        if role.kind == "loop":
-            return None
-        if role.kind == "unit":
-            c, _ = self.base(role.rank)
-            return c, c
-        if role.level in self.sem.splits.get(role.rank, ()):
-            return T.const(0), T.const(self.mc.shapes[role.level] - 1)
-        base, _ = self.base(role.rank)
-        if role.extent is None:
-            return T.const(0), T.binop(T.name(self.need("scalar", f"n_{role.rank}")), "-", T.const(1))
-        return base, T.binop(base, "+", T.const(role.extent - 1))
+        for tensor, (lv, acc, info) in list(self.accumulating.items()):
+            if lv == level:  # complete now: the statement's value, stored after the loop
+                del self.accumulating[tensor]
+                self.values[tensor] = acc
+                if tensor in self.dram:
+                    self.store(info, acc)
 
     def inside(self, key: str) -> bool:
         """Values computed inside a loop that ended are gone unless they are loop-carried."""
         return not key.endswith("@")
-
-
-def _leaves(nodes) -> list[int]:
-    out = []
-    for node in nodes:
-        out.extend([node[1]] if node[0] == "leaf" else _leaves(node[2]))
-    return out
-
-
-def _sum(terms: list[ast.expr]) -> ast.expr:
-    out = terms[0]
-    for t in terms[1:]:
-        out = T.binop(out, "+", t)
-    return out
-
-
-def _fold(fn: str, terms: list[ast.expr]) -> ast.expr:
-    out = terms[0]
-    for t in terms[1:]:
-        out = T.tl(fn, out, t)
-    return out
-
-
-def _floor_plus_one(x: ast.expr, c: int) -> ast.expr:
-    """floor(x / c) + 1 for c > 0, or 0 when that is negative (no division of negatives)."""
-    return T.binop(T.tl("maximum", T.binop(x, "+", T.const(c)), T.const(0)), "//", T.const(c))
-
-
-def _ceil(x: ast.expr, k: int) -> ast.expr:
-    """ceil(x / k) for k > 0, or 0 when that is negative."""
-    return T.binop(T.tl("maximum", T.binop(x, "+", T.const(k - 1)), T.const(0)), "//", T.const(k))
 
 
 def emit_kernel(mc: MappedCascade, plan: KernelPlan) -> KernelEmitter:

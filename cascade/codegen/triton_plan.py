@@ -6,8 +6,16 @@ The rules (one kernel per fusion group, DESIGN of the Triton backend in README "
   *grid* rank when it is parallel: no statement of the group reduces over its rank and it is no
   recurrence's iterative rank. All grid levels of one rank collapse into one program index over
   that rank's tiles; the grid is their product, flattened, innermost loop fastest;
-- every other loop rank stays a loop inside the kernel (the iterative rank of a recurrence:
-  loop-carried values);
+- the outer part of a split is a grid rank the same way when parallel (FlashDecoding's key
+  splits M1: one program per split); the parts of a *fixed* split (GQA's `H = G * R`, part of the
+  math, so no mapping tiles it) both go to the grid when parallel: one program per query head,
+  as the multi-head mappings ask of H;
+- the outer part of a split that an Einsum of the group reduces (and no recurrence iterates) is a
+  block over all of it: the loop dissolves into block statements (FlashDecoding's combine);
+- every other loop rank stays a loop inside the kernel: the iterative rank of a recurrence
+  (loop-carried values), or the outer level of a rank partitioned in two whose sum, max or min an
+  Einsum of the group takes (an *accumulation* loop: the partial result of each tile is combined
+  into a register accumulator, complete after the loop);
 - *tile* ranks are block dimensions (`tl.arange`); a tile of extent 1 is a scalar coordinate.
   A statement's value may span at most two block dimensions (its left side plus the tile ranks it
   reduces), the shape `tl.dot` and Triton's reductions work on.
@@ -17,7 +25,7 @@ What the backend cannot do is a `MappingError` naming the Einsum and the reason 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..errors import MappingError
 from ..mapping.schedule import Group, Leaf, Loop, MappedCascade
@@ -38,10 +46,11 @@ class KernelPlan:
     group: Group
     index: int
     grid: tuple[str, ...]  # original ranks on the grid, outermost first
-    grid_span: dict[str, int]  # elements of that rank one program covers
+    grid_span: dict[str, int]  # elements of that rank one program (or accumulation step) covers
     loops: tuple[str, ...]  # loop ranks that stay kernel loops
     roles: dict[str, RankRole]  # statement variable (lower case) -> role
     order: tuple[str, ...]  # canonical order of block levels (mapping loop order)
+    accumulate: dict[str, str] = field(default_factory=dict)  # accumulation loop level -> its rank
 
     @property
     def name(self) -> str:
@@ -63,32 +72,40 @@ def plan_kernel(mc: MappedCascade, group: Group, index: int) -> KernelPlan:
 
     grid: list[str] = []
     loops: list[str] = []
+    accumulate: dict[str, str] = {}  # loop level -> the rank whose reduction accumulates across it
     for level in group.loop_ranks:
         rank = owner(level)
         parallel = level not in iterative and rank not in reduced_ranks and level not in reduced_ranks
         if level in split_outer:
             parallel = parallel and split_outer[level] not in reduced_ranks
-            if parallel:
-                raise MappingError(f"{where}: {_names(sem, group)}: {level}, the outer part of 'split "
-                                   f"{split_outer[level]}', is parallel here; the Triton backend runs split "
-                                   "outer parts as kernel loops only for recurrences: partition the rank in the "
-                                   "mapping instead")
         if parallel:
             if rank not in grid:
                 grid.append(rank)
-        else:
-            if level in mc.partitions.get(rank, _NoPart).names and level not in split_outer:
-                raise MappingError(f"{where}: {_names(sem, group)}: the loop {level} runs over {rank}, which "
-                                   f"an Einsum of the group reduces; the Triton backend does not accumulate "
-                                   f"across loop levels yet: leave {rank} unpartitioned (a whole tile) or give "
-                                   "the reduction its own fusion group")
-            loops.append(level)
-    if len({r for r in loops if r not in iterative}) and not iterative:
+            continue
+        if level in split_outer and level in reduced_ranks and level not in iterative:
+            continue  # reduced whole: a block over all of it (FlashDecoding's combine of its splits)
+        part = mc.partitions.get(rank)
+        if part is not None and level in part.names and level not in split_outer:
+            if len(part.names) != 2 or level != part.names[0]:
+                raise MappingError(f"{where}: {_names(sem, group)}: the loop {level} runs over {rank}, which an "
+                                   f"Einsum of the group reduces; the Triton backend accumulates a reduction "
+                                   f"across one loop level only: partition {rank} in two levels (one "
+                                   "uniform_shape) or give the reduction its own fusion group")
+            accumulate[level] = rank
+        loops.append(level)
+    fixed = sem.fixed_splits()
+    for rank, (outer, inner) in fixed.items():
+        used = any(inner.lower() in s.variables for s in stmts)
+        if outer in grid and used and inner not in reduced_ranks and inner not in grid:
+            grid.append(inner)
+    if any(r not in iterative and r not in accumulate for r in loops) and not iterative:
         raise MappingError(f"{where}: {_names(sem, group)}: kernel loops {', '.join(loops)} carry no recurrence")
     grid_span = {}
     for rank in grid:
         part = mc.partitions.get(rank)
         grid_span[rank] = part.extents[-1] if part is not None else 1
+    for level, rank in accumulate.items():
+        grid_span[rank] = mc.partitions[rank].extents[-1]
     roles: dict[str, RankRole] = {}
     for s in stmts:
         for v in s.variables:
@@ -96,8 +113,12 @@ def plan_kernel(mc: MappedCascade, group: Group, index: int) -> KernelPlan:
             if r in mc.partitions:
                 ext = mc.partitions[r].extents[-1]
                 roles[v] = RankRole(r, "unit" if ext == 1 else "tile", mc.partitions[r].names[-1], ext)
-            elif r in split_outer:
+            elif r in split_outer and (r in loops or r in grid):
                 roles[v] = RankRole(split_outer[r], "loop", r, None)
+            elif r in split_outer:  # not a loop here: a block over all of it (FlashDecoding's combine)
+                roles[v] = RankRole(r, "tile", r, None)
+            elif r in split_inner and r in grid:
+                roles[v] = RankRole(split_inner[r], "loop", r, None)
             elif r in split_inner:
                 ext = mc.shapes[r]
                 roles[v] = RankRole(split_inner[r], "unit" if ext == 1 else "tile", r, ext)
@@ -110,7 +131,7 @@ def plan_kernel(mc: MappedCascade, group: Group, index: int) -> KernelPlan:
     order = tuple(dict.fromkeys(
         [lv for lv in _loop_order(mc, group) if any(ro.level == lv and ro.kind == "tile" for ro in roles.values())]
         + [ro.level for ro in roles.values() if ro.kind == "tile"]))
-    return KernelPlan(group, index, tuple(grid), grid_span, tuple(loops), roles, order)
+    return KernelPlan(group, index, tuple(grid), grid_span, tuple(loops), roles, order, accumulate)
 
 
 class _NoPart:

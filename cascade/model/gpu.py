@@ -15,7 +15,15 @@ DRAM bandwidth. One kernel per fusion group, as the backend emits them; per kern
   60 MB, holds what the programs of a kernel re-read: a head's K and V at N = 64K are 16 MB);
 - within a program the tensor cores, the special-function units and the fp32 pipes take turns
   (a FlashAttention-2-style Triton kernel has no warp specialisation to overlap them), so the
-  kernel's time is max(tensor + special + fp32, DRAM).
+  kernel's device time is max(tensor + special + fp32, DRAM);
+- the programs run in waves of one program per SM (the grid follows the backend's rule: parallel
+  loop ranks, split parts included, `codegen/triton_plan`): a grid of G programs keeps the chip
+  busy G / (ceil(G / SMs) * SMs) of the time, so the device time is divided by that (a decode grid
+  of 64 programs on 132 SMs uses half the chip);
+- launches: each kernel costs `kernel_overhead_s` more on the device, and the host issues one
+  kernel per `launch_overhead_s` (the generated `run`: shapes, allocation, Triton's launcher); the
+  first launch overlaps earlier work, so K kernels take max(sum of (device time + kernel
+  overhead), (K - 1) * launch overhead + the last kernel's). Both are measured (h200.yaml says where).
 
 Nothing here decides the mapping; the report is a `CostReport` like the spatial model's.
 """
@@ -45,6 +53,8 @@ class GpuTarget:
     input_bytes: int
     shared_memory_per_sm_bytes: int
     file: str
+    kernel_overhead_s: float = 0.0
+    launch_overhead_s: float = 0.0
 
 
 def gpu_target_file(target: str | Path) -> Path | None:
@@ -77,12 +87,17 @@ def load_gpu_target(path: Path) -> GpuTarget:
             return 1.0
         return float(value)
 
+    def optional(where: dict, key: str) -> float:  # an overhead left out counts as none
+        return number(where, key) if key in where else 0.0
+
     rates = {k: number(data.get("rates", {}), k, "rates.") for k in _RATES}
     tgt = GpuTarget(name=str(data.get("name") or path.stem), sms=int(number(data, "sms")),
                     clock_hz=number(data, "clock_hz"),
                     dram_bytes_per_s=number(data.get("dram", {}), "bandwidth_bytes_per_s", "dram."),
                     rates=rates, input_bytes=int(number(data, "input_bytes")),
-                    shared_memory_per_sm_bytes=int(number(data, "shared_memory_per_sm_bytes")), file=str(path))
+                    shared_memory_per_sm_bytes=int(number(data, "shared_memory_per_sm_bytes")), file=str(path),
+                    kernel_overhead_s=optional(data, "kernel_overhead_s"),
+                    launch_overhead_s=optional(data, "launch_overhead_s"))
     if problems:
         raise TargetError("\n".join(problems))
     return tgt
@@ -98,6 +113,7 @@ class _Counter:
         self.n = {r: mc.shapes[r] for r in mc.shapes}
         self.split_outer = {o: r for r, (o, _i) in self.sem.splits.items()}
         self.split_inner = {i: r for r, (_o, i) in self.sem.splits.items()}
+        self.fixed = {p for parts in self.sem.fixed_splits().values() for p in parts}  # on the grid
 
     def extent(self, var: str) -> int:
         """Points a kernel runs along a variable: blocks padded to powers of two."""
@@ -109,7 +125,7 @@ class _Counter:
             parent = self.split_outer[r]
             return math.ceil(self.n[parent] / self.n[self.sem.splits[parent][1]])
         if r in self.split_inner:
-            return _pow2(self.n[r])
+            return self.n[r] if r in self.fixed else _pow2(self.n[r])
         return _pow2(self.n[r])
 
     def points(self, info) -> int:
@@ -123,26 +139,84 @@ class _Counter:
         if factors is None or len([f for f in factors if isinstance(f, ir.Read)]) != 2:
             return False
         tile_out = [v for v in stmt.lhs.variables if v.upper() not in self.split_outer and self.extent(v) > 1
-                    and not self._unit(v)]
+                    and not self._unit(v) and v.upper() not in self.fixed]
         return len(tile_out) == 2 and not self._unit(info.reduced[0])
 
     def _unit(self, var: str) -> bool:
         r = var.upper()
         return r in self.mc.partitions and self.mc.partitions[r].extents[-1] == 1
 
+    def per_program(self, e: ir.Expr) -> bool:
+        """True when the expression reads no tensor and no coordinate of a block rank: the same for
+        every point of a program's blocks (`sqrt(E)`, ALiBi's slope of the program's head), computed
+        once per program, not per point."""
+        match e:
+            case ir.Read():
+                return False
+            case ir.IndexValue(var=v):
+                r = v.upper()
+                return r in self.split_outer or r in self.fixed or self._unit(v)
+            case ir.Neg(operand=x):
+                return self.per_program(x)
+            case ir.BinOp(left=left, right=right):
+                return self.per_program(left) and self.per_program(right)
+            case ir.Call(args=args):
+                return all(self.per_program(a) for a in args)
+        return True
+
     def ops(self, e: ir.Expr) -> tuple[int, int]:
         """(fp32 results, special-function results) per point of an expression."""
+        if self.per_program(e):
+            return 0, 0
         match e:
             case ir.BinOp(op=op, left=left, right=right):
                 a, b = self.ops(left), self.ops(right)
                 return a[0] + b[0] + 1, a[1] + b[1] + (1 if op == "/" else 0)
             case ir.Call(fn=fn, args=args):
                 parts = [self.ops(x) for x in args]
-                special = 1 if fn in ("exp", "log", "sqrt") else 0
-                return sum(p[0] for p in parts) + 1, sum(p[1] for p in parts) + special
+                f, special = _CALL_COST.get(fn, (1, 0))
+                return sum(p[0] for p in parts) + f, sum(p[1] for p in parts) + special
             case ir.Neg(operand=x):
                 return self.ops(x)
         return 0, 0
+
+
+# (fp32 results, special-function results) per point of a map, as the Triton backend emits it:
+# exp, exp2 (pow of a constant base), log, sqrt, rsqrt: one MUFU op and a scaling multiply; sigmoid
+# 1 / (1 + exp(-x)): two MUFU (ex2, rcp) and three fp32; tanh (the module's `_tanh`): ex2 and rcp,
+# and 14 fp32 (the x^9 polynomial's 5 FMAs, the squares and scalings, the |x| < 0.25 compare and
+# select); a comparison or select: one fp32 result. Anything else: one fp32 result.
+_CALL_COST = {"exp": (1, 1), "log": (1, 1), "sqrt": (1, 1), "rsqrt": (1, 1), "pow": (2, 1),
+              "sigmoid": (3, 2), "tanh": (14, 2)}
+
+
+def grid_programs(mc: MappedCascade, group) -> int:
+    """Programs of the group's kernel, by the Triton backend's grid rule (codegen/triton_plan):
+    each parallel loop level (no Einsum of the group reduces its rank, no recurrence iterates it)
+    puts its rank's tiles on the grid, and so do the parts of a fixed split whose outer part does."""
+    sem = mc.semantics
+    stmts = [sem.statements[k] for k in group.statements]
+    iterative = {sem.tensors[s.name].iterative for s in stmts if sem.tensors[s.name].iterative}
+    reduced = {v.upper() for s in stmts for v in s.reduced}
+    split_outer = {o: r for r, (o, _i) in sem.splits.items()}
+    owner = {name: p.rank for p in mc.partitions.values() for name in p.names}
+    ranks: dict[str, int] = {}
+    for level in group.loop_ranks:
+        rank = owner.get(level, level)
+        parallel = level not in iterative and rank not in reduced and level not in reduced
+        if level in split_outer:
+            parallel = parallel and split_outer[level] not in reduced
+        if not parallel:
+            continue
+        if rank in mc.partitions:
+            ranks[rank] = math.ceil(mc.shapes[rank] / mc.partitions[rank].extents[-1])
+        elif level in split_outer:
+            parent = split_outer[level]
+            ranks[rank] = math.ceil(mc.shapes[parent] / mc.shapes[sem.splits[parent][1]])
+    for rank, (outer, inner) in sem.fixed_splits().items():
+        if outer in ranks and inner not in reduced and any(inner.lower() in s.variables for s in stmts):
+            ranks[inner] = mc.shapes[inner]
+    return math.prod(ranks.values())
 
 
 def live_fraction(mc: MappedCascade, group_statements: list[int], loop_level: str) -> float:
@@ -282,16 +356,22 @@ def estimate_gpu(mc: MappedCascade, tgt: GpuTarget) -> CostReport:
                      and not any(sem.statements[k].name == t for k in g.statements))
         memory = moved / tgt.dram_bytes_per_s
         bound = "compute" if compute >= memory else "memory"
+        programs = grid_programs(mc, g)
+        busy = programs / (math.ceil(programs / tgt.sms) * tgt.sms)  # waves of one program per SM
+        device = max(compute, memory) / busy + tgt.kernel_overhead_s
         groups.append({"group": g.name, "compute_s": compute, "memory_s": memory, "bound": bound,
                        "tensor_s": t_tensor, "special_s": t_special, "fp32_s": t_fp32, "dram_bytes": moved,
-                       "live_fraction": fractions})
-        latency += max(compute, memory)
+                       "live_fraction": fractions, "programs": programs, "busy": busy, "device_s": device})
+        latency += device
         totals["tensor_core"]["flop"] += tensor
         totals["special"]["ops"] += special
         totals["fp32"]["ops"] += fp32
     if groups:
         worst = max(groups, key=lambda x: max(x["compute_s"], x["memory_s"]))
         bound_all = worst["bound"]
+        host = (len(groups) - 1) * tgt.launch_overhead_s + groups[-1]["device_s"]
+        if host > latency:  # the host issues kernels more slowly than the device runs them
+            latency, bound_all = host, "launch"
     per_unit: dict[str, dict[str, Any]] = {}
     for unit, rate_key in (("tensor_core", None), ("special", "special_ops"), ("fp32", "fp32_ops")):
         amount = next(iter(totals[unit].values()))
