@@ -65,8 +65,8 @@ class Spec:
 
         return count_passes(self.semantics, self.shapes)
 
-    def reduce(self, rank: str = "M", tile: int | None = None) -> tuple[Spec, Any]:
-        """Fewer passes over `rank` (`cascade.transform.reduce`): the derived cascade as a `Spec`
+    def reduce(self, rank: str | None = None, tile: int | None = None) -> tuple[Spec, Any]:
+        """Fewer passes over `rank` (`cascade.transform.reduce`; None: the one rank with extra passes): the derived cascade as a `Spec`
         (at this spec's shape overrides, plus the tile) and its `Certificate`. Raises `SpecError`
         at the reduction that cannot be rewritten."""
         from dataclasses import replace

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -128,28 +127,33 @@ def test_strictly_causal_row_zero_is_zero_not_nan():
     assert any(s.filters for s in derived.cascade.einsums if s.name == "AV")  # the 0 < p guard
 
 
-def test_reduce_is_fast_and_a_second_run_is_already_minimal():
+def test_a_second_run_is_already_minimal():
     spec = load(bundled_path("attention", "attention_3pass.einsum"))
-    spec.reduce("M")  # warm sympy's caches
-    start = time.perf_counter()
     derived, _ = spec.reduce("M")
-    assert time.perf_counter() - start < 2.0
     again, cert = derived.reduce("M")
     assert again is derived and cert.already_minimal
 
 
-def test_cli_cpu_time_on_a_bundled_spec_is_under_2_s():
-    """The whole command in a fresh process (imports, parse, proofs, print): CPU time, which
-    the machine's load does not inflate as it does wall time (0.6-0.7 s measured)."""
-    import resource
-    import subprocess
-    import sys
+@pytest.mark.parametrize("path, rank", [(("attention", "attention_3pass.einsum"), "M"),
+                                        (("norm", "layernorm_3pass.einsum"), "D"),
+                                        (("loss", "cross_entropy_2pass.einsum"), "C"),
+                                        (("loss", "cross_entropy_online.einsum"), "C")])
+def test_the_rank_defaults_to_the_one_with_extra_passes(path, rank):
+    spec = load(bundled_path(*path))
+    _, cert = spec.reduce()
+    assert cert.rank == rank
+    assert cert.passes_before >= cert.passes_after >= 1
 
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    subprocess.run([sys.executable, "-c", "import sys; from cascade.cli import main; sys.exit(main())", "reduce",
-                    str(bundled_path("attention", "attention_3pass.einsum"))], check=True, capture_output=True)
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    assert (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime) < 2.0
+
+def test_several_ranks_with_extra_passes_ask_for_one(tmp_path, capsys):
+    two = tmp_path / "two.einsum"
+    two.write_text("shape M = 8, P = 4\ninput X[M, P], Z[P, M]\noutput Y[M, P], W[P, M]\n"
+                   "SD[p] = X[m, p]\nY[m, p] = X[m, p] / SD[p]\n"
+                   "SE[m] = Z[p, m]\nW[p, m] = Z[p, m] / SE[m]\n")
+    assert main(["reduce", str(two)]) == 2
+    err = capsys.readouterr().err
+    assert "several ranks: M (2 passes), P (2 passes); pass --rank" in err
+    assert main(["reduce", str(two), "--rank", "M", "--verify"]) == 0
 
 
 def test_cli_json_output_file_and_verify(tmp_path, capsys):

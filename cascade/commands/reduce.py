@@ -22,7 +22,8 @@ from .common import add_json_option, add_shape_option, emit_json, load_spec
 def register(sub) -> None:
     p = sub.add_parser("reduce", help="derive a fewer-pass (tiled, online) cascade, with a sympy certificate")
     p.add_argument("spec", metavar="SPEC")
-    p.add_argument("--rank", default="M", help="the rank whose passes to reduce (default M)")
+    p.add_argument("--rank", default=None,
+                   help="the rank whose passes to reduce (default: the one rank with more than one pass)")
     p.add_argument("--tile", type=int, default=None, metavar="M0",
                    help="tile size of the emitted split (default 256; 1 gives the element-wise online form)")
     p.add_argument("-o", "--output", metavar="OUT.einsum", help="write the derived cascade here")
@@ -43,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     if args.verify and not cert.already_minimal:
         from ..transform.verify import verify
 
-        trials = verify(spec.cascade, reduced.cascade, args.rank)
+        trials = verify(spec.cascade, reduced.cascade, cert.rank)
     if args.output:
         try:
             Path(args.output).write_text(text, encoding="utf-8")

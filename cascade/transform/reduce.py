@@ -66,9 +66,35 @@ class Certificate:
                 "steps": [s.as_dict() for s in self.steps]}
 
 
-def reduce_passes(cascade: ir.Cascade, rank: str = "M", tile: int | None = None) -> tuple[ir.Cascade, Certificate]:
+def default_rank(cascade: ir.Cascade) -> str:
+    """The rank to reduce when none is named: the one rank with more than one pass (a split rank
+    by its name before the split); with none, the one split rank, else M, else the first rank
+    counted; with several, an error listing them."""
+    sem = check(cascade)
+    passes = count_passes(sem, resolve_shapes(sem)).passes
+    parent = {part: rank for rank, parts in sem.splits.items() for part in parts}
+    most: dict[str, int] = {}
+    for r, n in passes.items():
+        name = parent.get(r, r)
+        most[name] = max(most.get(name, 0), n)
+    several = sorted(r for r, n in most.items() if n > 1)
+    if len(several) == 1:
+        return several[0]
+    if not several:  # minimal everywhere: report on the rank the online form is written over
+        written = [r for r in sem.splits if r in most]
+        return written[0] if len(written) == 1 else "M" if "M" in most else next(iter(most), "M")
+    listed = ", ".join(f"{r} ({most[r]} passes)" for r in several)
+    raise SpecError([Diagnostic(None, f"{cascade.file}: {cascade.name} has more than one pass over several "
+                                      f"ranks: {listed}; pass --rank with the one to reduce")])
+
+
+def reduce_passes(cascade: ir.Cascade, rank: str | None = None,
+                  tile: int | None = None) -> tuple[ir.Cascade, Certificate]:
+    """Fewer passes over `rank` (None: `default_rank`); see the module docstring."""
     sem = check(cascade)
     shapes = resolve_shapes(sem)
+    if rank is None:
+        rank = default_rank(cascade)
     if rank not in known_ranks(cascade):
         raise SpecError([Diagnostic(None, f"{cascade.file}: rank {rank} is not a rank of {cascade.name} "
                                           f"(its ranks: {', '.join(sorted(known_ranks(cascade)))}); pass --rank")])
