@@ -43,14 +43,16 @@ def test_windows_equal_the_reference_where_tiles_and_rows_are_masked(name):
     want, got = spec.run(inputs)["AV"], derived.run(inputs)["AV"]
     assert np.all(np.isfinite(got)) and np.all(want[:, 45:] == 0) and np.all(got[:, 45:] == 0)
     np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
-    # without the tile filters, a leading empty tile rescales by exp(-inf - -inf): NaN
+    # without the tile filters, a leading empty tile's local max is a max over nothing: absent
+    # under the language's rule (issue 12), so its step carries the running values and the
+    # result is still the reference; the filters only spare the work
     bare = replace(derived.cascade, statements=tuple(
         replace(s, filters=tuple(c for c in s.filters if "m0" in _vars(c)))
         if isinstance(s, ir.Einsum) and s.reduction is None and _local(s) else s
         for s in derived.cascade.statements))
     assert bare != derived.cascade
     broken = loads(show(bare), shapes).run(inputs)["AV"]
-    assert np.isnan(broken).any()
+    np.testing.assert_allclose(broken, want, rtol=1e-9, atol=1e-12)
 
 
 def _vars(cmp: ir.Compare) -> set[str]:
