@@ -219,6 +219,11 @@ def _apply(op, args: tuple[ir.Expr, ...], reads: dict[int, tuple], shapes: Mappi
         else:
             pres = lp if left_alone else rp if right_alone else _and(lp, rp)
         return getattr(np, op.numpy)(lv, rv), pres
+    if op.absent == "choice":  # select(c, a, b): absent where c is, or where the chosen one is
+        (cv, cp), (_, ap), (_, bp) = pairs
+        chosen = None if ap is None and bp is None else np.where(cv != 0, True if ap is None else ap,
+                                                                True if bp is None else bp)
+        return getattr(np, op.numpy)(cv != 0, values[1], values[2]), _and(cp, chosen)
     pres = None
     for _, p in pairs:
         pres = _and(pres, p)

@@ -80,3 +80,27 @@ def test_a_max_over_nothing_is_absent_but_reads_its_identity():
     for out in (spec.run({"X": x}), spec.executor(parse_mapping("")).run(X=x)):
         np.testing.assert_array_equal(out["E"], [-np.inf, -np.inf, x[0, 2], x[:2, 3].max()])
         np.testing.assert_allclose(out["F"], [0, 0, np.exp(x[0, 2]), np.exp(x[:2, 3].max())])
+
+
+SELECT = """shape M = 7, P = 10
+input X[M, P]
+output Z[P]
+XF[m, p] = X[m, p] where m <= p and p < m + 3
+R[p] = XF[m, p] :: max(m)
+Z[p] = select(p < M + 2, R[p] + 1, -inf)
+"""
+
+
+@pytest.mark.parametrize("mapping", ["", "partitioning: {P: [uniform_shape(4)]}"])
+def test_select_is_absent_only_where_its_chosen_operand_is(mapping):
+    """`select(c, a, b)` merges absence by choice: where c holds it is `a` (absent where a is),
+    elsewhere `b`. Rows p >= M + 2 have an empty window, so R is absent there and -inf is chosen;
+    the reference and the executor both read -inf, not 0."""
+    spec = cascade.loads(SELECT)
+    x = spec.random_inputs(seed=3)["X"]
+    m, p = np.arange(7)[:, None], np.arange(10)[None, :]
+    keep = (m <= p) & (p < m + 3)
+    want = np.where(np.arange(10) < 9, np.max(np.where(keep, x, -np.inf), axis=0) + 1, -np.inf)
+    assert np.isneginf(want[-1]) and np.isfinite(want[:-1]).all()
+    for got in (spec.run({"X": x})["Z"], spec.executor(parse_mapping(mapping)).run(X=x)["Z"]):
+        np.testing.assert_array_equal(got, want)

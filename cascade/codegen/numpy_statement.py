@@ -291,6 +291,11 @@ class StatementEmitter(AccessEmitter):
                 if op.expand is not None:
                     return self.valued(op.expand(args), operands, canon)
                 pairs = [self.valued(a, operands, canon) for a in args]
+                if op.absent == "choice" and (pairs[1][1] is not None or pairs[2][1] is not None):
+                    (cv, cp), (_, ap), (_, bp) = pairs  # absent where the chosen operand is
+                    chosen = A.np_call("where", cv, A.const(True) if ap is None else ap,
+                                       A.const(True) if bp is None else bp)
+                    return A.np_call(op.numpy, *[v for v, _ in pairs]), _both(cp, chosen)
                 present = None
                 for _, p in pairs:
                     present = _both(present, p)

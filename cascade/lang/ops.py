@@ -12,8 +12,10 @@ Absent points (DESIGN.md section 2, the README's language section) merge per ope
   other operand is present *and reads every variable the absent one reads* (an operand does not
   supply points along a variable it is broadcast over: `QK[m, p] - GM[p]` is absent where `QK`
   is, `max(RM[m, p], S[m, p])` is `RM[m, p]` where `S` is absent); absent where both are;
-- `absent="any"` (`* /`, every unary map, `pow`, `select`, comparisons): absent where any
-  operand is absent.
+- `absent="any"` (`* /`, every unary map, `pow`, comparisons): absent where any operand is
+  absent;
+- `absent="choice"` (`select(c, a, b)`): absent where `c` is, or where the operand it chooses is
+  (a guard `select(fiber non-empty, R, -inf)` gives -inf where R is absent).
 Constants and rank values (`0.5`, `E`, `p - m`) are present everywhere and supply no points.
 """
 
@@ -73,7 +75,7 @@ MAP_OPS: dict[str, MapOp] = {
         MapOp("sigmoid", 1, "", expand=_sigmoid),
         MapOp("rsqrt", 1, "", expand=_rsqrt),
         MapOp("pow", 2, "power"),
-        MapOp("select", 3, "where"),  # select(c, a, b): a where c holds (is non-zero), else b
+        MapOp("select", 3, "where", absent="choice"),  # select(c, a, b): a where c holds (non-zero), else b
         MapOp("lt", 2, "less", symbol="<"),
         MapOp("le", 2, "less_equal", symbol="<="),
         MapOp("eq", 2, "equal", symbol="=="),

@@ -189,8 +189,8 @@ def _masks(roles: Roles, plans: dict[str, Plan]) -> tuple[dict[str, list[ir.Comp
                                      "and tiles are empty does not follow from the filters; 2 passes kept")
         if not filters:
             continue
-        if rolled:
-            guards[name] = fiber_guard(filters, var, rank)
+        if rolled or roles.reduce_op(name) in ("max", "min"):  # a max over nothing is +-inf, but the
+            guards[name] = fiber_guard(filters, var, rank)  # running value started absent reads as 0
         if has_lower_bound(filters, var):
             tiles[name] = tile_filter(filters, var, rank, var + "1", rank + "0")
     return guards, tiles
