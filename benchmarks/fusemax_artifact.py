@@ -33,13 +33,13 @@ METRICS = ("traffic", "latency", "energy", "util_2d", "util_1d")
 ATTENTION = ("attn-binding", "attn-cascade", "attn-arch", "attn-flat", "attn-unfused")
 END2END = ("end2end-flat", "end2end-proposal")
 OTHER = (*END2END, "pareto", "flat_validation")
-CASCADE_MAX_ROWS = 8192  # see NOTES["attn-cascade"]
 NOTES = {
     "attn-cascade": (
-        "the outer query tile is FuseMax's rule capped at 8192 rows (32 tiles of 256): the artifact's "
-        "traffic shows K and V re-read P/8192 times from 16K on; the class that sets it "
-        "(src/accel/flat_pe_proposal.py) is not in the stored snapshot, so the cap is read off the "
-        "data, not the source. Energy: see attn-flat."),
+        "the outer query tile is the artifact's own rule for the cascade on the baseline arrays "
+        "(FlatPEProposal.__init__, src/accel/flat_pe_proposal.py): the 16 MiB buffer less a 256-column "
+        "K and V tile holds, per query row, Q (E), a 256-wide QK and SLN tile, RM, RD and RNV (F); "
+        "tiles of 256 rows, capped at P/256, rounded down to a divisor (32 tiles = 8192 rows from "
+        "16K on, for E = 64 and 128). Energy: see attn-flat."),
     "attn-arch": (
         "not modelled: StallProposal.eval (src/accel/stall_proposal.py) adds a stall of LM's 2D "
         "latency x PE_dim per pass and serialises the 1D statistics (SPNV + RNV) behind SLNV: a "
@@ -78,6 +78,20 @@ def with_outer_rows(path: Path, rows: int):
     return parse_mapping(text, str(path))
 
 
+def cascade_outer_rows(e: int, f: int, p: int, buffer_bytes: int = 16 * 2**20, m0: int = 256, word: int = 2) -> int:
+    """Query rows per outer tile of FuseMax's cascade on the baseline arrays, as the artifact sets it
+    (src/accel/flat_pe_proposal.py, FlatPEProposal.__init__): the buffer less a K and a V tile of m0
+    columns, over the words each query row keeps on chip (Q: E, QK: m0, RM: 1, SLN: m0, RD: 1,
+    RNV: F), in tiles of m0 rows, at most P/m0 tiles, rounded down to a divisor of P/m0."""
+    avail = buffer_bytes - m0 * (e + f) * word
+    per_row = (e + m0 + 1 + m0 + 1 + f) * word
+    limit = max(1, p // m0)
+    tiles = max(1, min(avail // (per_row * m0), limit))
+    while limit % tiles:
+        tiles -= 1
+    return tiles * m0
+
+
 def end2end(design: str, model: str, length: str, specs, targets):
     from cascade.errors import MappingError
 
@@ -102,7 +116,7 @@ def ours(design: str, model: str, length: str, specs, targets) -> dict:
             report = specs["one"].with_shapes(**shapes).estimate(
                 with_outer_rows(ROOT / "mappings/mha_1pass/fusemax.yaml", fusemax_outer_rows(e, e, n)), targets["fusemax"])
         elif design == "attn-cascade":
-            rows = min(fusemax_outer_rows(e, e, n), CASCADE_MAX_ROWS)
+            rows = cascade_outer_rows(e, e, n)
             report = specs["one"].with_shapes(**shapes).estimate(
                 with_outer_rows(ROOT / "mappings/mha_1pass/fusemax_on_flat.yaml", rows), targets["cascade_on_flat"])
         elif design in ("attn-flat", "attn-unfused"):
