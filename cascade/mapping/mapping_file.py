@@ -6,7 +6,9 @@ A mapping says in which order and where a cascade is computed, never what: `part
 Einsums sharing one outer loop nest), `binding` (compute unit per Einsum, with a `default`) and
 `rank-order` (storage order per tensor) and `accumulate` (per Einsum, with a `default`: where the
 partial results of a reduction live while a loop over the reduced rank runs, `on-chip` or
-`dram`; see `cascade.mapping.accumulate`). Anything left out gets a stated default. This module
+`dram`; see `cascade.mapping.accumulate`) and `reload` (per DRAM-resident tensor, the loops across
+which it is not kept on chip: its tile is loaded anew at each of their iterations, as an operand
+that bypasses the buffer is re-read per pass of the array; see `Schedule.loads`). Anything left out gets a stated default. This module
 only reads and checks the file's own structure; `cascade.mapping.schedule.bind_mapping` checks it
 against a cascade.
 """
@@ -21,7 +23,7 @@ from typing import Any
 from ..errors import MappingError
 from ..limits import MAX_SHAPE, quote
 
-KNOWN_KEYS = ("partitioning", "loop-order", "spacetime", "fusion", "binding", "rank-order", "accumulate")
+KNOWN_KEYS = ("partitioning", "loop-order", "spacetime", "fusion", "binding", "rank-order", "accumulate", "reload")
 ACCUMULATE = ("on-chip", "dram")
 _UNIFORM = re.compile(r"\s*uniform_shape\(\s*(-?[0-9]{1,20})\s*\)\s*\Z")
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
@@ -45,6 +47,7 @@ class Mapping:
     rank_order: dict[str, tuple[str, ...]] = field(default_factory=dict)
     file: str = "<default mapping>"
     accumulate: dict[str, str] = field(default_factory=dict)  # Einsum or 'default' -> 'on-chip' | 'dram'
+    reload: dict[str, tuple[str, ...]] = field(default_factory=dict)  # tensor -> loops it is re-loaded in
 
     def order_for(self, einsum: str) -> tuple[str, ...] | None:
         return self.loop_order.get(einsum, self.loop_order.get("default"))
@@ -90,6 +93,7 @@ def parse_mapping(text: str, file: str = "<mapping>") -> Mapping:
         rank_order=reader.name_lists("rank-order", data.get("rank-order")),
         file=file,
         accumulate=reader.accumulate(data.get("accumulate")),
+        reload=reader.name_lists("reload", data.get("reload")),
     )
     if problems:
         raise MappingError("\n".join(problems))
@@ -252,4 +256,7 @@ def dump_mapping(mapping: Mapping, comment: str = "") -> str:
     if mapping.accumulate:
         lines.append("accumulate:")
         lines.extend(f"  {name}: {where}" for name, where in mapping.accumulate.items())
+    if mapping.reload:
+        lines.append("reload:")
+        lines.extend(f"  {tensor}: [{', '.join(loops)}]" for tensor, loops in mapping.reload.items())
     return "\n".join(lines) + "\n"

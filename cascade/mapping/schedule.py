@@ -491,6 +491,7 @@ class _Binder:
         for k, level in self.shapes_of_levels().items():
             self.shapes[k] = level
         storage = self.storage(groups)
+        self.check_reload(groups, storage)
         mc = MappedCascade(self.sem, self.m, self.shapes, self.parts, tuple(groups), storage,
                            self.paths, self.loop_of, self.loads(groups, storage))
         return replace(mc, accumulators=accumulator_places(mc))
@@ -510,6 +511,8 @@ class _Binder:
                         continue
                     hoisted = tensor not in written  # loaded at the top of its anchor loop, shared
                     anchor, widen = self.hoist(read, path) if hoisted else (self.anchor(read, path), ())
+                    if hoisted and tensor in self.m.reload:
+                        anchor, widen = self.reload_anchor(read, path, anchor, widen, self.m.reload[tensor])
                     key = (tensor, read.axes, widen, anchor if hoisted else ("at", k))
                     if key in seen:
                         continue
@@ -558,6 +561,42 @@ class _Binder:
             top = max(top, max(kept))
             widen.append((rank, self.loop_of[path[max(kept)]]))
         return (path[top] if top >= 0 else 0), tuple(widen)
+
+    def reload_anchor(self, read: AccessInfo, path: tuple[int, ...], anchor: int,
+                      widen: tuple[tuple[str, str], ...], loops: tuple[str, ...]) -> tuple[int, tuple[tuple[str, str], ...]]:
+        """Where a load goes when the mapping's `reload` names loops the tensor is not kept across:
+        inside the innermost of them on this path, so its tile is loaded anew at each of their
+        iterations. Passing only loops the region does not depend on keeps the tile (and its
+        widening); passing one it depends on lands at the ordinary anchor or deeper."""
+        named = [i for i, lid in enumerate(path) if self.loop_of[lid] in loops]
+        here = path.index(anchor) if anchor else -1
+        if not named or max(named) <= here:
+            return anchor, widen
+        deepest = max(named)
+        deps = self.region_loops(read)
+        dep_positions = [i for i, lid in enumerate(path) if self.loop_of[lid] in deps]
+        if all(self.loop_of[path[i]] not in deps for i in range(here + 1, deepest + 1)):
+            return path[deepest], widen
+        return path[max([deepest] + dep_positions)], ()
+
+    def check_reload(self, groups: list[Group], storage: dict[str, Storage]) -> None:
+        """`reload` names DRAM-resident tensors some group loads, and loops around their readers."""
+        for tensor, loops in self.m.reload.items():
+            key = f"reload.{tensor}"
+            if tensor not in self.sem.tensors:
+                self.fail(key, f"unknown tensor {tensor}: the tensors are {', '.join(sorted(self.sem.tensors))}")
+            if not storage[tensor].dram:
+                self.fail(key, f"{tensor} stays on chip (no group loads it from DRAM), so there is nothing to "
+                               "re-load; list a tensor read from DRAM")
+            readers = [k for g in groups for k in g.statements
+                       if tensor not in {self.sem.statements[j].name for j in g.statements}
+                       and any(r.access.tensor == tensor for r in self.sem.statements[k].reads)]
+            around = {self.loop_of[lid] for k in readers for lid in self.paths[k]}
+            unknown = [r for r in loops if r not in around]
+            if unknown:
+                choices = ", ".join(sorted(around)) or "none: its readers run outside any loop"
+                self.fail(key, f"{', '.join(unknown)} is not a loop around a statement that loads {tensor}; "
+                               f"the loops there are {choices}")
 
     def region_loops(self, read: AccessInfo) -> set[str]:
         """The loop ranks a read's region depends on."""
