@@ -101,11 +101,12 @@ def spill_traffic(mc: MappedCascade, spills: list[GroupSpill]) -> tuple[dict[tup
     sp = counter.sp
     fractions = spill_fractions(spills)
     group_of = {k: gi for gi, g in enumerate(mc.groups) for k in g.statements}
+    exact = {t: sp.Rational(f) for t, f in fractions.items()}  # the float's exact value, as the executor uses it
     out: dict[tuple[int, str, str], Any] = {}
 
     def add(k: int, tensor: str, direction: str, n) -> None:
         key = (group_of[k], tensor, direction)
-        out[key] = out.get(key, 0) + sp.nsimplify(fractions[tensor]) * n
+        out[key] = out.get(key, 0) + exact[tensor] * n
 
     for k, info in enumerate(mc.semantics.statements):
         path = mc.paths[k]
