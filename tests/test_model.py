@@ -131,12 +131,29 @@ def test_buffer_overflow_spills_the_intermediates_that_do_not_fit():
     assert any(line.strip().startswith("spilled QK:") for line in report.extra["spills"])
 
 
-def test_loaded_tiles_that_overflow_the_buffer_are_refused():
+def test_loaded_tiles_that_overflow_the_buffer_are_refused_without_bypass():
     """K and V of a whole head (2 x 64 x 1M words) plus a 256-row Q block: 256 MiB + 32 KiB."""
     spec = cascade.load(ATT / "mha_3pass.einsum", dict(B=1, H=1, E=64, F=64, M=2**20, P=2**20))
+    text = (ROOT / "specs" / "targets" / "flat_cloud.yaml").read_text()
+    no_bypass = parse_target(text.replace("  bypass: true ", "  bypass: false"), "flat_cloud.yaml")
+    assert not no_bypass.buffer_bypass
     with pytest.raises(MappingError, match=r"group QK\+GM\+SN\+SD\+A\+AV loads 256.03 MiB of tiles, but flat_cloud's "
-                                           r"buffer holds 32.00 MiB .*use smaller tiles"):
-        spec.estimate(MAPS / "mha_3pass" / "flat.yaml", "flat_cloud")
+                                           r"buffer holds 32.00 MiB .*bypass: true.*use smaller tiles"):
+        spec.estimate(MAPS / "mha_3pass" / "flat.yaml", no_bypass)
+
+
+def test_loaded_tiles_that_overflow_a_bypass_buffer_stream():
+    """On flat_cloud (`buffer: {bypass: true}`) the 128 MiB K and V tiles stream instead: each is
+    re-read for every 256-row block of queries (P / 256 = 4096 times), Q is read once, and the
+    report names them."""
+    e, n = 64, 2**20
+    spec = cascade.load(ATT / "mha_3pass.einsum", dict(B=1, H=1, E=e, F=e, M=n, P=n))
+    report = spec.estimate(MAPS / "mha_3pass" / "flat.yaml", "flat_cloud")
+    assert report.extra["streamed"] == ["K", "V"]
+    for t in ("K", "V"):
+        assert report.per_tensor[t]["read_bytes"] == 2 * e * n * (n // 256)
+    assert report.per_tensor["Q"]["read_bytes"] == 2 * e * n
+    assert any("V, K (256.00 MiB) stream from DRAM, re-read at each use" in line for line in report.extra["spills"])
 
 
 def _artifact(name):

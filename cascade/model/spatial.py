@@ -214,6 +214,9 @@ def estimate_spatial(mc: MappedCascade, target: Target, symbolic: bool = False) 
             for kind, expr in so.ops.items():
                 sym[f"{so.name}.{kind}"] = str(expr)
     extra: dict[str, Any] = {"spills": spill_lines(spills, per_tensor)} if spills else {}
+    streamed = sorted({t for s in spills for t in s.streamed_tensors})
+    if streamed:
+        extra["streamed"] = streamed  # loaded tiles not kept on chip: re-read at each use
     if target.area:
         extra["area_um2"] = area_breakdown(target.area, {u: unit.pes for u, unit in target.units.items()})
     breakdown = energy_breakdown(target, reads, writes, {u: d["ops"] for u, d in per_unit.items()}, cycles_total)
