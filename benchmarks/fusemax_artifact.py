@@ -85,27 +85,6 @@ def with_outer_rows(path: Path, rows: int):
     return parse_mapping(text, str(path))
 
 
-def cheapest_block(spec, name: str, target):
-    """FLAT's granularity choice for the FLAT and unfused baselines: blocks of 256, 128, ... 1
-    query rows (mappings/mha_3pass/<name>.yaml) are costed down to the first whose groups fit the
-    buffer; of those, the cheapest (latency, then DRAM traffic; larger blocks on ties) is used, as
-    FLAT's dataflow search picks its granularity by cost. Where 256 rows fit this is the
-    largest fitting block (`fusemax_table.fitting_estimate`); where none fits, blocks spill and stream."""
-    from fusemax_table import row_block_mapping
-
-    best = None
-    rows = 256
-    while rows >= 1:
-        report = spec.estimate(row_block_mapping(name, rows), target)
-        key = (report.latency_s, report.dram_bytes)
-        if best is None or key < best[0]:
-            best = (key, report, rows)
-        if report.on_chip_bytes <= target.buffer_bytes:
-            break
-        rows //= 2
-    return best[1], best[2]
-
-
 def cascade_outer_rows(e: int, f: int, p: int, buffer_bytes: int = 16 * 2**20, m0: int = 256, word: int = 2) -> int:
     """Query rows per outer tile of FuseMax's cascade on the baseline arrays, as the artifact sets it
     (src/accel/flat_pe_proposal.py, FlatPEProposal.__init__): the buffer less a K and a V tile of m0
@@ -151,7 +130,7 @@ def ours(design: str, model: str, length: str, specs, targets) -> dict:
             report = specs["one"].with_shapes(**shapes).estimate(
                 with_outer_rows(ROOT / "mappings/mha_1pass/fusemax_on_flat.yaml", rows), targets["cascade_on_flat"])
         elif design in ("attn-flat", "attn-unfused"):
-            report, _ = cheapest_block(specs["three"].with_shapes(**shapes), BASELINE_MAPPINGS[design], targets["flat_cloud"])
+            report, _ = fitting_estimate(specs["three"].with_shapes(**shapes), BASELINE_MAPPINGS[design], targets["flat_cloud"])
         elif design in END2END:
             report = end2end(design, model, length, specs, targets)
         else:

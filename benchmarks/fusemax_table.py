@@ -57,27 +57,30 @@ def row_block_mapping(name: str, rows: int):
 
 
 def fitting_estimate(spec, name: str, target):
-    """FLAT's granularity rule, for FLAT and the unfused softmax kernel alike: the largest block
-    of query rows (256, 128, ... 1) whose fusion groups fit the global buffer; when none fits,
-    one row at a time, spilling the part of its scores that does not fit (refused when K and V
-    alone overflow the buffer)."""
+    """FLAT's granularity rule, for FLAT and the unfused softmax kernel alike: blocks of 256, 128,
+    ... 1 query rows are costed down to the first whose fusion groups fit the global buffer, and
+    the cheapest of those (latency, then DRAM traffic; the larger block on ties) is used, as FLAT's
+    dataflow search picks its granularity by cost. Where 256 rows fit, that is the 256-row block;
+    where no block fits, blocks spill their intermediates (and stream loaded tiles on a target
+    with `buffer: {bypass: true}`); a point refused at every block raises the last refusal."""
     from cascade.errors import MappingError
 
-    rows, spilling, error = 256, None, None
+    best, error, rows = None, None, 256
     while rows >= 1:
         try:
             report = spec.estimate(row_block_mapping(name, rows), target)
-        except MappingError as exc:  # its loaded tiles alone overflow the buffer
+        except MappingError as exc:  # its loaded tiles alone overflow a buffer they cannot bypass
             error = exc
         else:
+            key = (report.latency_s, report.dram_bytes)
+            if best is None or key < best[0]:
+                best = (key, report, rows)
             if report.on_chip_bytes <= target.buffer_bytes:
-                return report, rows
-            if rows == 1:
-                spilling = (report, rows)
+                break
         rows //= 2
-    if spilling:
-        return spilling
-    raise error  # type: ignore[misc]
+    if best is None:
+        raise error  # type: ignore[misc]
+    return best[1], best[2]
 
 
 def artifact(name: str) -> dict[tuple[str, str], dict[str, str]]:
