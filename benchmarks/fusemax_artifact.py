@@ -50,17 +50,23 @@ NOTES = {
         "traffic: flat_bypass.yaml streams Q, K and V past the buffer as the artifact's Timeloop "
         "runs do (src/accel/flat.py with yamls/baselines/flat-mappings: Q, K, V `offchip`, one "
         "256 x 256 tile of scores per array pass): Q x M/256 + (K + V) x P/256 + AV, exact at 1K. "
-        "At 4K and 16K the artifact adds FLAT's own proportion_spilled (flat_validation.csv, 1/129) "
-        "of 7 score-sized buffer accesses (Cascade.collect_mem_traffic; StableSoftmax.check_llb "
-        "leaves SD's read out): ours 0.93, our blocks fit. From 64K our row rule shrinks the block "
-        "below 256 rows to fit, so K and V are re-read per smaller block, and the rest spills by "
-        "our footprint rule; from 256K the artifact writes QK and A to DRAM (QK_loc/A_loc "
-        "offchip, weight-stationary, 1024-row blocks): ours keeps them fused and spills (2x at 256K, "
-        "8x at 1M). XLM: the artifact keeps V on chip up to 4K and Q from 16K (per-row placements). "
-        "Energy: the FLAT-architecture totals include Timeloop's global-buffer and register-file "
-        "accesses per MAC (ERT-*-flat), which our per-action model charges only per DRAM word and "
-        "per operation result."),
-    "attn-unfused": "as attn-flat for energy; 256K and 1M refused (a block of scores' K/QK tiles overflow)",
+        "At 4K and 16K the artifact adds FLAT's own proportion_spilled (flat_validation.csv, 1/129: "
+        "FLAT's buffer holds one score tile per head, in place) of 7 score-sized buffer accesses "
+        "(Cascade.collect_mem_traffic; StableSoftmax.check_llb leaves SD's read out): ours 0.93, "
+        "where our QK, SN and A are separate tiles and the block is the cheapest one costed "
+        "(fusemax_table.fitting_estimate). At 64K our block fits only below 256 rows, so K and V "
+        "are re-read per smaller block; from 256K the artifact writes QK and A to DRAM (QK_loc, "
+        "A_loc offchip, weight-stationary 1024-row blocks) where ours stays fused and spills "
+        "(1.04 at 256K, 2.07 at 1M). XLM: the artifact keeps V on chip up to 4K and Q from 16K "
+        "(per-row placements in flat_validation.csv). Energy: the FLAT-architecture totals include "
+        "Timeloop's global-buffer and register-file accesses per MAC (ERT-*-flat), which our "
+        "per-action model charges only per DRAM word and per operation result."),
+    "attn-unfused": (
+        "as attn-flat for energy. 256K and 1M: one row block serves all three kernels here, so K and "
+        "V (too large to stay on chip, streamed from flat_cloud's bypass buffer) are re-read per block "
+        "and the softmax kernel re-reads its block of scores per statement and spills SN, where "
+        "the artifact's Timeloop mapper tiles QK and AV on their own (src/accel/unfused.py) and its "
+        "softmax streams one row at a time (StableSoftmax): 1.75x at 256K, 2.1x at 1M."),
     "end2end-flat": (
         "the artifact (src/accel/matmul.py) costs Q, Z, FFN1, FFN2 with Timeloop's mapper (K = V = "
         "Q) and sums max(memory, compute) per matmul; where the weights fit (all but XLM) that is "
