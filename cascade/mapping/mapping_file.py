@@ -8,9 +8,9 @@ Einsums sharing one outer loop nest), `binding` (compute unit per Einsum, with a
 partial results of a reduction live while a loop over the reduced rank runs, `on-chip` or
 `dram`; see `cascade.mapping.accumulate`) and `reload` (per DRAM-resident tensor, the loops across
 which it is not kept on chip: its tile is loaded anew at each of their iterations, as an operand
-that bypasses the buffer is re-read per pass of the array; see `Schedule.loads`). Anything left out gets a stated default. This module
-only reads and checks the file's own structure; `cascade.mapping.schedule.bind_mapping` checks it
-against a cascade.
+that bypasses the buffer is re-read per pass of the array; see `cascade.mapping.schedule`).
+Anything left out gets a stated default. This module only reads and checks the file's own
+structure; `cascade.mapping.schedule.bind_mapping` checks it against a cascade.
 """
 
 from __future__ import annotations

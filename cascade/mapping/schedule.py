@@ -15,7 +15,10 @@ group's loops, and builds its loop tree:
   another group), or on chip: per axis `tile` (the current tile of that rank), `full` (the whole
   rank, kept across loop instances), `point` (one coordinate of a loop rank) or `ring` (the
   current and previous element of a recurrence); `part` keeps the tile of an outer partition
-  level (P2 of P -> P2, P1, P0) across the inner loops.
+  level (P2 of P -> P2, P1, P0) across the inner loops;
+- every read of a DRAM tensor the group does not write becomes a `Load` at the innermost loop
+  its region depends on (kept on chip across the loops inside), unless the mapping's `reload`
+  names loops the tensor is not kept across: then it is loaded anew inside the innermost of them.
 """
 
 from __future__ import annotations
