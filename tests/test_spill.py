@@ -19,9 +19,11 @@ CASES = [  # spec, mapping, target, buffer bytes, shapes (ragged tiles on purpos
 ]
 
 
-def small_target(name: str, capacity: int):
+def small_target(name: str, capacity: int, in_place: bool = False):
+    """`name`'s target with a smaller buffer; storage sharing (`buffer.in_place`) as asked, so these
+    cases keep their footprints whatever the bundled file says (tests/test_sharing.py covers it)."""
     path = ROOT / "specs" / "targets" / f"{name}.yaml"
-    text = path.read_text()
+    text = path.read_text().replace("in_place: true", f"in_place: {str(in_place).lower()}")
     old = next(line for line in text.splitlines() if "capacity_bytes:" in line)
     return parse_target(text.replace(old, f"  capacity_bytes: {capacity}"), f"small_{name}.yaml")
 
@@ -98,6 +100,6 @@ def test_streamed_tiles_equal_the_trace(spec_name, mapping, target, capacity, sh
 
 
 def tgt_text(name: str, capacity: int) -> str:
-    text = (ROOT / "specs" / "targets" / f"{name}.yaml").read_text()
+    text = (ROOT / "specs" / "targets" / f"{name}.yaml").read_text().replace("in_place: true", "in_place: false")
     old = next(line for line in text.splitlines() if "capacity_bytes:" in line)
     return text.replace(old, f"  capacity_bytes: {capacity}")

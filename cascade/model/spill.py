@@ -25,6 +25,7 @@ from typing import Any
 from ..errors import MappingError
 from ..mapping.schedule import MappedCascade
 from .footprint import load_elements, storage_elements
+from .sharing import storage_classes
 from .target import Target
 from .traffic import Traffic, _Counter
 
@@ -41,15 +42,22 @@ class GroupSpill:
     streamed_tensors: tuple[str, ...] = ()
 
 
-def group_footprints(mc: MappedCascade) -> list[tuple[int, int, tuple[str, ...]]]:
+def group_footprints(mc: MappedCascade, in_place: bool = False) -> list[tuple[int, int, tuple[str, ...]]]:
     """Per fusion group: (intermediate elements, pinned elements, the on-chip intermediates); pinned
-    are the loaded tiles and the on-chip accumulators of DRAM-resident results, never spilled."""
+    are the loaded tiles and the on-chip accumulators of DRAM-resident results, never spilled.
+    With `in_place` (the target's `buffer.in_place`) intermediates share storage by liveness
+    (cascade.model.sharing): the intermediates' part is the largest over the group's steps."""
     accumulators = _on_chip_accumulators(mc)
     out = []
     for group in mc.groups:
         names = list(dict.fromkeys(mc.semantics.statements[k].name for k in group.statements))
         kept = tuple(t for t in names if not mc.storage[t].dram)
-        inter = sum(storage_elements(mc, t) * (2 if "ring" in mc.storage[t].axes else 1) for t in kept)
+
+        def size(t: str) -> int:
+            return storage_elements(mc, t) * (2 if "ring" in mc.storage[t].axes else 1)
+
+        inter = max(sum(max(size(t) for t in cls) for cls in live)
+                    for live in storage_classes(mc, group, kept, in_place))
         loads = sum(load_elements(mc, ld) for ld in mc.loads if ld.statements[0] in group.statements)
         loads += sum(accumulators.get(k, 0) for k in group.statements)
         out.append((inter, loads, kept))
@@ -77,7 +85,7 @@ def plan_spills(mc: MappedCascade, target: Target) -> tuple[list[GroupSpill], fl
     word, buffer = target.word_bytes, target.buffer_bytes
     accumulators = _on_chip_accumulators(mc)
     spills, worst = [], 0.0
-    for group, (inter, loads, kept) in zip(mc.groups, group_footprints(mc)):
+    for group, (inter, loads, kept) in zip(mc.groups, group_footprints(mc, target.buffer_in_place)):
         size = (inter + loads) * word
         worst = max(worst, size)
         if not buffer or size <= buffer:

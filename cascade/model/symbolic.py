@@ -100,24 +100,29 @@ def lambdify_cost(formulas: CostFormulas) -> tuple[Callable[..., tuple], list[st
     return fn, names
 
 
-def footprint_formula(mc: MappedCascade, table: SymbolTable) -> Any:
+def footprint_formula(mc: MappedCascade, table: SymbolTable, in_place: bool = False) -> Any:
     """The largest on-chip footprint of a fusion group, in elements, as a formula in the tile
-    shapes (the same accounting as `spill.group_footprints`, on-chip accumulators included)."""
+    shapes (the same accounting as `spill.group_footprints`, on-chip accumulators included;
+    `in_place`: the target's `buffer.in_place`, intermediates sharing storage by liveness)."""
     import sympy as sp
+
+    from .sharing import storage_classes
 
     worst = []
     for group in mc.groups:
-        total = sp.Integer(0)
-        names = {mc.semantics.statements[k].name for k in group.statements}
-        for t in names:
+        names = list(dict.fromkeys(mc.semantics.statements[k].name for k in group.statements))
+        kept = tuple(t for t in names if not mc.storage[t].dram)
+        sizes = {}
+        for t in kept:
             st = mc.storage[t]
-            if st.dram:
-                continue
             parts = dict(st.parts)
             n = sp.Integer(2 if "ring" in st.axes else 1)
             for rank, kind in zip(mc.semantics.tensors[t].ranks, st.axes):
                 n = n * _axis_size(mc, table, rank, kind, parts.get(rank))
-            total += n
+            sizes[t] = n
+        steps = [sum((sp.Max(*(sizes[t] for t in cls)) for cls in live), sp.Integer(0))
+                 for live in storage_classes(mc, group, kept, in_place)]
+        total = sp.Max(*steps) if len(steps) > 1 else steps[0]
         for load in mc.loads:
             if load.statements[0] not in group.statements:
                 continue
