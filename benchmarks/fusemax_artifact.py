@@ -8,7 +8,9 @@ metric. Designs and what we run for them:
   attn-binding   FuseMax: mha_1pass, mappings/mha_1pass/fusemax.yaml, target fusemax
   attn-cascade   FuseMax's cascade on the baseline arrays: fusemax_on_flat.yaml, cascade_on_flat
   attn-flat      FLAT: mha_3pass, mappings/mha_3pass/flat_bypass.yaml (Q, K, V bypass the
-                 buffer, as the artifact's Timeloop runs mark them), flat_cloud (FLAT's row rule)
+                 buffer, as the artifact's Timeloop runs mark them), flat_cloud (FLAT's row rule);
+                 where FLAT's configuration (flat_validation.csv) puts QK in DRAM (256K on),
+                 flat_offchip.yaml with the configuration's row block P1
   attn-unfused   unfused: mha_3pass, mappings/mha_3pass/unfused.yaml, flat_cloud
   end2end-flat   the encoder layer's six matmuls: specs/transformer/encoder_linear.einsum,
                  mappings/encoder_linear/tiled.yaml (wide_ffn.yaml when a weight does not fit),
@@ -28,7 +30,7 @@ import sys
 import time
 from pathlib import Path
 
-from fusemax_table import BATCH, EXTERNAL, LENGTHS, MODELS, ROOT, fitting_estimate, fusemax_outer_rows
+from fusemax_table import BATCH, EXTERNAL, LENGTHS, MODELS, ROOT, fitting_estimate, fusemax_outer_rows, row_block_mapping
 
 METRICS = ("traffic", "latency", "energy", "util_2d", "util_1d")
 ATTENTION = ("attn-binding", "attn-cascade", "attn-arch", "attn-flat", "attn-unfused")
@@ -59,9 +61,16 @@ NOTES = {
         "1/250 of 8 accesses: 0.97 (1.60 with separate tiles). FLAT's 1/129 is X / (S + X) for S one "
         "block of scores (16M words in each of those rows) and X = 8 x 256 x E words (E = 64 models): twice the four "
         "256 x E tiles (Q, K, V, AV) our footprint holds once (not modelled: no source says why). From 256K the artifact writes QK and A to DRAM (QK_loc, "
-        "A_loc offchip, weight-stationary 1024-row blocks) where ours stays fused and spills "
-        "(0.55 at 256K, 2.00 at 1M). XLM: the artifact keeps V on chip up to 4K and Q from 16K "
-        "(per-row placements in flat_validation.csv). Energy: the FLAT-architecture totals include "
+        "A_loc offchip, weight-stationary blocks of P1 = 1024 rows; flat.py __update_qk keeps QK "
+        "at the DRAM level, __update_av A), as flat_offchip.yaml does: ours is the artifact's "
+        "traffic plus one read of QK (1.24), because StableSoftmax reads a row of scores from "
+        "DRAM once (check_dram: the max einsum) and keeps it for the exponent (a row fits: "
+        "prop_spilled 0), while our softmax group loads QK in each of its passes over M (no "
+        "mapping key keeps a load across a loop it depends on yet). Latency 1.38: that read, and "
+        "the artifact's max(memory, 2D, 1D) over the whole run (Flat.eval) where ours takes the "
+        "max per fusion group and adds them. XLM: the artifact keeps V on chip up to 4K and Q from 16K "
+        "(per-row placements in flat_validation.csv): keeping V's whole head on chip across the query "
+        "blocks needs that missing key too. Energy: the FLAT-architecture totals include "
         "Timeloop's global-buffer and register-file accesses per MAC (ERT-*-flat), which our "
         "per-action model charges only per DRAM word and per operation result."),
     "attn-unfused": (
@@ -85,6 +94,14 @@ NOTES = {
 def read_csv(name: str) -> list[dict[str, str]]:
     with open(EXTERNAL / f"{name}.csv") as fh:
         return [{k: v for k, v in r.items() if k} for r in csv.DictReader(fh)]
+
+
+def flat_config(model: str, length: str) -> dict[str, str]:
+    """FLAT's configuration of a cloud row (flat_validation.csv), as the artifact reads it
+    (src/accel/flat.py, Flat.__get_val): placements (QK_loc, A_loc, ...), granularity, P1."""
+    if not hasattr(flat_config, "rows"):
+        flat_config.rows = {(r["models"], r["seq_len"]): r for r in read_csv("flat_validation") if r["platform"] == "cloud"}
+    return flat_config.rows.get((model, length), {})
 
 
 def with_outer_rows(path: Path, rows: int):
@@ -138,6 +155,10 @@ def ours(design: str, model: str, length: str, specs, targets) -> dict:
             rows = cascade_outer_rows(e, e, n)
             report = specs["one"].with_shapes(**shapes).estimate(
                 with_outer_rows(ROOT / "mappings/mha_1pass/fusemax_on_flat.yaml", rows), targets["cascade_on_flat"])
+        elif design == "attn-flat" and flat_config(model, length).get("QK_loc") == "offchip":
+            rows = int(flat_config(model, length)["P1"])
+            report = specs["three"].with_shapes(**shapes).estimate(row_block_mapping("flat_offchip", rows, "1024"),
+                                                                    targets["flat_cloud"])
         elif design in ("attn-flat", "attn-unfused"):
             report, _ = fitting_estimate(specs["three"].with_shapes(**shapes), BASELINE_MAPPINGS[design], targets["flat_cloud"])
         elif design in END2END:

@@ -48,12 +48,15 @@ def fusemax_mapping(e: int, f: int, p: int):
     return parse_mapping(text, str(path))
 
 
-def row_block_mapping(name: str, rows: int):
-    """A baseline mapping with blocks of `rows` query rows instead of the bundled 256."""
+def row_block_mapping(name: str, rows: int, bundled: str = "256"):
+    """A baseline mapping with blocks of `rows` query rows instead of the bundled ones (256)."""
     from cascade.mapping.mapping_file import parse_mapping
 
     path = ROOT / "mappings" / "mha_3pass" / f"{name}.yaml"
-    return parse_mapping(path.read_text().replace("P: [uniform_shape(256)]", f"P: [uniform_shape({rows})]"), str(path))
+    text = path.read_text()
+    old = f"P: [uniform_shape({bundled})"
+    assert old in text, f"{path} has no {old}"
+    return parse_mapping(text.replace(old, f"P: [uniform_shape({rows})"), str(path))
 
 
 def fitting_estimate(spec, name: str, target):
