@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import cascade
+from cascade.mapping.mapping_file import parse_mapping
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEC = ROOT / "specs" / "attention" / "mha_3pass.einsum"
@@ -22,10 +23,10 @@ ARTIFACT = ROOT.parent / "shared" / "external" / "fusemax"
 def closed_form(b, h, e, f, m, p, block=1024):
     """Elements moved: Q once (its block stays on chip); K and V once per block of query rows
     (each 256-wide tile read once per block, the key loop outermost); QK written once and read
-    by the softmax's max pass and again by its exponent pass; A written and read back once; AV
-    written once (accumulated on chip)."""
+    back once (a row kept on chip across the softmax's passes); A written and read back once;
+    AV written once (accumulated on chip)."""
     blocks = ceil(p / block)
-    return b * h * (e * p + e * m * blocks + f * m * blocks + 3 * m * p + 2 * m * p + f * p)
+    return b * h * (e * p + e * m * blocks + f * m * blocks + 2 * m * p + 2 * m * p + f * p)
 
 
 def test_traffic_closed_form_and_trace():
@@ -34,7 +35,8 @@ def test_traffic_closed_form_and_trace():
     report = spec.estimate(MAPPING, "flat_cloud")
     assert not report.extra.get("spills")
     assert report.dram_bytes == 2 * closed_form(1, 2, 8, 8, 600, 2100)
-    assert report.per_tensor["QK"]["read_bytes"] == 2 * 2 * 2 * 600 * 2100
+    assert report.per_tensor["QK"]["read_bytes"] == 2 * 2 * 600 * 2100
+    assert report.on_chip_bytes >= 2 * 600  # a whole row of scores (M = 600) on chip at once
     inputs = spec.random_inputs(seed=6)
     outputs, trace = spec.executor(MAPPING, "flat_cloud").run_traced(**inputs)
     for name, value in spec.run(inputs).items():
@@ -44,15 +46,46 @@ def test_traffic_closed_form_and_trace():
         assert d["write_bytes"] / 2 == trace["writes"].get(t, 0), t
 
 
+def test_without_keep_the_softmax_reads_the_scores_per_pass():
+    """Left out, `keep` changes only where QK is loaded: once per pass over M (max, then
+    exponent), so QK is read twice; the results stay right."""
+    text = MAPPING.read_text().replace("keep:\n  QK: [M1]\n", "")
+    spec = cascade.load(SPEC, dict(B=1, H=2, E=8, F=8, M=600, P=700))
+    plain = spec.estimate(parse_mapping(text, "plain.yaml"), "flat_cloud")
+    kept = spec.estimate(MAPPING, "flat_cloud")
+    assert plain.per_tensor["QK"]["read_bytes"] == 2 * kept.per_tensor["QK"]["read_bytes"] == 2 * 2 * 2 * 600 * 700
+    assert plain.dram_bytes - kept.dram_bytes == 2 * 2 * 600 * 700
+
+
+@pytest.mark.parametrize("bad, message", [
+    ("keep:\n  QK: [M0]\n", r"keep\.QK: M0 is not an outer level of a partitioned rank"),
+    ("keep:\n  AV: [M1]\n", r"keep\.AV: M1 is not a loop around a statement that loads AV"),
+    ("keep:\n  SN: [M1]\n", r"keep\.SN: SN stays on chip .* nothing to keep")])
+def test_bad_keep_is_named(bad, message):
+    text = MAPPING.read_text().replace("keep:\n  QK: [M1]\n", bad)
+    spec = cascade.load(SPEC, dict(B=1, H=1, E=8, F=8, M=300, P=300))
+    with pytest.raises(cascade.errors.MappingError, match=message):
+        spec.estimate(parse_mapping(text, "bad.yaml"), "flat_cloud")
+
+
 @pytest.mark.skipif(not ARTIFACT.is_dir(), reason="the FuseMax artifact's results are in ../shared")
-def test_artifact_row_differs_by_one_read_of_the_scores():
-    """BERT at 256K: the artifact's StableSoftmax reads each row of scores from DRAM once (its max
-    einsum) and keeps it for the exponent (prop_spilled 0: a row fits); our softmax group loads
-    QK in each of its passes over M, so ours is the artifact's traffic plus one read of QK."""
+@pytest.mark.parametrize("model, length, heads, e, n", [("BERT", "256K", 12, 64, 262144),
+                                                         ("XLM", "1M", 16, 128, 1048576)])
+def test_artifact_rows_traffic(model, length, heads, e, n):
+    """The artifact's traffic to 1e-12: its StableSoftmax reads each row of scores from DRAM once
+    (check_dram: the max einsum) and keeps it for the exponent, as `keep: QK: [M1]` does."""
     with open(ARTIFACT / "attn-flat.csv") as fh:
-        row = next(r for r in csv.DictReader(fh) if (r["model"], r["seq_len"]) == ("BERT", "256K"))
-    n = 262144
-    spec = cascade.load(SPEC, dict(B=64, H=12, E=64, F=64, M=n, P=n))
+        row = next(r for r in csv.DictReader(fh) if (r["model"], r["seq_len"]) == (model, length))
+    spec = cascade.load(SPEC, dict(B=64, H=heads, E=e, F=e, M=n, P=n))
     report = spec.estimate(MAPPING, "flat_cloud")
-    assert report.dram_bytes == 2 * closed_form(64, 12, 64, 64, n, n)
-    assert report.dram_bytes - 2 * 64 * 12 * n * n == pytest.approx(float(row["traffic"]), rel=1e-12)
+    assert report.dram_bytes == 2 * closed_form(64, heads, e, e, n, n)
+    assert report.dram_bytes == pytest.approx(float(row["traffic"]), rel=1e-12)
+
+
+def test_keep_over_a_loop_that_is_no_partition_level_is_refused():
+    """FuseMax's K depends on M1, the cascade's own split of M (not a mapping partition):
+    keeping K across P2 would need K's whole M above M1, which a load cannot be widened to."""
+    text = (ROOT / "mappings" / "mha_1pass" / "fusemax.yaml").read_text() + "\nkeep:\n  K: [P2]\n"
+    spec = cascade.load(ROOT / "specs" / "attention" / "mha_1pass.einsum")
+    with pytest.raises(cascade.errors.MappingError, match=r"keep\.K: K's region depends on M1 inside P2"):
+        spec.estimate(parse_mapping(text, "keep.yaml"), "fusemax")

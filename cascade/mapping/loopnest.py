@@ -22,6 +22,8 @@ def render_loop_nest(mc: MappedCascade, spec_label: str = "", mapping_label: str
     lines.append("DRAM    " + ", ".join(dram))
     for tensor, loops in mc.mapping.reload.items():
         lines.append(f"reload  {tensor}: loaded anew at each iteration of {', '.join(loops)}")
+    for tensor, loops in mc.mapping.keep.items():
+        lines.append(f"keep    {tensor}: kept on chip across {', '.join(loops)}")
     for gi, group in enumerate(mc.groups, start=1):
         lines.append("")
         members = [sem.statements[k].name for k in group.statements if not sem.statements[k].is_init]

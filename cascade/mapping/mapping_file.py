@@ -8,7 +8,9 @@ Einsums sharing one outer loop nest), `binding` (compute unit per Einsum, with a
 partial results of a reduction live while a loop over the reduced rank runs, `on-chip` or
 `dram`; see `cascade.mapping.accumulate`) and `reload` (per DRAM-resident tensor, the loops across
 which it is not kept on chip: its tile is loaded anew at each of their iterations, as an operand
-that bypasses the buffer is re-read per pass of the array; see `cascade.mapping.schedule`).
+that bypasses the buffer is re-read per pass of the array) and `keep` (the converse: loops of a
+mapping partition across which a loaded tensor stays on chip, its load moved above them and
+widened to what they cover; see `cascade.mapping.schedule`).
 Anything left out gets a stated default. This module only reads and checks the file's own
 structure; `cascade.mapping.schedule.bind_mapping` checks it against a cascade.
 """
@@ -23,7 +25,8 @@ from typing import Any
 from ..errors import MappingError
 from ..limits import MAX_SHAPE, quote
 
-KNOWN_KEYS = ("partitioning", "loop-order", "spacetime", "fusion", "binding", "rank-order", "accumulate", "reload")
+KNOWN_KEYS = ("partitioning", "loop-order", "spacetime", "fusion", "binding", "rank-order", "accumulate", "reload",
+              "keep")
 ACCUMULATE = ("on-chip", "dram")
 _UNIFORM = re.compile(r"\s*uniform_shape\(\s*(-?[0-9]{1,20})\s*\)\s*\Z")
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
@@ -48,6 +51,7 @@ class Mapping:
     file: str = "<default mapping>"
     accumulate: dict[str, str] = field(default_factory=dict)  # Einsum or 'default' -> 'on-chip' | 'dram'
     reload: dict[str, tuple[str, ...]] = field(default_factory=dict)  # tensor -> loops it is re-loaded in
+    keep: dict[str, tuple[str, ...]] = field(default_factory=dict)  # tensor -> loops it stays on chip across
 
     def order_for(self, einsum: str) -> tuple[str, ...] | None:
         return self.loop_order.get(einsum, self.loop_order.get("default"))
@@ -94,6 +98,7 @@ def parse_mapping(text: str, file: str = "<mapping>") -> Mapping:
         file=file,
         accumulate=reader.accumulate(data.get("accumulate")),
         reload=reader.name_lists("reload", data.get("reload")),
+        keep=reader.name_lists("keep", data.get("keep")),
     )
     if problems:
         raise MappingError("\n".join(problems))
@@ -259,4 +264,7 @@ def dump_mapping(mapping: Mapping, comment: str = "") -> str:
     if mapping.reload:
         lines.append("reload:")
         lines.extend(f"  {tensor}: [{', '.join(loops)}]" for tensor, loops in mapping.reload.items())
+    if mapping.keep:
+        lines.append("keep:")
+        lines.extend(f"  {tensor}: [{', '.join(loops)}]" for tensor, loops in mapping.keep.items())
     return "\n".join(lines) + "\n"

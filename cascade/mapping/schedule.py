@@ -18,7 +18,9 @@ group's loops, and builds its loop tree:
   level (P2 of P -> P2, P1, P0) across the inner loops;
 - every read of a DRAM tensor the group does not write becomes a `Load` at the innermost loop
   its region depends on (kept on chip across the loops inside), unless the mapping's `reload`
-  names loops the tensor is not kept across: then it is loaded anew inside the innermost of them.
+  names loops the tensor is not kept across: then it is loaded anew inside the innermost of them;
+  `keep` names loops of a partition it stays on chip across: the load moves above the outermost
+  of them and covers what they cover (the outer level's tile, or the whole rank).
 """
 
 from __future__ import annotations
@@ -64,6 +66,9 @@ class Storage:
     parts: tuple[tuple[str, str], ...] = ()  # for 'part' axes: (rank, the partition level whose tile it spans)
 
 
+FULL = "*"  # a Load's widen level: the whole rank (a `keep` over a partition's outermost level)
+
+
 @dataclass(frozen=True)
 class Load:
     """One read of a DRAM-resident tensor region. A tensor the group does not write is loaded at
@@ -77,7 +82,7 @@ class Load:
     path: tuple[int, ...]  # the loops enclosing the load
     statements: tuple[int, ...]
     hoisted: bool
-    widen: tuple[tuple[str, str], ...] = ()  # (partitioned rank, level): the load covers that level's tile
+    widen: tuple[tuple[str, str], ...] = ()  # (partitioned rank, level): the load covers that level's tile (FULL: all)
 
 
 @dataclass(frozen=True)
@@ -516,6 +521,8 @@ class _Binder:
                     anchor, widen = self.hoist(read, path) if hoisted else (self.anchor(read, path), ())
                     if hoisted and tensor in self.m.reload:
                         anchor, widen = self.reload_anchor(read, path, anchor, widen, self.m.reload[tensor])
+                    if hoisted and tensor in self.m.keep:
+                        anchor, widen = self.keep_anchor(read, path, anchor, widen, self.m.keep[tensor])
                     key = (tensor, read.axes, widen, anchor if hoisted else ("at", k))
                     if key in seen:
                         continue
@@ -582,15 +589,51 @@ class _Binder:
             return path[deepest], widen
         return path[max([deepest] + dep_positions)], ()
 
+    def keep_anchor(self, read: AccessInfo, path: tuple[int, ...], anchor: int,
+                    widen: tuple[tuple[str, str], ...], loops: tuple[str, ...]) -> tuple[int, tuple[tuple[str, str], ...]]:
+        """Where a load goes when the mapping's `keep` names loops the tensor stays on chip across:
+        above the outermost of them on this path, covering, for each partitioned rank the region
+        depends on whose loops it leaves, one tile of the level above the outermost one left
+        (`FULL`: the whole rank when that is the partition's outermost level)."""
+        named = [i for i, lid in enumerate(path) if self.loop_of[lid] in loops]
+        here = path.index(anchor) if anchor else -1
+        if not named or min(named) > here:
+            return anchor, widen
+        top = min(named)
+        deps = self.region_loops(read)
+        levels = {n for p in self.parts.values() for n in p.names[:-1]}
+        stuck = sorted({self.loop_of[lid] for lid in path[top:] if self.loop_of[lid] in deps} - levels)
+        if stuck:
+            self.fail(f"keep.{read.access.tensor}", f"{read.access.tensor}'s region depends on {', '.join(stuck)} inside "
+                                                    f"{self.loop_of[path[top]]}, which is no level of a mapping "
+                                                    "partition, so its load cannot be widened over it")
+        wider = dict(widen)
+        for rank, p in self.parts.items():
+            left = [p.names.index(self.loop_of[lid]) for lid in path[top:]
+                    if self.loop_of[lid] in p.names[:-1] and self.loop_of[lid] in deps]
+            if left:
+                outer = min(left)
+                wider[rank] = p.names[outer - 1] if outer else FULL
+        return (path[top - 1] if top else 0), tuple(sorted(wider.items()))
+
     def check_reload(self, groups: list[Group], storage: dict[str, Storage]) -> None:
-        """`reload` names DRAM-resident tensors some group loads, and loops around their readers."""
-        for tensor, loops in self.m.reload.items():
-            key = f"reload.{tensor}"
+        """`reload` and `keep` name DRAM-resident tensors some group loads, and loops around their
+        readers (for `keep`, levels of a partition, as only those can be widened over)."""
+        for tensor, loops in self.m.keep.items():
+            outer_levels = {n for p in self.parts.values() for n in p.names[:-1]}
+            bad = [r for r in loops if r not in outer_levels]
+            if bad:
+                self.fail(f"keep.{tensor}", f"{', '.join(bad)} is not an outer level of a partitioned rank; "
+                                            f"`keep` widens a load over such levels only: "
+                                            f"{', '.join(sorted(outer_levels)) or 'none here'}")
+        for field_name, tensor, loops in [*(("reload", t, ls) for t, ls in self.m.reload.items()),
+                                          *(("keep", t, ls) for t, ls in self.m.keep.items())]:
+            key = f"{field_name}.{tensor}"
             if tensor not in self.sem.tensors:
                 self.fail(key, f"unknown tensor {tensor}: the tensors are {', '.join(sorted(self.sem.tensors))}")
             if not storage[tensor].dram:
                 self.fail(key, f"{tensor} stays on chip (no group loads it from DRAM), so there is nothing to "
-                               "re-load; list a tensor read from DRAM")
+                               f"{'re-load' if field_name == 'reload' else 'keep'}; list a tensor read from DRAM")
             readers = [k for g in groups for k in g.statements
                        if tensor not in {self.sem.statements[j].name for j in g.statements}
                        and any(r.access.tensor == tensor for r in self.sem.statements[k].reads)]

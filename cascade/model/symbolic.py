@@ -158,6 +158,6 @@ def _axis_size(mc: MappedCascade, table: SymbolTable, rank: str, kind: str, leve
         p = mc.partitions[rank]
         if kind == "tile":
             return sp.Min(table.size(p.names[-1]), table.size(rank))
-        if kind == "part" and level is not None:
+        if kind == "part" and level is not None and level in p.names:
             return sp.Min(table.span(rank, p.names.index(level)), table.size(rank))
     return table.size(rank)
