@@ -1,6 +1,7 @@
-"""mappings/mha_3pass/flat_offchip.yaml, FLAT from 256K on as the FuseMax artifact places it (QK
-and A in DRAM, weight-stationary 1024-row blocks): DRAM traffic against a closed form, the
-executor's trace against the model, and the one difference from the artifact's row."""
+"""FLAT as the FuseMax artifact places its tensors (flat_validation.csv): flat_offchip.yaml (from
+256K on: QK and A in DRAM, weight-stationary 1024-row blocks, a row of scores kept across the
+softmax's passes) and flat_bypass{,_q,_v}.yaml (Q, V streamed or kept on chip): DRAM traffic
+against closed forms and artifact rows, the executor's trace against the model, `keep` errors."""
 
 from __future__ import annotations
 
@@ -89,3 +90,41 @@ def test_keep_over_a_loop_that_is_no_partition_level_is_refused():
     spec = cascade.load(ROOT / "specs" / "attention" / "mha_1pass.einsum")
     with pytest.raises(cascade.errors.MappingError, match=r"keep\.K: K's region depends on M1 inside P2"):
         spec.estimate(parse_mapping(text, "keep.yaml"), "fusemax")
+
+
+PLACEMENTS = [  # mapping, (Q reads, K reads, V reads) in multiples of the tensor, per M = P = n, 256-row blocks
+    ("flat_bypass", lambda n: (n / 256, n / 256, n / 256)),
+    ("flat_bypass_v", lambda n: (n / 256, n / 256, 1)),  # V kept on chip: each head's V read once
+    ("flat_bypass_q", lambda n: (1, n / 256, n / 256)),  # a block of Q kept across the key tiles
+]
+
+
+@pytest.mark.parametrize("name, reads", PLACEMENTS)
+def test_flat_placements_closed_form_and_trace(name, reads):
+    """FLAT with Q, K, V streamed or kept on chip as flat_validation.csv places them: each
+    tensor's reads against the closed form, the executor's trace against the model."""
+    path = ROOT / "mappings" / "mha_3pass" / f"{name}.yaml"
+    n, e = 768, 4
+    spec = cascade.load(SPEC, dict(B=1, H=2, E=e, F=e, M=n, P=n))
+    report = spec.estimate(path, "flat_cloud")
+    q, k, v = reads(n)
+    size = 2 * 2 * e * n  # bytes of Q (= K = V = AV) at B = 1, H = 2
+    assert [report.per_tensor[t]["read_bytes"] for t in "QKV"] == [q * size, k * size, v * size]
+    assert report.per_tensor["AV"]["write_bytes"] == size
+    inputs = spec.random_inputs(seed=7)
+    outputs, trace = spec.executor(path, "flat_cloud").run_traced(**inputs)
+    for out, value in spec.run(inputs).items():
+        np.testing.assert_allclose(outputs[out], value, rtol=1e-9, atol=1e-12)
+    for t, d in report.per_tensor.items():
+        assert d["read_bytes"] / 2 == trace["reads"].get(t, 0), t
+        assert d["write_bytes"] / 2 == trace["writes"].get(t, 0), t
+
+
+@pytest.mark.skipif(not ARTIFACT.is_dir(), reason="the FuseMax artifact's results are in ../shared")
+def test_xlm_1k_with_v_on_chip_is_the_artifact_row():
+    """XLM at 1K: FLAT keeps V on chip (flat_validation.csv), nothing spills: the artifact's traffic."""
+    with open(ARTIFACT / "attn-flat.csv") as fh:
+        row = next(r for r in csv.DictReader(fh) if (r["model"], r["seq_len"]) == ("XLM", "1K"))
+    spec = cascade.load(SPEC, dict(B=64, H=16, E=128, F=128, M=1024, P=1024))
+    report = spec.estimate(ROOT / "mappings" / "mha_3pass" / "flat_bypass_v.yaml", "flat_cloud")
+    assert report.dram_bytes == pytest.approx(float(row["traffic"]), rel=1e-12)
