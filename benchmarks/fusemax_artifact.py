@@ -32,7 +32,16 @@ import sys
 import time
 from pathlib import Path
 
-from fusemax_table import BATCH, EXTERNAL, LENGTHS, MODELS, ROOT, fitting_estimate, fusemax_outer_rows, row_block_mapping
+from fusemax_table import (
+    BATCH,
+    EXTERNAL,
+    LENGTHS,
+    MODELS,
+    ROOT,
+    fitting_estimate,
+    fusemax_outer_rows,
+    row_block_mapping,
+)
 
 METRICS = ("traffic", "latency", "energy", "util_2d", "util_1d")
 ATTENTION = ("attn-binding", "attn-cascade", "attn-arch", "attn-flat", "attn-unfused")

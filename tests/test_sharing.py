@@ -112,3 +112,29 @@ def test_in_place_must_be_a_flag():
     text = (ROOT / "specs" / "targets" / "flat_cloud.yaml").read_text().replace("in_place: true", "in_place: 3")
     with pytest.raises(TargetError, match=r"buffer\.in_place"):
         parse_target(text, "bad.yaml")
+
+
+BUNDLED = sorted((ROOT / "mappings").glob("*/*.yaml"))
+SPEC_OF = {p.stem: p for p in (ROOT / "specs").rglob("*.einsum")}
+
+
+def test_sharing_never_grows_a_footprint_of_any_bundled_mapping():
+    """Every bundled mapping at its cascade's default shapes: per group, the shared footprint is
+    at most the unshared one and at least its largest intermediate, and the symbolic footprint
+    with sharing equals the numeric one."""
+    from cascade.model.footprint import storage_elements
+    from cascade.model.symbolic import footprint_formula
+    from cascade.model.symbols import SymbolTable
+
+    checked = 0
+    for path in BUNDLED:
+        mc = cascade.load(SPEC_OF[path.parent.name]).bind(path)
+        shared, plain = group_footprints(mc, True), group_footprints(mc)
+        for (s, pinned, names), (u, pinned_u, _) in zip(shared, plain):
+            assert pinned == pinned_u and s <= u, path
+            assert s >= max((storage_elements(mc, t) for t in names), default=0), path
+        table = SymbolTable(mc)
+        value = footprint_formula(mc, table, True).subs(table.substitutions())
+        assert int(value) == max(i + p for i, p, _ in shared), path
+        checked += 1
+    assert checked >= 40
