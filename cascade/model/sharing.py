@@ -92,6 +92,8 @@ def storage_classes(mc: MappedCascade, group: Group, kept: tuple[str, ...],
             t = read.access.tensor
             if t not in span or t in pinned or t == out or root(t) == root(out) or read.axes != info.write.axes:
                 continue
+            if any(r.access.tensor == t and r.axes != info.write.axes for r in info.reads):
+                continue  # k also reads t elsewhere than where it writes: not in place
             if max(position[j] for j, _ in readers[t]) != position[k] or not _no_wider(mc, out, t):
                 continue
             if not _others_safe(mc, k, read, readers[t], step):
