@@ -81,6 +81,50 @@ def test_artifact_rows_traffic(model, length, heads, e, n):
     report = spec.estimate(MAPPING, "flat_cloud")
     assert report.dram_bytes == 2 * closed_form(64, heads, e, e, n, n)
     assert report.dram_bytes == pytest.approx(float(row["traffic"]), rel=1e-12)
+    # the three kernels overlap (Flat.eval: max(DRAM, 2D, 1D) over the whole run): DRAM-bound
+    assert report.latency_s == pytest.approx(report.dram_bytes / (400 * 2**30), rel=1e-12)
+    assert report.latency_s == pytest.approx(float(row["latency"]), rel=1e-9)
+    assert report.utilization["array1d"] == pytest.approx(float(row["util_1d"]), rel=1e-9)
+
+
+def test_overlap_latency_is_one_max_over_the_set():
+    """With `overlap`, the set's latency is max(DRAM bytes / bandwidth, each unit's cycles summed
+    over the groups); without it, the groups' own maxima add up. The symbolic formula agrees."""
+    from cascade.model.symbolic import cost_formulas
+    from cascade.model.symbols import SymbolTable
+    from cascade.model.target import load_target
+
+    spec = cascade.load(SPEC, dict(B=2, H=2, E=64, F=64, M=4096, P=4096))
+    together = spec.estimate(MAPPING, "flat_cloud")
+    text = MAPPING.read_text().replace("overlap:\n  - [QK, GM, SN, SD, A, AV]\n", "")
+    apart = spec.estimate(parse_mapping(text, "apart.yaml"), "flat_cloud")
+    target = load_target("flat_cloud")
+    units: dict[str, float] = {}
+    for g in together.groups:
+        for u, c in g["unit_cycles"].items():
+            units[u] = units.get(u, 0.0) + c
+    expected = max(together.dram_bytes / target.dram_bandwidth, max(units.values()) / target.clock_hz)
+    assert together.latency_s == pytest.approx(expected, rel=1e-12)
+    assert apart.latency_s == pytest.approx(sum(g["latency_s"] for g in apart.groups), rel=1e-12)
+    assert together.latency_s < apart.latency_s and together.dram_bytes == apart.dram_bytes
+    mc = spec.bind(MAPPING)
+    formulas = cost_formulas(mc, target)
+    table = SymbolTable(mc)
+    table.symbols.update(formulas.symbols)
+    table.values.update(formulas.values)
+    assert float(formulas.latency_s.subs(table.substitutions())) == pytest.approx(together.latency_s, rel=1e-9)
+
+
+@pytest.mark.parametrize("replacement, message", [
+    ("  - [QK, GM, SN]\n", r"overlap\[0\]: lists part of fusion group \[GM, SN, SD, A\] \(not SD, A\)"),
+    ("  - [QK, XX]\n", r"overlap\[0\]: unknown Einsum XX"),
+    ("  - [QK, AV]\n  - [AV]\n", r"overlap: AV is in two groups"),
+])
+def test_bad_overlap_is_named(replacement, message):
+    text = MAPPING.read_text().replace("  - [QK, GM, SN, SD, A, AV]\n", replacement)
+    spec = cascade.load(SPEC, dict(B=1, H=1, E=8, F=8, M=300, P=300))
+    with pytest.raises(cascade.errors.MappingError, match=message):
+        spec.estimate(parse_mapping(text, "bad.yaml"), "flat_cloud")
 
 
 def test_keep_over_a_loop_that_is_no_partition_level_is_refused():

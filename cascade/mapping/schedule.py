@@ -115,6 +115,15 @@ class MappedCascade:
     def group_of(self, statement: int) -> Group:
         return next(g for g in self.groups if statement in g.statements)
 
+    def overlap_sets(self) -> list[tuple[int, ...]]:
+        """Indices of fusion groups that run concurrently (the mapping's `overlap`), each group in
+        one set, a group not listed alone, in the order of their first group."""
+        index = {self.semantics.statements[k].name: gi for gi, g in enumerate(self.groups) for k in g.statements}
+        sets = [tuple(sorted({index[name] for name in names})) for names in self.mapping.overlap]
+        listed = {gi for s in sets for gi in s}
+        sets += [(gi,) for gi in range(len(self.groups)) if gi not in listed]
+        return sorted(sets, key=min)
+
 
 def default_mapping() -> Mapping:
     return Mapping()
@@ -500,6 +509,7 @@ class _Binder:
             self.shapes[k] = level
         storage = self.storage(groups)
         self.check_reload(groups, storage)
+        self.check_overlap(groups)
         mc = MappedCascade(self.sem, self.m, self.shapes, self.parts, tuple(groups), storage,
                            self.paths, self.loop_of, self.loads(groups, storage))
         return replace(mc, accumulators=accumulator_places(mc))
@@ -588,6 +598,20 @@ class _Binder:
         if all(self.loop_of[path[i]] not in deps for i in range(here + 1, deepest + 1)):
             return path[deepest], widen
         return path[max([deepest] + dep_positions)], ()
+
+    def check_overlap(self, groups: list[Group]) -> None:
+        """`overlap` names known Einsums and whole fusion groups."""
+        einsums = {self.sem.statements[k].name for g in groups for k in g.statements}
+        for i, names in enumerate(self.m.overlap):
+            unknown = [n for n in names if n not in einsums]
+            if unknown:
+                self.fail(f"overlap[{i}]", f"unknown Einsum {unknown[0]}: the Einsums are {', '.join(sorted(einsums))}")
+            for g in groups:
+                members = list(dict.fromkeys(self.sem.statements[k].name for k in g.statements))
+                missing = [n for n in members if n not in names]
+                if missing and len(missing) < len(members):
+                    self.fail(f"overlap[{i}]", f"lists part of fusion group [{', '.join(members)}] (not "
+                                               f"{', '.join(missing)}); list whole fusion groups")
 
     def keep_anchor(self, read: AccessInfo, path: tuple[int, ...], anchor: int,
                     widen: tuple[tuple[str, str], ...], loops: tuple[str, ...]) -> tuple[int, tuple[tuple[str, str], ...]]:

@@ -5,7 +5,9 @@ the array by the statement's space ranks (see `space_axes`: a space rank of exte
 array axis of n PEs fills e / (ceil(e/n) n) of it; the innermost tile of a split rank is
 charged tile by tile, so a ragged last tile costs only its own folds); the group takes
 max(slowest unit, DRAM bytes / bandwidth) (compute and memory overlap inside a group, FuseMax's
-pipeline rule); groups run one after another. Every count is a sympy expression in the shapes;
+pipeline rule); groups run one after another, except the sets a mapping's `overlap` names,
+which run concurrently: a set takes max(each unit's cycles summed over it, its DRAM bytes /
+bandwidth), as the FuseMax artifact costs FLAT (Flat.eval). Every count is a sympy expression in the shapes;
 numbers come from substituting them.
 """
 
@@ -190,12 +192,19 @@ def estimate_spatial(mc: MappedCascade, target: Target, symbolic: bool = False) 
     groups = []
     latency = 0.0
     memory_time = compute_time = 0.0
-    for gi, group in enumerate(mc.groups):
-        compute_s = max(group_cycles[gi].values(), default=0.0) / target.clock_hz
-        memory_s = group_bytes[gi] / target.dram_bandwidth
+    for members in mc.overlap_sets():  # groups that run concurrently: one max over their sums
+        units: dict[str, float] = {}
+        for gi in members:
+            for u, c in group_cycles[gi].items():
+                units[u] = units.get(u, 0.0) + c
+        compute_s = max(units.values(), default=0.0) / target.clock_hz
+        memory_s = sum(group_bytes[gi] for gi in members) / target.dram_bandwidth
         latency += max(compute_s, memory_s)
         memory_time += memory_s if memory_s >= compute_s else 0.0
         compute_time += compute_s if compute_s > memory_s else 0.0
+    for gi, group in enumerate(mc.groups):
+        compute_s = max(group_cycles[gi].values(), default=0.0) / target.clock_hz
+        memory_s = group_bytes[gi] / target.dram_bandwidth
         groups.append({"group": group.name, "compute_s": compute_s, "memory_s": memory_s,
                        "latency_s": max(compute_s, memory_s), "dram_bytes": group_bytes[gi],
                        "bound": "memory" if memory_s > compute_s else "compute",

@@ -67,9 +67,13 @@ def cost_formulas(mc: MappedCascade, target: Target) -> CostFormulas:
         if direction == "read":
             read_bytes += expr * target.word_bytes
     latency = sp.Integer(0)
-    for gi in range(len(mc.groups)):
-        compute = sp.Max(*cycles[gi].values()) / target.clock_hz if cycles[gi] else sp.Integer(0)
-        latency += sp.Max(compute, bytes_by_group[gi] / target.dram_bandwidth)
+    for members in mc.overlap_sets():  # groups that run concurrently (the mapping's `overlap`): one max
+        units: dict[str, Any] = {}
+        for gi in members:
+            for u, c in cycles[gi].items():
+                units[u] = units.get(u, 0) + c
+        compute = sp.Max(*units.values()) / target.clock_hz if units else sp.Integer(0)
+        latency += sp.Max(compute, sum(bytes_by_group[gi] for gi in members) / target.dram_bandwidth)
     return CostFormulas(latency, sum(bytes_by_group), unit_cycles, dict(table.symbols), dict(table.values),
                         read_bytes, unit_ops)
 
