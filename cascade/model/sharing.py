@@ -1,10 +1,10 @@
 """Buffer sharing by liveness within a fusion group (targets with `buffer: {in_place: true}`).
 
 By default a group's on-chip intermediates each hold their own storage for the whole group
-(`spill.group_footprints` adds them up). A target whose buffer is managed by liveness (FLAT's
-global buffer holds one tile of scores per head, overwritten in place as the softmax runs:
-Kao et al., ASPLOS 2023, and the FuseMax artifact's FLAT rows, flat_validation.csv) lets them
-share it, by two rules:
+(`spill.group_footprints` adds them up). A target whose buffer is managed by liveness lets them
+share it (flat_cloud: the FuseMax artifact's FLAT configuration, flat_validation.csv, counts one
+block of scores per row block in the buffer, so QK, SN and A share it: our reading of that
+data, stated in the target file), by two rules:
 
 - Liveness. A group runs its statements in program order inside the loops common to all of
   them; below those, each top-level node (a pass: a sibling loop, or a statement alone) is a
