@@ -48,36 +48,42 @@ def fusemax_mapping(e: int, f: int, p: int):
     return parse_mapping(text, str(path))
 
 
-def row_block_mapping(name: str, rows: int):
-    """A baseline mapping with blocks of `rows` query rows instead of the bundled 256."""
+def row_block_mapping(name: str, rows: int, bundled: str = "256"):
+    """A baseline mapping with blocks of `rows` query rows instead of the bundled ones (256)."""
     from cascade.mapping.mapping_file import parse_mapping
 
     path = ROOT / "mappings" / "mha_3pass" / f"{name}.yaml"
-    return parse_mapping(path.read_text().replace("P: [uniform_shape(256)]", f"P: [uniform_shape({rows})]"), str(path))
+    text = path.read_text()
+    old = f"P: [uniform_shape({bundled})"
+    assert old in text, f"{path} has no {old}"
+    return parse_mapping(text.replace(old, f"P: [uniform_shape({rows})"), str(path))
 
 
 def fitting_estimate(spec, name: str, target):
-    """FLAT's granularity rule, for FLAT and the unfused softmax kernel alike: the largest block
-    of query rows (256, 128, ... 1) whose fusion groups fit the global buffer; when none fits,
-    one row at a time, spilling the part of its scores that does not fit (refused when K and V
-    alone overflow the buffer)."""
+    """FLAT's granularity rule, for FLAT and the unfused softmax kernel alike: blocks of 256, 128,
+    ... 1 query rows are costed down to the first whose fusion groups fit the global buffer, and
+    the cheapest of those (latency, then DRAM traffic; the larger block on ties) is used, as FLAT's
+    dataflow search picks its granularity by cost. Where 256 rows fit, that is the 256-row block;
+    where no block fits, blocks spill their intermediates (and stream loaded tiles on a target
+    with `buffer: {bypass: true}`); a point refused at every block raises the last refusal."""
     from cascade.errors import MappingError
 
-    rows, spilling, error = 256, None, None
+    best, error, rows = None, None, 256
     while rows >= 1:
         try:
             report = spec.estimate(row_block_mapping(name, rows), target)
-        except MappingError as exc:  # its loaded tiles alone overflow the buffer
+        except MappingError as exc:  # its loaded tiles alone overflow a buffer they cannot bypass
             error = exc
         else:
+            key = (report.latency_s, report.dram_bytes)
+            if best is None or key < best[0]:
+                best = (key, report, rows)
             if report.on_chip_bytes <= target.buffer_bytes:
-                return report, rows
-            if rows == 1:
-                spilling = (report, rows)
+                break
         rows //= 2
-    if spilling:
-        return spilling
-    raise error  # type: ignore[misc]
+    if best is None:
+        raise error  # type: ignore[misc]
+    return best[1], best[2]
 
 
 def artifact(name: str) -> dict[tuple[str, str], dict[str, str]]:

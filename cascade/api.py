@@ -133,14 +133,15 @@ class Spec:
             raise CascadeError(f"backend {backend!r}: the backends are numpy and triton")
         from .codegen.numpy_exec import emit_numpy
 
-        spill = None
+        spill = streamed = None
         if target is not None:
-            from .model.spill import plan_spills, spill_fractions
+            from .model.spill import plan_spills, spill_fractions, streamed_loads
             from .model.target import Target, load_target
 
             tgt = target if isinstance(target, Target) else load_target(target)
-            spill = spill_fractions(plan_spills(mapped, tgt)[0])
-        return emit_numpy(mapped, self.cascade.file, label, spill)
+            plan = plan_spills(mapped, tgt)[0]
+            spill, streamed = spill_fractions(plan), streamed_loads(plan)
+        return emit_numpy(mapped, self.cascade.file, label, spill, streamed)
 
     def executor(self, mapping: str | Path | MappingFile | None = None, target: Any = None) -> Any:
         """The generated executor, imported as a module with `run(**inputs)` and `run_traced`."""

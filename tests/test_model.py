@@ -105,23 +105,30 @@ def test_fusemax_mapping_moves_compulsory_traffic():
 def test_flat_row_granularity_buffer_requirement():
     """FLAT at row granularity keeps, per block of R query rows: the Q block (E x R), all of K
     and V (E x M, F x M), the score, exponential and probability tiles (3 x M x R) and the row
-    max and sum (2 x R): word_bytes * (E R + (E + F) M + 3 M R + 2 R)."""
+    max and sum (2 x R): word_bytes * (E R + (E + F) M + 3 M R + 2 R). On flat_cloud, whose
+    buffer is shared by liveness (`in_place`), SN and A overwrite the scores and the row sum
+    follows the row max: word_bytes * (E R + (E + F) M + M R + R)."""
+    text = (ROOT / "specs" / "targets" / "flat_cloud.yaml").read_text()
+    separate = parse_target(text.replace("in_place: true", "in_place: false"), "flat_cloud.yaml")
     for e, m in [(64, 1024), (64, 4096), (128, 2048)]:
         spec = cascade.load(ATT / "mha_3pass.einsum", dict(B=1, H=1, E=e, F=e, M=m, P=m))
-        report = spec.estimate(MAPS / "mha_3pass" / "flat.yaml", "flat_cloud")
         r = 256
+        report = spec.estimate(MAPS / "mha_3pass" / "flat.yaml", separate)
         assert report.on_chip_bytes == 2 * (e * r + 2 * e * m + 3 * m * r + 2 * r)
+        report = spec.estimate(MAPS / "mha_3pass" / "flat.yaml", "flat_cloud")
+        assert report.on_chip_bytes == 2 * (e * r + 2 * e * m + m * r + r)
 
 
 def test_buffer_overflow_spills_the_intermediates_that_do_not_fit():
-    """At M = P = 64K, FLAT's 256-row block needs F = 2 (E R + 2 E M + 3 M R + 2 R) bytes of a
-    32 MiB buffer B; its intermediates (QK, SN, A: M x R; GM, SD: R) are I = 2 (3 M R + 2 R)
-    bytes, so s = (F - B) / I of each is written to DRAM once and re-read by each reader."""
+    """At M = P = 64K, FLAT's 256-row block needs F = 2 (E R + 2 E M + M R + R) bytes of a
+    32 MiB buffer B (shared by liveness); its intermediates (QK, SN, A in one M x R tile; GM,
+    then SD: R) are I = 2 (M R + R) bytes, so s = (F - B) / I of each is written to DRAM once
+    and re-read by each reader."""
     e, m, r = 64, 65536, 256
     spec = cascade.load(ATT / "mha_3pass.einsum", dict(B=1, H=1, E=e, F=e, M=m, P=m))
     report = spec.estimate(MAPS / "mha_3pass" / "flat.yaml", "flat_cloud")
-    footprint = 2 * (e * r + 2 * e * m + 3 * m * r + 2 * r)
-    s = (footprint - 32 * 2**20) / (2 * (3 * m * r + 2 * r))
+    footprint = 2 * (e * r + 2 * e * m + m * r + r)
+    s = (footprint - 32 * 2**20) / (2 * (m * r + r))
     assert report.on_chip_bytes == footprint
     readers = {"QK": 2, "SN": 2, "A": 1}  # QK by GM and SN; SN by SD and A; A by AV
     for t, n in readers.items():
@@ -131,12 +138,29 @@ def test_buffer_overflow_spills_the_intermediates_that_do_not_fit():
     assert any(line.strip().startswith("spilled QK:") for line in report.extra["spills"])
 
 
-def test_loaded_tiles_that_overflow_the_buffer_are_refused():
+def test_loaded_tiles_that_overflow_the_buffer_are_refused_without_bypass():
     """K and V of a whole head (2 x 64 x 1M words) plus a 256-row Q block: 256 MiB + 32 KiB."""
     spec = cascade.load(ATT / "mha_3pass.einsum", dict(B=1, H=1, E=64, F=64, M=2**20, P=2**20))
+    text = (ROOT / "specs" / "targets" / "flat_cloud.yaml").read_text()
+    no_bypass = parse_target(text.replace("  bypass: true ", "  bypass: false"), "flat_cloud.yaml")
+    assert not no_bypass.buffer_bypass
     with pytest.raises(MappingError, match=r"group QK\+GM\+SN\+SD\+A\+AV loads 256.03 MiB of tiles, but flat_cloud's "
-                                           r"buffer holds 32.00 MiB .*use smaller tiles"):
-        spec.estimate(MAPS / "mha_3pass" / "flat.yaml", "flat_cloud")
+                                           r"buffer holds 32.00 MiB .*bypass: true.*use smaller tiles"):
+        spec.estimate(MAPS / "mha_3pass" / "flat.yaml", no_bypass)
+
+
+def test_loaded_tiles_that_overflow_a_bypass_buffer_stream():
+    """On flat_cloud (`buffer: {bypass: true}`) the 128 MiB K and V tiles stream instead: each is
+    re-read for every 256-row block of queries (P / 256 = 4096 times), Q is read once, and the
+    report names them."""
+    e, n = 64, 2**20
+    spec = cascade.load(ATT / "mha_3pass.einsum", dict(B=1, H=1, E=e, F=e, M=n, P=n))
+    report = spec.estimate(MAPS / "mha_3pass" / "flat.yaml", "flat_cloud")
+    assert report.extra["streamed"] == ["K", "V"]
+    for t in ("K", "V"):
+        assert report.per_tensor[t]["read_bytes"] == 2 * e * n * (n // 256)
+    assert report.per_tensor["Q"]["read_bytes"] == 2 * e * n
+    assert any("V, K (256.00 MiB) stream from DRAM, re-read at each use" in line for line in report.extra["spills"])
 
 
 def _artifact(name):

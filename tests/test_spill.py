@@ -19,9 +19,11 @@ CASES = [  # spec, mapping, target, buffer bytes, shapes (ragged tiles on purpos
 ]
 
 
-def small_target(name: str, capacity: int):
+def small_target(name: str, capacity: int, in_place: bool = False):
+    """`name`'s target with a smaller buffer; storage sharing (`buffer.in_place`) as asked, so these
+    cases keep their footprints whatever the bundled file says (tests/test_sharing.py covers it)."""
     path = ROOT / "specs" / "targets" / f"{name}.yaml"
-    text = path.read_text()
+    text = path.read_text().replace("in_place: true", f"in_place: {str(in_place).lower()}")
     old = next(line for line in text.splitlines() if "capacity_bytes:" in line)
     return parse_target(text.replace(old, f"  capacity_bytes: {capacity}"), f"small_{name}.yaml")
 
@@ -58,3 +60,46 @@ def test_estimate_reports_the_spill(capsys):
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "spills to DRAM" in out and "spilled QK:" in out and "written and" in out
+
+
+STREAM_CASES = [  # buffers so small that loaded tiles alone overflow: on a bypass buffer they stream
+    ("mha_3pass", "mha_3pass/flat.yaml", "flat_cloud", 1200, dict(B=1, H=2, E=4, F=4, M=200, P=300)),
+    ("mha_3pass", "mha_3pass/unfused.yaml", "flat_cloud", 1200, dict(B=1, H=2, E=4, F=4, M=200, P=30)),
+    ("mha_3pass", "mha_3pass/flat_bypass.yaml", "flat_cloud", 3000, dict(B=1, H=1, E=4, F=4, M=600, P=300)),
+]
+
+
+@pytest.mark.parametrize("spec_name, mapping, target, capacity, shapes", STREAM_CASES)
+def test_streamed_tiles_equal_the_trace(spec_name, mapping, target, capacity, shapes):
+    """Streamed tiles are re-read by each statement at every iteration of its loops: the model's
+    traffic equals the executor's trace for the same target, tensor by tensor, results stay right,
+    and without bypass the same point is refused."""
+    spec = cascade.load(ROOT / "specs" / "attention" / f"{spec_name}.einsum", shapes)
+    tgt = small_target(target, capacity)
+    assert tgt.buffer_bypass
+    mapping_path = ROOT / "mappings" / mapping
+    report = spec.estimate(mapping_path, tgt)
+    assert report.extra.get("streamed"), "the case must stream"
+    assert any("stream from DRAM, re-read at each use" in line for line in report.extra["spills"])
+    inputs = spec.random_inputs(seed=4)
+    outputs, trace = spec.executor(mapping_path, tgt).run_traced(**inputs)
+    for name, value in spec.run(inputs).items():
+        np.testing.assert_allclose(outputs[name], value, rtol=1e-9, atol=1e-12)
+    word = tgt.word_bytes
+    for t in set(report.per_tensor) | set(trace["reads"]) | set(trace["writes"]):
+        d = report.per_tensor.get(t, {"read_bytes": 0.0, "write_bytes": 0.0})
+        assert d["read_bytes"] / word == pytest.approx(trace["reads"].get(t, 0), rel=1e-9), t
+        assert d["write_bytes"] / word == pytest.approx(trace["writes"].get(t, 0), rel=1e-9), t
+    plain = spec.executor(mapping_path).run_traced(**inputs)[1]
+    for t in report.extra["streamed"]:  # a streamed input is read more than once where its readers loop
+        assert trace["reads"][t] >= plain["reads"][t]
+    assert sum(trace["reads"].values()) > sum(plain["reads"].values())
+    refusing = parse_target(tgt_text(target, capacity).replace("bypass: true", "bypass: false"), "nb.yaml")
+    with pytest.raises(cascade.errors.MappingError, match=r"(loaded tiles are|neither is) not spilled|neither is spilled"):
+        spec.estimate(mapping_path, refusing)
+
+
+def tgt_text(name: str, capacity: int) -> str:
+    text = (ROOT / "specs" / "targets" / f"{name}.yaml").read_text().replace("in_place: true", "in_place: false")
+    old = next(line for line in text.splitlines() if "capacity_bytes:" in line)
+    return text.replace(old, f"  capacity_bytes: {capacity}")

@@ -28,6 +28,7 @@ class AccessEmitter(LayoutEmitter):
         self.may_be_absent = self.absent_tensors()
         self.widen: dict[str, str] = {}
         self.spill: dict[str, float] = {}  # on-chip tensor -> the fraction of its accesses spilled to DRAM
+        self.streamed: set[int] = set()  # indices into mc.loads not kept on chip: read at each use
 
     # ------------------------------------------------------------ tensors with absent points
     def absent_tensors(self) -> set[str]:
@@ -88,9 +89,9 @@ class AccessEmitter(LayoutEmitter):
         group = self.mc.groups[gi]
         self.hoisted: dict[int, list[tuple[str, ast.expr]]] = {}
         self.hoisted_reads: dict[tuple[int, str], str] = {}
-        for load in self.mc.loads:
-            if not load.hoisted or load.statements[0] not in group.statements:
-                continue
+        for i, load in enumerate(self.mc.loads):
+            if not load.hoisted or load.statements[0] not in group.statements or i in self.streamed:
+                continue  # a streamed tile is read where each statement uses it
             k = load.statements[0]
             read = next(r for r in self.sem.statements[k].reads
                         if r.access.tensor == load.tensor and r.axes == load.axes)

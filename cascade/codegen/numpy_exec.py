@@ -93,11 +93,13 @@ def _spill_wr(trace, tensor, view, fraction):
 
 
 def emit_numpy(mc: MappedCascade, spec_label: str = "", mapping_label: str = "",
-               spill: dict[str, float] | None = None) -> str:
+               spill: dict[str, float] | None = None, streamed: set[int] | None = None) -> str:
     """The executor's source; `spill` (on-chip tensor -> fraction, from the target's buffer, see
-    cascade.model.spill) makes the trace count that part of each access to it as DRAM traffic."""
+    cascade.model.spill) makes the trace count that part of each access to it as DRAM traffic;
+    `streamed` (indices into mc.loads) are tiles not kept on chip: each use reads its own from DRAM."""
     gen = _Generator(mc, spec_label, mapping_label)
     gen.spill = dict(spill or {})
+    gen.streamed = set(streamed or ())
     return gen.module()
 
 

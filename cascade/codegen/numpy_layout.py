@@ -92,8 +92,10 @@ class LayoutEmitter:
         return self.level_start(rank, dict(self.mc.storage[tensor].parts)[rank])
 
     def level_start(self, rank: str, level: str) -> tuple[ast.expr, int]:
-        """(start, span) of the current tile of one partition level of a rank."""
+        """(start, span) of the current tile of one partition level of a rank (FULL: the whole rank)."""
         p = self.mc.partitions[rank]
+        if level not in p.names:  # schedule.FULL
+            return A.const(0), self.mc.shapes[rank]
         j = p.names.index(level)
         start = None
         for name, span in zip(p.names[: j + 1], p.spans[: j + 1]):

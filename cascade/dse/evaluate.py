@@ -96,7 +96,7 @@ def build_plan(request: PlanRequest) -> Plan:
         table = SymbolTable(mc)
         table.symbols.update(formulas.symbols)
         table.values.update(formulas.values)
-        footprint = footprint_formula(mc, table)
+        footprint = footprint_formula(mc, table, target.buffer_in_place)
         missing = [t for t in request.free_tiles if t not in table.symbols]
         if missing:  # a tile the formulas do not name: this family cannot be costed from them
             return Plan(request.key, tuple(fields), error=f"tile {missing[0]} is not a symbol of the cost formulas")

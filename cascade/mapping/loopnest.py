@@ -23,6 +23,13 @@ def render_loop_nest(mc: MappedCascade, spec_label: str = "", mapping_label: str
     if mc.mapping.pipeline:  # phases per tile (model/pipeline.py)
         lines.append("phases  " + " | ".join(f"drain {p.drain}" if p.drain else ", ".join(p.einsums)
                                              for p in mc.mapping.pipeline))
+    for tensor, loops in mc.mapping.reload.items():
+        lines.append(f"reload  {tensor}: loaded anew at each iteration of {', '.join(loops)}")
+    for tensor, loops in mc.mapping.keep.items():
+        lines.append(f"keep    {tensor}: kept on chip across {', '.join(loops)}")
+    for members in mc.overlap_sets():
+        if len(members) > 1:
+            lines.append(f"overlap groups {', '.join(str(gi + 1) for gi in members)} run concurrently")
     for gi, group in enumerate(mc.groups, start=1):
         lines.append("")
         members = [sem.statements[k].name for k in group.statements if not sem.statements[k].is_init]

@@ -6,11 +6,17 @@ A mapping says in which order and where a cascade is computed, never what: `part
 Einsums sharing one outer loop nest), `binding` (compute unit per Einsum, with a `default`) and
 `rank-order` (storage order per tensor) and `accumulate` (per Einsum, with a `default`: where the
 partial results of a reduction live while a loop over the reduced rank runs, `on-chip` or
-`dram`; see `cascade.mapping.accumulate`) and `pipeline` (per fused tile, the phases its Einsums
+`dram`; see `cascade.mapping.accumulate`), `pipeline` (per fused tile, the phases its Einsums
 run in, one after another, the units overlapping inside a phase; `{drain: LM}` waits for LM's
-reduction across the array; see `cascade.model.pipeline`). Anything left out gets a stated default. This module
-only reads and checks the file's own structure; `cascade.mapping.schedule.bind_mapping` checks it
-against a cascade.
+reduction across the array; see `cascade.model.pipeline`), `reload` (per DRAM-resident tensor,
+the loops across which it is not kept on chip: its tile is loaded anew at each of their
+iterations, as an operand that bypasses the buffer is re-read per pass of the array) and `keep`
+(the converse: loops of a mapping partition across which a loaded tensor stays on chip, its load
+moved above them and widened to what they cover; see `cascade.mapping.schedule`) and `overlap`
+(sets of whole fusion groups that run concurrently, as a pipelined dataflow overlaps its kernels:
+their latency is one max(memory, each unit) over the set; see `cascade.model.spatial`).
+Anything left out gets a stated default. This module only reads and checks the file's own
+structure; `cascade.mapping.schedule.bind_mapping` checks it against a cascade.
 """
 
 from __future__ import annotations
@@ -23,7 +29,8 @@ from typing import Any
 from ..errors import MappingError
 from ..limits import MAX_SHAPE, quote
 
-KNOWN_KEYS = ("partitioning", "loop-order", "spacetime", "fusion", "binding", "rank-order", "accumulate", "pipeline")
+KNOWN_KEYS = ("partitioning", "loop-order", "spacetime", "fusion", "binding", "rank-order", "accumulate", "pipeline",
+              "reload", "keep", "overlap")
 ACCUMULATE = ("on-chip", "dram")
 _UNIFORM = re.compile(r"\s*uniform_shape\(\s*(-?[0-9]{1,20})\s*\)\s*\Z")
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
@@ -57,6 +64,9 @@ class Mapping:
     file: str = "<default mapping>"
     accumulate: dict[str, str] = field(default_factory=dict)  # Einsum or 'default' -> 'on-chip' | 'dram'
     pipeline: tuple[Phase, ...] = ()  # per fused tile, in order; empty: the units of a group overlap whole
+    reload: dict[str, tuple[str, ...]] = field(default_factory=dict)  # tensor -> loops it is re-loaded in
+    keep: dict[str, tuple[str, ...]] = field(default_factory=dict)  # tensor -> loops it stays on chip across
+    overlap: tuple[tuple[str, ...], ...] = ()  # sets of Einsums whose fusion groups run concurrently
 
     def order_for(self, einsum: str) -> tuple[str, ...] | None:
         return self.loop_order.get(einsum, self.loop_order.get("default"))
@@ -103,6 +113,9 @@ def parse_mapping(text: str, file: str = "<mapping>") -> Mapping:
         file=file,
         accumulate=reader.accumulate(data.get("accumulate")),
         pipeline=reader.pipeline(data.get("pipeline")),
+        reload=reader.name_lists("reload", data.get("reload")),
+        keep=reader.name_lists("keep", data.get("keep")),
+        overlap=reader.fusion(data.get("overlap"), "overlap"),
     )
     if problems:
         raise MappingError("\n".join(problems))
@@ -189,22 +202,22 @@ class _Reader:
                 out[str(name)] = SpaceTime(space, time)
         return out
 
-    def fusion(self, value: Any) -> tuple[tuple[str, ...], ...]:
+    def fusion(self, value: Any, key: str = "fusion") -> tuple[tuple[str, ...], ...]:
         if value is None:
             return ()
         if not isinstance(value, list):
-            self.bad("fusion", "expected a list of groups, e.g. [[QK, GM, SN]]")
+            self.bad(key, "expected a list of groups, e.g. [[QK, GM, SN]]")
             return ()
         groups = []
         for k, group in enumerate(value):
-            names = self.names(f"fusion[{k}]", group)
+            names = self.names(f"{key}[{k}]", group)
             if names is not None:
                 groups.append(names)
         seen: dict[str, int] = {}
         for k, group in enumerate(groups):
             for name in group:
                 if name in seen:
-                    self.bad("fusion", f"{name} is in two groups ({seen[name]} and {k})")
+                    self.bad(key, f"{name} is in two groups ({seen[name]} and {k})")
                 seen[name] = k
         return tuple(groups)
 
@@ -293,4 +306,13 @@ def dump_mapping(mapping: Mapping, comment: str = "") -> str:
         lines.append("pipeline:")
         lines.extend(f"  - {{drain: {p.drain}}}" if p.drain else f"  - [{', '.join(p.einsums)}]"
                      for p in mapping.pipeline)
+    if mapping.reload:
+        lines.append("reload:")
+        lines.extend(f"  {tensor}: [{', '.join(loops)}]" for tensor, loops in mapping.reload.items())
+    if mapping.overlap:
+        lines.append("overlap:")
+        lines.extend(f"  - [{', '.join(group)}]" for group in mapping.overlap)
+    if mapping.keep:
+        lines.append("keep:")
+        lines.extend(f"  {tensor}: [{', '.join(loops)}]" for tensor, loops in mapping.keep.items())
     return "\n".join(lines) + "\n"

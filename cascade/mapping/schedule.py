@@ -15,7 +15,12 @@ group's loops, and builds its loop tree:
   another group), or on chip: per axis `tile` (the current tile of that rank), `full` (the whole
   rank, kept across loop instances), `point` (one coordinate of a loop rank) or `ring` (the
   current and previous element of a recurrence); `part` keeps the tile of an outer partition
-  level (P2 of P -> P2, P1, P0) across the inner loops.
+  level (P2 of P -> P2, P1, P0) across the inner loops;
+- every read of a DRAM tensor the group does not write becomes a `Load` at the innermost loop
+  its region depends on (kept on chip across the loops inside), unless the mapping's `reload`
+  names loops the tensor is not kept across: then it is loaded anew inside the innermost of them;
+  `keep` names loops of a partition it stays on chip across: the load moves above the outermost
+  of them and covers what they cover (the outer level's tile, or the whole rank).
 """
 
 from __future__ import annotations
@@ -61,6 +66,9 @@ class Storage:
     parts: tuple[tuple[str, str], ...] = ()  # for 'part' axes: (rank, the partition level whose tile it spans)
 
 
+FULL = "*"  # a Load's widen level: the whole rank (a `keep` over a partition's outermost level)
+
+
 @dataclass(frozen=True)
 class Load:
     """One read of a DRAM-resident tensor region. A tensor the group does not write is loaded at
@@ -74,7 +82,7 @@ class Load:
     path: tuple[int, ...]  # the loops enclosing the load
     statements: tuple[int, ...]
     hoisted: bool
-    widen: tuple[tuple[str, str], ...] = ()  # (partitioned rank, level): the load covers that level's tile
+    widen: tuple[tuple[str, str], ...] = ()  # (partitioned rank, level): the load covers that level's tile (FULL: all)
 
 
 @dataclass(frozen=True)
@@ -106,6 +114,15 @@ class MappedCascade:
 
     def group_of(self, statement: int) -> Group:
         return next(g for g in self.groups if statement in g.statements)
+
+    def overlap_sets(self) -> list[tuple[int, ...]]:
+        """Indices of fusion groups that run concurrently (the mapping's `overlap`), each group in
+        one set, a group not listed alone, in the order of their first group."""
+        index = {self.semantics.statements[k].name: gi for gi, g in enumerate(self.groups) for k in g.statements}
+        sets = [tuple(sorted({index[name] for name in names})) for names in self.mapping.overlap]
+        listed = {gi for s in sets for gi in s}
+        sets += [(gi,) for gi in range(len(self.groups)) if gi not in listed]
+        return sorted(sets, key=min)
 
 
 def default_mapping() -> Mapping:
@@ -491,6 +508,8 @@ class _Binder:
         for k, level in self.shapes_of_levels().items():
             self.shapes[k] = level
         storage = self.storage(groups)
+        self.check_reload(groups, storage)
+        self.check_overlap(groups)
         mc = MappedCascade(self.sem, self.m, self.shapes, self.parts, tuple(groups), storage,
                            self.paths, self.loop_of, self.loads(groups, storage))
         return replace(mc, accumulators=accumulator_places(mc))
@@ -510,6 +529,10 @@ class _Binder:
                         continue
                     hoisted = tensor not in written  # loaded at the top of its anchor loop, shared
                     anchor, widen = self.hoist(read, path) if hoisted else (self.anchor(read, path), ())
+                    if hoisted and tensor in self.m.reload:
+                        anchor, widen = self.reload_anchor(read, path, anchor, widen, self.m.reload[tensor])
+                    if hoisted and tensor in self.m.keep:
+                        anchor, widen = self.keep_anchor(read, path, anchor, widen, self.m.keep[tensor])
                     key = (tensor, read.axes, widen, anchor if hoisted else ("at", k))
                     if key in seen:
                         continue
@@ -558,6 +581,92 @@ class _Binder:
             top = max(top, max(kept))
             widen.append((rank, self.loop_of[path[max(kept)]]))
         return (path[top] if top >= 0 else 0), tuple(widen)
+
+    def reload_anchor(self, read: AccessInfo, path: tuple[int, ...], anchor: int,
+                      widen: tuple[tuple[str, str], ...], loops: tuple[str, ...]) -> tuple[int, tuple[tuple[str, str], ...]]:
+        """Where a load goes when the mapping's `reload` names loops the tensor is not kept across:
+        inside the innermost of them on this path, so its tile is loaded anew at each of their
+        iterations. Passing only loops the region does not depend on keeps the tile (and its
+        widening); passing one it depends on lands at the ordinary anchor or deeper."""
+        named = [i for i, lid in enumerate(path) if self.loop_of[lid] in loops]
+        here = path.index(anchor) if anchor else -1
+        if not named or max(named) <= here:
+            return anchor, widen
+        deepest = max(named)
+        deps = self.region_loops(read)
+        dep_positions = [i for i, lid in enumerate(path) if self.loop_of[lid] in deps]
+        if all(self.loop_of[path[i]] not in deps for i in range(here + 1, deepest + 1)):
+            return path[deepest], widen
+        return path[max([deepest] + dep_positions)], ()
+
+    def check_overlap(self, groups: list[Group]) -> None:
+        """`overlap` names known Einsums and whole fusion groups."""
+        einsums = {self.sem.statements[k].name for g in groups for k in g.statements}
+        for i, names in enumerate(self.m.overlap):
+            unknown = [n for n in names if n not in einsums]
+            if unknown:
+                self.fail(f"overlap[{i}]", f"unknown Einsum {unknown[0]}: the Einsums are {', '.join(sorted(einsums))}")
+            for g in groups:
+                members = list(dict.fromkeys(self.sem.statements[k].name for k in g.statements))
+                missing = [n for n in members if n not in names]
+                if missing and len(missing) < len(members):
+                    self.fail(f"overlap[{i}]", f"lists part of fusion group [{', '.join(members)}] (not "
+                                               f"{', '.join(missing)}); list whole fusion groups")
+
+    def keep_anchor(self, read: AccessInfo, path: tuple[int, ...], anchor: int,
+                    widen: tuple[tuple[str, str], ...], loops: tuple[str, ...]) -> tuple[int, tuple[tuple[str, str], ...]]:
+        """Where a load goes when the mapping's `keep` names loops the tensor stays on chip across:
+        above the outermost of them on this path, covering, for each partitioned rank the region
+        depends on whose loops it leaves, one tile of the level above the outermost one left
+        (`FULL`: the whole rank when that is the partition's outermost level)."""
+        named = [i for i, lid in enumerate(path) if self.loop_of[lid] in loops]
+        here = path.index(anchor) if anchor else -1
+        if not named or min(named) > here:
+            return anchor, widen
+        top = min(named)
+        deps = self.region_loops(read)
+        levels = {n for p in self.parts.values() for n in p.names[:-1]}
+        stuck = sorted({self.loop_of[lid] for lid in path[top:] if self.loop_of[lid] in deps} - levels)
+        if stuck:
+            self.fail(f"keep.{read.access.tensor}", f"{read.access.tensor}'s region depends on {', '.join(stuck)} inside "
+                                                    f"{self.loop_of[path[top]]}, which is no level of a mapping "
+                                                    "partition, so its load cannot be widened over it")
+        wider = dict(widen)
+        for rank, p in self.parts.items():
+            left = [p.names.index(self.loop_of[lid]) for lid in path[top:]
+                    if self.loop_of[lid] in p.names[:-1] and self.loop_of[lid] in deps]
+            if left:
+                outer = min(left)
+                wider[rank] = p.names[outer - 1] if outer else FULL
+        return (path[top - 1] if top else 0), tuple(sorted(wider.items()))
+
+    def check_reload(self, groups: list[Group], storage: dict[str, Storage]) -> None:
+        """`reload` and `keep` name DRAM-resident tensors some group loads, and loops around their
+        readers (for `keep`, levels of a partition, as only those can be widened over)."""
+        for tensor, loops in self.m.keep.items():
+            outer_levels = {n for p in self.parts.values() for n in p.names[:-1]}
+            bad = [r for r in loops if r not in outer_levels]
+            if bad:
+                self.fail(f"keep.{tensor}", f"{', '.join(bad)} is not an outer level of a partitioned rank; "
+                                            f"`keep` widens a load over such levels only: "
+                                            f"{', '.join(sorted(outer_levels)) or 'none here'}")
+        for field_name, tensor, loops in [*(("reload", t, ls) for t, ls in self.m.reload.items()),
+                                          *(("keep", t, ls) for t, ls in self.m.keep.items())]:
+            key = f"{field_name}.{tensor}"
+            if tensor not in self.sem.tensors:
+                self.fail(key, f"unknown tensor {tensor}: the tensors are {', '.join(sorted(self.sem.tensors))}")
+            if not storage[tensor].dram:
+                self.fail(key, f"{tensor} stays on chip (no group loads it from DRAM), so there is nothing to "
+                               f"{'re-load' if field_name == 'reload' else 'keep'}; list a tensor read from DRAM")
+            readers = [k for g in groups for k in g.statements
+                       if tensor not in {self.sem.statements[j].name for j in g.statements}
+                       and any(r.access.tensor == tensor for r in self.sem.statements[k].reads)]
+            around = {self.loop_of[lid] for k in readers for lid in self.paths[k]}
+            unknown = [r for r in loops if r not in around]
+            if unknown:
+                choices = ", ".join(sorted(around)) or "none: its readers run outside any loop"
+                self.fail(key, f"{', '.join(unknown)} is not a loop around a statement that loads {tensor}; "
+                               f"the loops there are {choices}")
 
     def region_loops(self, read: AccessInfo) -> set[str]:
         """The loop ranks a read's region depends on."""

@@ -13,7 +13,7 @@ def axis_elements(mc: MappedCascade, rank: str, kind: str, level: str | None = N
         p = mc.partitions[rank]
         if kind == "tile":
             return min(p.spans[-2], mc.shapes[rank])
-        if kind == "part" and level is not None:
+        if kind == "part" and level is not None and level in p.names:
             return min(p.spans[p.names.index(level)], mc.shapes[rank])
     return mc.shapes[rank]
 

@@ -6,7 +6,9 @@ array axis of n PEs fills e / (ceil(e/n) n) of it; the innermost tile of a split
 charged tile by tile, so a ragged last tile costs only its own folds); the group takes
 max(slowest unit, DRAM bytes / bandwidth) (compute and memory overlap inside a group, FuseMax's
 pipeline rule), or where the mapping gives a `pipeline`, its phases' sum (`pipeline.py`) in
-place of the slowest unit; groups run one after another. Every count is a sympy expression in the shapes;
+place of the slowest unit; groups run one after another, except the sets a mapping's `overlap`
+names, which run concurrently: a set takes max(each unit's cycles summed over it, its DRAM bytes /
+bandwidth), as the FuseMax artifact costs FLAT (Flat.eval). Every count is a sympy expression in the shapes;
 numbers come from substituting them.
 """
 
@@ -196,13 +198,30 @@ def estimate_spatial(mc: MappedCascade, target: Target, symbolic: bool = False) 
     groups = []
     latency = 0.0
     memory_time = compute_time = 0.0
-    for gi, group in enumerate(mc.groups):
-        piped = pipelined_cycles(mc, target, group, einsum_cycles[gi], axes_of) if mc.mapping.pipeline else None
-        compute_s = (piped[0] if piped else max(group_cycles[gi].values(), default=0.0)) / target.clock_hz
-        memory_s = group_bytes[gi] / target.dram_bandwidth
+    piped_by = {gi: pipelined_cycles(mc, target, group, einsum_cycles[gi], axes_of)
+                for gi, group in enumerate(mc.groups)} if mc.mapping.pipeline else {}
+
+    def group_cycles_of(gi: int) -> float:  # the mapping's phases where it gives them, else the slowest unit
+        piped = piped_by.get(gi)
+        return piped[0] if piped else max(group_cycles[gi].values(), default=0.0)
+
+    for members in mc.overlap_sets():  # groups that run concurrently: one max over their sums
+        if len(members) == 1:
+            compute_s = group_cycles_of(members[0]) / target.clock_hz
+        else:
+            units: dict[str, float] = {}
+            for gi in members:
+                for u, c in group_cycles[gi].items():
+                    units[u] = units.get(u, 0.0) + c
+            compute_s = max(units.values(), default=0.0) / target.clock_hz
+        memory_s = sum(group_bytes[gi] for gi in members) / target.dram_bandwidth
         latency += max(compute_s, memory_s)
         memory_time += memory_s if memory_s >= compute_s else 0.0
         compute_time += compute_s if compute_s > memory_s else 0.0
+    for gi, group in enumerate(mc.groups):
+        compute_s = group_cycles_of(gi) / target.clock_hz
+        memory_s = group_bytes[gi] / target.dram_bandwidth
+        piped = piped_by.get(gi)
         groups.append({"group": group.name, "compute_s": compute_s, "memory_s": memory_s,
                        "latency_s": max(compute_s, memory_s), "dram_bytes": group_bytes[gi],
                        "bound": "memory" if memory_s > compute_s else "compute",
@@ -221,6 +240,9 @@ def estimate_spatial(mc: MappedCascade, target: Target, symbolic: bool = False) 
             for kind, expr in so.ops.items():
                 sym[f"{so.name}.{kind}"] = str(expr)
     extra: dict[str, Any] = {"spills": spill_lines(spills, per_tensor)} if spills else {}
+    streamed = sorted({t for s in spills for t in s.streamed_tensors})
+    if streamed:
+        extra["streamed"] = streamed  # loaded tiles not kept on chip: re-read at each use
     if target.area:
         extra["area_um2"] = area_breakdown(target.area, {u: unit.pes for u, unit in target.units.items()})
     breakdown = energy_breakdown(target, reads, writes, {u: d["ops"] for u, d in per_unit.items()}, cycles_total)

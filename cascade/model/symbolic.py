@@ -72,13 +72,18 @@ def cost_formulas(mc: MappedCascade, target: Target) -> CostFormulas:
         if direction == "read":
             read_bytes += expr * target.word_bytes
     latency = sp.Integer(0)
-    for gi in range(len(mc.groups)):
-        piped = pipelined_cycles(mc, target, mc.groups[gi], einsum_cycles[gi], axes_of) if mc.mapping.pipeline else None
+    for members in mc.overlap_sets():  # groups that run concurrently (the mapping's `overlap`): one max
+        piped = (pipelined_cycles(mc, target, mc.groups[members[0]], einsum_cycles[members[0]], axes_of)
+                 if mc.mapping.pipeline and len(members) == 1 else None)
         if piped:  # the mapping's phases (pipeline.py)
             compute = sp.sympify(piped[0]) / target.clock_hz
         else:
-            compute = sp.Max(*cycles[gi].values()) / target.clock_hz if cycles[gi] else sp.Integer(0)
-        latency += sp.Max(compute, bytes_by_group[gi] / target.dram_bandwidth)
+            units: dict[str, Any] = {}
+            for gi in members:
+                for u, c in cycles[gi].items():
+                    units[u] = units.get(u, 0) + c
+            compute = sp.Max(*units.values()) / target.clock_hz if units else sp.Integer(0)
+        latency += sp.Max(compute, sum(bytes_by_group[gi] for gi in members) / target.dram_bandwidth)
     return CostFormulas(latency, sum(bytes_by_group), unit_cycles, dict(table.symbols), dict(table.values),
                         read_bytes, unit_ops)
 
@@ -111,24 +116,29 @@ def lambdify_cost(formulas: CostFormulas) -> tuple[Callable[..., tuple], list[st
     return fn, names
 
 
-def footprint_formula(mc: MappedCascade, table: SymbolTable) -> Any:
+def footprint_formula(mc: MappedCascade, table: SymbolTable, in_place: bool = False) -> Any:
     """The largest on-chip footprint of a fusion group, in elements, as a formula in the tile
-    shapes (the same accounting as `spill.group_footprints`, on-chip accumulators included)."""
+    shapes (the same accounting as `spill.group_footprints`, on-chip accumulators included;
+    `in_place`: the target's `buffer.in_place`, intermediates sharing storage by liveness)."""
     import sympy as sp
+
+    from .sharing import storage_classes
 
     worst = []
     for group in mc.groups:
-        total = sp.Integer(0)
-        names = {mc.semantics.statements[k].name for k in group.statements}
-        for t in names:
+        names = list(dict.fromkeys(mc.semantics.statements[k].name for k in group.statements))
+        kept = tuple(t for t in names if not mc.storage[t].dram)
+        sizes = {}
+        for t in kept:
             st = mc.storage[t]
-            if st.dram:
-                continue
             parts = dict(st.parts)
             n = sp.Integer(2 if "ring" in st.axes else 1)
             for rank, kind in zip(mc.semantics.tensors[t].ranks, st.axes):
                 n = n * _axis_size(mc, table, rank, kind, parts.get(rank))
-            total += n
+            sizes[t] = n
+        steps = [sum((sp.Max(*(sizes[t] for t in cls)) for cls in live), sp.Integer(0))
+                 for live in storage_classes(mc, group, kept, in_place)]
+        total = sp.Max(*steps) if len(steps) > 1 else steps[0]
         for load in mc.loads:
             if load.statements[0] not in group.statements:
                 continue
@@ -164,6 +174,6 @@ def _axis_size(mc: MappedCascade, table: SymbolTable, rank: str, kind: str, leve
         p = mc.partitions[rank]
         if kind == "tile":
             return sp.Min(table.size(p.names[-1]), table.size(rank))
-        if kind == "part" and level is not None:
+        if kind == "part" and level is not None and level in p.names:
             return sp.Min(table.span(rank, p.names.index(level)), table.size(rank))
     return table.size(rank)

@@ -2,7 +2,10 @@
 
 A spatial target (kind: spatial) has compute units that are PE arrays (`shape: [rows, cols]`
 or `[width]`) supporting operation kinds (mac, add, max, divide, exp), a global buffer, DRAM
-bandwidth, a clock and the cost of map operators in unit operations (`op_costs`).
+bandwidth, a clock and the cost of map operators in unit operations (`op_costs`); `buffer.bypass:
+true` says operands may stream from DRAM past the buffer into the units (cascade.model.spill);
+`buffer.in_place: true` that a fusion group's intermediates share storage once dead
+(cascade.model.sharing).
 An optional `energy:` section gives picojoules per action (checked by `energy_problems`, used by
 cascade.model.energy); an optional `area:` section square micrometres per component
 (cascade.model.area).
@@ -56,6 +59,8 @@ class Target:
     area: dict[str, Any] = field(default_factory=dict)  # cascade.model.area
     extra: dict[str, Any] = field(default_factory=dict)
     file: str = "<target>"
+    buffer_bypass: bool = False  # operands may stream from DRAM past the buffer (cascade.model.spill)
+    buffer_in_place: bool = False  # intermediates share storage once dead (cascade.model.sharing)
 
 
 def bundled_targets() -> dict[str, Path]:
@@ -113,7 +118,9 @@ def parse_target(text: str, file: str = "<target>") -> Target:
     read.no_other_keys("dram", dram, {"bandwidth_bytes_per_s"})
     buffer = read.table("buffer", data.get("buffer"), required=kind == "spatial")
     capacity = read.integer("buffer.capacity_bytes", buffer.get("capacity_bytes")) if kind == "spatial" else None
-    read.no_other_keys("buffer", buffer, {"capacity_bytes"})
+    read.no_other_keys("buffer", buffer, {"capacity_bytes", "bypass", "in_place"})
+    bypass = read.boolean("buffer.bypass", buffer.get("bypass", False)) if buffer else False
+    in_place = read.boolean("buffer.in_place", buffer.get("in_place", False)) if buffer else False
     units: dict[str, Unit] = {}
     unit_table = read.table("units", data.get("units"), required=True)
     for name, spec in unit_table.items():
@@ -164,7 +171,8 @@ def parse_target(text: str, file: str = "<target>") -> Target:
         dram_bandwidth=float(bandwidth), buffer_bytes=int(capacity or 0), units=units, op_costs=op_costs,
         exp_absorbs_subtract=bool(absorbs), latency_rule=str(latency),
         energy=dict(data.get("energy") or {}), area=dict(data.get("area") or {}),
-        extra={k: v for k, v in data.items() if k not in _TYPED_KEYS}, file=file,
+        extra={k: v for k, v in data.items() if k not in _TYPED_KEYS}, file=file, buffer_bypass=bool(bypass),
+        buffer_in_place=bool(in_place),
     )
 
 

@@ -163,7 +163,7 @@ def _score(spec, space: Space, family: Family, tgt, objective: str, top: int, de
     if family.accumulate and not distinct_accumulate(mc):
         return None, 0, True  # the family without the key again
     table = SymbolTable(mc)
-    footprint = footprint_formula(mc, table) * tgt.word_bytes
+    footprint = footprint_formula(mc, table, tgt.buffer_in_place) * tgt.word_bytes
     foot_names = sorted(table.symbols)
     foot_fn = sp.lambdify([table.symbols[n] for n in foot_names], footprint, modules="numpy")
     grid, tiles_of = tile_grid(spec, family)
