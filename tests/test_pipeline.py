@@ -16,7 +16,7 @@ from cascade.mapping.mapping_file import dump_mapping, parse_mapping
 ROOT = Path(__file__).resolve().parent.parent
 ATT = ROOT / "specs" / "attention"
 ARCH = ROOT / "mappings" / "mha_1pass" / "fusemax_arch.yaml"
-EXTERNAL = ROOT.parent.parent / "shared" / "external" / "fusemax"
+EXTERNAL = ROOT.parent / "shared" / "external" / "fusemax"
 
 
 def _arch(outer: int = 32768, extra: str = "") -> str:
