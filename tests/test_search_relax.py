@@ -35,7 +35,7 @@ def _formulas_at_grid(mc, target, grid):
     import sympy as sp
 
     table = SymbolTable(mc)
-    foot = footprint_formula(mc, table) * target.word_bytes
+    foot = footprint_formula(mc, table, target.buffer_in_place) * target.word_bytes
     fo = cost_formulas(mc, target)
     syms = {**table.symbols, **fo.symbols}
     values = {**table.values, **fo.values}
@@ -89,6 +89,19 @@ def test_relaxation_is_the_formulas_on_gemm_1024_and_exact_in_latency():
             seen.setdefault((f.levels, f.accumulate), f)
         return [f for (levels, _), f in seen.items() if sum(n for _, n in levels) <= 4]
     _check_relaxation(spec, target, one_per_levels)
+
+
+def test_relaxation_is_the_formulas_on_an_in_place_buffer():
+    """flat_cloud shares storage by liveness (`buffer: {in_place: true}`): the relaxation's
+    footprint is the model's, sharing included, so pruning by it stays exact there too."""
+    spec = cascade.load(ROOT / "specs" / "attention" / "mha_3pass.einsum", dict(B=1, H=2, M=512, P=512))
+    target = load_target(ROOT / "specs" / "targets" / "flat_cloud.yaml")
+    assert target.buffer_in_place
+
+    def fused_first(space):
+        fusions = sorted(space.fusions(), key=len)[:3]  # the fewest groups: the most sharing
+        return [f for fusion in fusions for f in itertools.islice(space.iter_families([fusion]), 2)]
+    _check_relaxation(spec, target, fused_first)
 
 
 @st.composite

@@ -122,6 +122,25 @@ def footprint_formula(mc: MappedCascade, table: SymbolTable, in_place: bool = Fa
     `in_place`: the target's `buffer.in_place`, intermediates sharing storage by liveness)."""
     import sympy as sp
 
+    num = Numbers(lambda: sp.Integer(1), lambda *a: sp.Max(*a) if len(a) > 1 else a[0], sp.Min)
+    worst = group_footprints(mc, table, in_place, num)
+    return num.max(*worst) if worst else sp.Integer(0)
+
+
+@dataclass(frozen=True)
+class Numbers:
+    """The arithmetic `group_footprints` runs in: sympy formulas, or NumPy arrays with one
+    candidate per element (the search's relaxation, `cascade.search.relax`)."""
+
+    one: Callable[[], Any]
+    max: Callable[..., Any]
+    min: Callable[[Any, Any], Any]
+
+
+def group_footprints(mc: MappedCascade, table: Any, in_place: bool, num: Numbers) -> list[Any]:
+    """Per fusion group, its largest on-chip footprint in elements: the intermediates it keeps
+    (summed per live step over storage classes, which share by liveness where `in_place`), its
+    loads and its on-chip accumulators, in the arithmetic `num` over the sizes `table` gives."""
     from .sharing import storage_classes
 
     worst = []
@@ -132,19 +151,23 @@ def footprint_formula(mc: MappedCascade, table: SymbolTable, in_place: bool = Fa
         for t in kept:
             st = mc.storage[t]
             parts = dict(st.parts)
-            n = sp.Integer(2 if "ring" in st.axes else 1)
+            n = num.one() * (2 if "ring" in st.axes else 1)
             for rank, kind in zip(mc.semantics.tensors[t].ranks, st.axes):
-                n = n * _axis_size(mc, table, rank, kind, parts.get(rank))
+                n = n * _axis_size(mc, table, rank, kind, num, parts.get(rank))
             sizes[t] = n
-        steps = [sum((sp.Max(*(sizes[t] for t in cls)) for cls in live), sp.Integer(0))
-                 for live in storage_classes(mc, group, kept, in_place)]
-        total = sp.Max(*steps) if len(steps) > 1 else steps[0]
+        steps = []
+        for live in storage_classes(mc, group, kept, in_place):
+            step = num.one() * 0
+            for cls in live:
+                step = step + num.max(*(sizes[t] for t in cls))
+            steps.append(step)
+        total = num.max(*steps) if steps else num.one() * 0
         for load in mc.loads:
             if load.statements[0] not in group.statements:
                 continue
             widen = dict(load.widen)
             loops = {mc.loop_of[lid] for lid in load.path}
-            n = sp.Integer(1)
+            n = num.one()
             for axis in load.axes:
                 if axis.kind in ("const", "last", "inner"):
                     continue
@@ -152,28 +175,26 @@ def footprint_formula(mc: MappedCascade, table: SymbolTable, in_place: bool = Fa
                 if axis.kind == "split":
                     n = n * table.size(mc.semantics.splits[rank][1])
                 elif rank in widen:
-                    n = n * _axis_size(mc, table, rank, "part", widen[rank])
+                    n = n * _axis_size(mc, table, rank, "part", num, widen[rank])
                 elif rank in mc.partitions:
-                    n = n * _axis_size(mc, table, rank, "tile")
+                    n = n * _axis_size(mc, table, rank, "tile", num)
                 elif rank not in loops:
                     n = n * table.size(rank)
-            total += n
+            total = total + n
         for k in group.statements:
             if mc.accumulators.get(k) == "on-chip":
-                total += accumulator_elements(mc, table, k)
+                total = total + accumulator_elements(mc, table, k)
         worst.append(total)
-    return sp.Max(*worst) if len(worst) > 1 else (worst[0] if worst else sp.Integer(0))
+    return worst
 
 
-def _axis_size(mc: MappedCascade, table: SymbolTable, rank: str, kind: str, level: str | None = None):
-    import sympy as sp
-
+def _axis_size(mc: MappedCascade, table: Any, rank: str, kind: str, num: Numbers, level: str | None = None):
     if kind in ("point", "ring"):
-        return sp.Integer(1)
+        return num.one()
     if rank in mc.partitions:
         p = mc.partitions[rank]
         if kind == "tile":
-            return sp.Min(table.size(p.names[-1]), table.size(rank))
+            return num.min(table.size(p.names[-1]), table.size(rank))
         if kind == "part" and level is not None and level in p.names:
-            return sp.Min(table.span(rank, p.names.index(level)), table.size(rank))
+            return num.min(table.span(rank, p.names.index(level)), table.size(rank))
     return table.size(rank)

@@ -8,9 +8,10 @@ the family could still rank ahead of the search's k-th best (`could_enter`).
   candidates' tile shapes. It is the traffic the family's formula gives for each candidate.
   Should the count ever need an operation this does not provide, the relaxation is refused
   (None) and the family is scored unbounded.
-- footprint: what `cascade.model.symbolic.footprint_formula` adds up (on-chip tensors, load
-  tiles, on-chip accumulators, the largest group), evaluated the same way; a candidate whose
-  footprint exceeds the buffer is refused by the model, so it is no candidate.
+- footprint: the model's own accounting (`cascade.model.symbolic.group_footprints`: on-chip
+  tensors, shared by liveness on an `in_place` buffer, load tiles, on-chip accumulators, the
+  largest group) run in NumPy's arithmetic; a candidate whose footprint exceeds the buffer is
+  refused by the model, so it is no candidate.
 - latency: per fusion group the larger of its compute and its traffic over the DRAM bandwidth,
   summed over the groups, as the model adds them; the compute is each unit's operations at
   their fewest (every point of the iteration space once) over its PEs at the occupancy the
@@ -19,20 +20,22 @@ the family could still rank ahead of the search's k-th best (`could_enter`).
 
 The candidates are the scorer's own (`order.tile_grid`), so the least of these bounds over the
 candidates that fit is at most the family's best, on every key: that is what prunes the family.
-The footprint and the occupancy are the model's rules written again for numbers (its formulas
-call sympy directly); `tests/test_search_relax.py` checks traffic and footprint equal to the
-family's formulas and the latency never above them, so a change to the model that the copies
-miss fails there before it can prune a best mapping.
+The occupancy is the model's rule written again for numbers (its formula calls sympy directly);
+`tests/test_search_relax.py` checks traffic and footprint equal to the family's formulas and the
+latency never above them, so a change to the model that the copy misses fails there before it
+can prune a best mapping. Searched mappings have no `pipeline` or `overlap` (the model's other
+latency rules), so the groups' latencies add up as here.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from ..model.traffic import accumulator_elements
+from ..model.symbolic import Numbers, group_footprints
 from ..model.traffic import _Counter  # the model's counting rules; run here on numbers
 from .bounds import group_operations
 from .ranking import TOL
@@ -104,7 +107,7 @@ def relax_family(mc, target, grid: dict) -> Relaxation | None:
     try:
         counter = _NumericCount(mc, grid)
         traffic = counter.traffic()
-        footprint = _footprint(mc, counter) * target.word_bytes
+        footprint = _footprint(mc, counter, target.buffer_in_place) * target.word_bytes
         compute = _compute_s(mc, target, counter)
     except (AttributeError, TypeError, KeyError):
         return None
@@ -157,60 +160,17 @@ def _compute_s(mc, target, table) -> list:
     return out
 
 
-def _footprint(mc, table):
-    """`footprint_formula`'s sum, on the numbers of `table` (a `_NumericCount`)."""
-    worst = []
-    for group in mc.groups:
-        total = 0.0
-        names = {mc.semantics.statements[k].name for k in group.statements}
-        for t in names:
-            st = mc.storage[t]
-            if st.dram:
-                continue
-            parts = dict(st.parts)
-            n = 2.0 if "ring" in st.axes else 1.0
-            for rank, kind in zip(mc.semantics.tensors[t].ranks, st.axes):
-                n = n * _axis_size(mc, table, rank, kind, parts.get(rank))
-            total = total + n
-        for load in mc.loads:
-            if load.statements[0] not in group.statements:
-                continue
-            widen = dict(load.widen)
-            loops = {mc.loop_of[lid] for lid in load.path}
-            n = 1.0
-            for axis in load.axes:
-                if axis.kind in ("const", "last", "inner"):
-                    continue
-                rank = axis.rank
-                if axis.kind == "split":
-                    n = n * table.size(mc.semantics.splits[rank][1])
-                elif rank in widen:
-                    n = n * _axis_size(mc, table, rank, "part", widen[rank])
-                elif rank in mc.partitions:
-                    n = n * _axis_size(mc, table, rank, "tile")
-                elif rank not in loops:
-                    n = n * table.size(rank)
-            total = total + n
-        for k in group.statements:
-            if mc.accumulators.get(k) == "on-chip":
-                total = total + accumulator_elements(mc, table, k)
-        worst.append(total)
+def _footprint(mc, table, in_place: bool):
+    """`footprint_formula` (the model's own accounting, `group_footprints`) on the numbers of
+    `table` (a `_NumericCount`): arrays with one candidate per element."""
+    worst = group_footprints(mc, table, in_place, NUMPY_NUMBERS)
     out = 0.0
     for w in worst:
         out = np.maximum(out, w)
     return out
 
 
-def _axis_size(mc, table, rank: str, kind: str, level: str | None = None):
-    if kind in ("point", "ring"):
-        return 1.0
-    if rank in mc.partitions:
-        p = mc.partitions[rank]
-        if kind == "tile":
-            return np.minimum(table.size(p.names[-1]), table.size(rank))
-        if kind == "part" and level is not None:
-            return np.minimum(table.span(rank, p.names.index(level)), table.size(rank))
-    return table.size(rank)
+NUMPY_NUMBERS = Numbers(lambda: 1.0, lambda *a: functools.reduce(np.maximum, a), np.minimum)
 
 
 def could_enter(relax: Relaxation, objective: str, incumbent) -> bool:
