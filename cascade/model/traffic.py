@@ -178,7 +178,7 @@ class _Counter(SymbolTable):
                 reads[info.name] = reads.get(info.name, 0) + n - n / first
                 add(k, info.name, "read", n - n / first)
         names = list(dict.fromkeys([*reads, *writes]))
-        per = {t: TensorTraffic(t, _simplify(reads.get(t, sp.Integer(0))), _simplify(writes.get(t, sp.Integer(0))))
+        per = {t: TensorTraffic(t, _simplify(sp, reads.get(t, sp.Integer(0))), _simplify(sp, writes.get(t, sp.Integer(0))))
                for t in names}
         return Traffic(per, dict(self.symbols), dict(self.values), by_group)
 
@@ -232,12 +232,16 @@ def run_tiles_sum(table: SymbolTable, skip: TileSkip, m_elements: bool, b_part) 
     return TileSum(sp.Lambda(j, b_part(length) * per_b_tile(j * span, j * span + length - 1)), sp.ceiling(b / span))
 
 
-def _simplify(expr):
-    import sympy as sp
+def _simplify(sp, expr):
+    """`sp.simplify(expr)`, in the arithmetic `sp` the counter runs in (sympy, or the search's
+    numbers, whose simplify is the identity); a tile sum or a piecewise count is left as built."""
+    import sympy
 
     from .tilesum import TileSum
 
-    return expr if getattr(expr, "has", lambda *_: False)(TileSum, sp.Piecewise) else sp.simplify(expr)
+    if getattr(expr, "has", lambda *_: False)(TileSum, sympy.Piecewise):
+        return expr
+    return sp.simplify(expr)
 
 
 def accumulator_elements(mc: MappedCascade, table: SymbolTable, k: int) -> Any:
