@@ -296,12 +296,15 @@ def _compare(c: ir.Compare, env, shapes):
             ">=": left >= right, ">": left > right}[c.op]
 
 
-def dram_bandwidth(tgt: GpuTarget, in_flight: float) -> float:
-    """DRAM bandwidth a kernel with `in_flight` programs running at once gets: the whole HBM rate,
-    or, with few programs, what they stream: min(HBM, in_flight x per-SM rate). Without a per-SM
-    rate in the target, each SM gets its share of HBM (HBM / SMs), as the wave rule implies."""
-    per_sm = tgt.dram_per_sm_bytes_per_s or tgt.dram_bytes_per_s / tgt.sms
-    return min(tgt.dram_bytes_per_s, in_flight * per_sm)
+def dram_bandwidth(tgt: GpuTarget, programs: int, busy: float) -> float:
+    """DRAM bandwidth of a kernel of `programs` programs: min(HBM, programs x one program's
+    streaming rate). Every program of the grid counts as in flight: a grid larger than the SMs
+    keeps several programs resident per SM, whose loads overlap (a 64K-program RMSNorm reads at
+    3 TB/s, 200 times one program's rate), so the cap binds on small grids (decode: 64 heads).
+    Without `dram.per_sm_bytes_per_s` in the target, the busy share of HBM (the wave rule)."""
+    if not tgt.dram_per_sm_bytes_per_s:
+        return tgt.dram_bytes_per_s * busy
+    return min(tgt.dram_bytes_per_s, programs * tgt.dram_per_sm_bytes_per_s)
 
 
 def _loop_levels(nodes, out: dict[int, list[str]], path: list[str]) -> None:
@@ -365,9 +368,8 @@ def estimate_gpu(mc: MappedCascade, tgt: GpuTarget) -> CostReport:
                                           for k in g.statements)
                      and not any(sem.statements[k].name == t for k in g.statements))
         programs = grid_programs(mc, g)
-        in_flight = programs / math.ceil(programs / tgt.sms)  # waves of one program per SM
-        busy = in_flight / tgt.sms
-        bandwidth = dram_bandwidth(tgt, in_flight)
+        busy = programs / (math.ceil(programs / tgt.sms) * tgt.sms)  # waves of one program per SM
+        bandwidth = dram_bandwidth(tgt, programs, busy)
         memory = moved / bandwidth
         bound = "compute" if compute / busy >= memory else "memory"
         device = max(compute / busy, memory) + tgt.kernel_overhead_s
