@@ -212,13 +212,36 @@ def test_h200_model_grid_waves_and_launches():
     decode = cascade.load(ROOT / "specs/attention/decode_1pass.einsum", {"H": 64, "M": 32768})
     g = decode.estimate(ROOT / "mappings/decode_1pass/h200.yaml", "h200").groups[0]
     assert g["programs"] == 64 and g["busy"] == pytest.approx(64 / tgt.sms)
-    assert g["device_s"] == pytest.approx(max(g["compute_s"], g["memory_s"]) * tgt.sms / 64 + tgt.kernel_overhead_s)
+    # 64 programs stream at 64 x the measured per-SM rate, well under HBM: K and V of 64 heads
+    # (2 x 64 x 32768 x 64 bf16) plus Q and AV (2 x 64 x 64 bf16)
+    assert g["dram_bytes"] == 2 * 64 * 32768 * 64 * 2 + 2 * 64 * 64 * 2
+    assert g["dram_bytes_per_s"] == pytest.approx(64 * tgt.dram_per_sm_bytes_per_s)
+    assert g["dram_bytes_per_s"] < tgt.dram_bytes_per_s
+    assert g["memory_s"] == pytest.approx(g["dram_bytes"] / (64 * tgt.dram_per_sm_bytes_per_s))
+    assert g["bound"] == "memory"
+    assert g["device_s"] == pytest.approx(max(g["compute_s"] * tgt.sms / 64, g["memory_s"]) + tgt.kernel_overhead_s)
     gqa = cascade.load(ROOT / "specs/attention/gqa_1pass.einsum", {"H": 32, "R": 4, "M": 4096, "P": 4096})
     assert gqa.estimate(ROOT / "mappings/gqa_1pass/h200.yaml", "h200").groups[0]["programs"] == 32 * 4096 // 128
     tiny = cascade.load(ROOT / "specs/attention/attention_3pass.einsum", {"M": 64, "P": 64})
     r = tiny.estimate(ROOT / "mappings/attention_3pass/h200.yaml", "h200")
     assert len(r.groups) == 6 and r.bound == "launch"
     assert r.latency_s == pytest.approx(5 * tgt.launch_overhead_s + r.groups[-1]["device_s"])
+
+
+def test_h200_dram_bandwidth_is_capped_by_programs_times_the_per_sm_rate():
+    """min(HBM, programs x per-SM rate); a target without the per-SM rate keeps the wave rule
+    (busy share of HBM)."""
+    import dataclasses
+
+    from cascade.model.gpu import dram_bandwidth, load_gpu_target
+
+    tgt = load_gpu_target(ROOT / "specs/targets/h200.yaml")
+    per, hbm = tgt.dram_per_sm_bytes_per_s, tgt.dram_bytes_per_s
+    assert 0 < per < hbm / tgt.sms  # one program alone cannot pull its SM's share of HBM
+    assert dram_bandwidth(tgt, 1, 1 / tgt.sms) == per
+    assert dram_bandwidth(tgt, 10**6, 1.0) == hbm
+    plain = dataclasses.replace(tgt, dram_per_sm_bytes_per_s=0.0)
+    assert dram_bandwidth(plain, 64, 64 / tgt.sms) == pytest.approx(hbm * 64 / tgt.sms)
 
 
 def test_estimate_h200_cli_json():

@@ -15,10 +15,10 @@ DRAM bandwidth. One kernel per fusion group, as the backend emits them; per kern
   60 MB, holds what the programs of a kernel re-read: a head's K and V at N = 64K are 16 MB);
 - within a program the tensor cores, the special-function units and the fp32 pipes take turns
   (a FlashAttention-2-style Triton kernel has no warp specialisation to overlap them), so the
-  kernel's device time is max(tensor + special + fp32, DRAM);
+  kernel's device time is max((tensor + special + fp32) / busy share, DRAM at its bandwidth) (below);
 - the programs run in waves of one program per SM (the grid follows the backend's rule: parallel
   loop ranks, split parts included, `codegen/triton_plan`): a grid of G programs keeps the chip
-  busy G / (ceil(G / SMs) * SMs) of the time, so the device time is divided by that (a decode grid
+  busy G / (ceil(G / SMs) * SMs) of the time, so the compute time is divided by that (a decode grid
   of 64 programs on 132 SMs uses half the chip);
 - launches: each kernel costs `kernel_overhead_s` more on the device, and the host issues one
   kernel per `launch_overhead_s` (the generated `run`: shapes, allocation, Triton's launcher); the
@@ -55,6 +55,7 @@ class GpuTarget:
     file: str
     kernel_overhead_s: float = 0.0
     launch_overhead_s: float = 0.0
+    dram_per_sm_bytes_per_s: float = 0.0  # one program's streaming rate; 0: no per-program limit
 
 
 def gpu_target_file(target: str | Path) -> Path | None:
@@ -97,7 +98,8 @@ def load_gpu_target(path: Path) -> GpuTarget:
                     rates=rates, input_bytes=int(number(data, "input_bytes")),
                     shared_memory_per_sm_bytes=int(number(data, "shared_memory_per_sm_bytes")), file=str(path),
                     kernel_overhead_s=optional(data, "kernel_overhead_s"),
-                    launch_overhead_s=optional(data, "launch_overhead_s"))
+                    launch_overhead_s=optional(data, "launch_overhead_s"),
+                    dram_per_sm_bytes_per_s=optional(data.get("dram", {}), "per_sm_bytes_per_s"))
     if problems:
         raise TargetError("\n".join(problems))
     return tgt
@@ -294,6 +296,17 @@ def _compare(c: ir.Compare, env, shapes):
             ">=": left >= right, ">": left > right}[c.op]
 
 
+def dram_bandwidth(tgt: GpuTarget, programs: int, busy: float) -> float:
+    """DRAM bandwidth of a kernel of `programs` programs: min(HBM, programs x one program's
+    streaming rate). Every program of the grid counts as in flight: a grid larger than the SMs
+    keeps several programs resident per SM, whose loads overlap (a 64K-program RMSNorm reads at
+    3 TB/s, 200 times one program's rate), so the cap binds on small grids (decode: 64 heads).
+    Without `dram.per_sm_bytes_per_s` in the target, the busy share of HBM (the wave rule)."""
+    if not tgt.dram_per_sm_bytes_per_s:
+        return tgt.dram_bytes_per_s * busy
+    return min(tgt.dram_bytes_per_s, programs * tgt.dram_per_sm_bytes_per_s)
+
+
 def _loop_levels(nodes, out: dict[int, list[str]], path: list[str]) -> None:
     for node in nodes:
         if isinstance(node, Leaf):
@@ -354,14 +367,16 @@ def estimate_gpu(mc: MappedCascade, tgt: GpuTarget) -> CostReport:
                      for t in dram if any(any(a.access.tensor == t for a in sem.statements[k].reads)
                                           for k in g.statements)
                      and not any(sem.statements[k].name == t for k in g.statements))
-        memory = moved / tgt.dram_bytes_per_s
-        bound = "compute" if compute >= memory else "memory"
         programs = grid_programs(mc, g)
         busy = programs / (math.ceil(programs / tgt.sms) * tgt.sms)  # waves of one program per SM
-        device = max(compute, memory) / busy + tgt.kernel_overhead_s
+        bandwidth = dram_bandwidth(tgt, programs, busy)
+        memory = moved / bandwidth
+        bound = "compute" if compute / busy >= memory else "memory"
+        device = max(compute / busy, memory) + tgt.kernel_overhead_s
         groups.append({"group": g.name, "compute_s": compute, "memory_s": memory, "bound": bound,
                        "tensor_s": t_tensor, "special_s": t_special, "fp32_s": t_fp32, "dram_bytes": moved,
-                       "live_fraction": fractions, "programs": programs, "busy": busy, "device_s": device})
+                       "live_fraction": fractions, "programs": programs, "busy": busy, "dram_bytes_per_s": bandwidth,
+                       "device_s": device})
         latency += device
         totals["tensor_core"]["flop"] += tensor
         totals["special"]["ops"] += special
