@@ -198,8 +198,9 @@ def _absorbed(sem, leaves: list[int], filtered: dict[int, bool], family: set[str
     """A pass over M1 with no recurrence (the passes of 2- and 3-pass attention): is a tile whose
     filtered points are all absent a no-op? Every statement of the loop must, in that tile, either
     be a map (or a reduction over other ranks) of an absent value, so it writes nothing, or a
-    reduction over M (m, m0 or m1) of absent values, so it adds the identity to its running
-    value (wherever that is held: the sum is unchanged). Absence follows reads: a value that reads an absent tensor is absent. A
+    reduction over M (m, m0 or m1) of absent values, so it adds the identity to a running value
+    that stays on chip (a tensor the loop writes to DRAM keeps every tile: the executor writes a
+    reduction's result at its last tile). Absence follows reads: a value that reads an absent tensor is absent. A
     statement whose value stays present, or an on-chip write of a reduction over other ranks of
     absent points (its identity, a written value), keeps every tile."""
     absent: set[str] = set()
@@ -207,10 +208,10 @@ def _absorbed(sem, leaves: list[int], filtered: dict[int, bool], family: set[str
         info = sem.statements[k]
         if info.is_init:
             continue
+        if info.name in dram:
+            return False  # written to DRAM in the loop (a reduction's last tile writes it): keep every tile
         reads_absent = any(r.access.tensor in absent for r in info.reads)
         if k in filtered and filtered[k]:
-            if info.name in dram:
-                return False  # a map written to DRAM in the loop: keep its tiles
             absent.add(info.name)  # filtered output points: absent
             continue
         if not (k in filtered or reads_absent):
@@ -218,8 +219,6 @@ def _absorbed(sem, leaves: list[int], filtered: dict[int, bool], family: set[str
         if info.reduced and not set(info.reduced) & family:
             return False  # a reduction over other ranks of nothing writes its identity
         if not info.reduced:
-            if info.name in dram:
-                return False  # a map written to DRAM in the loop: keep its tiles
             absent.add(info.name)
     return True
 
