@@ -15,10 +15,13 @@ DRAM trace and the model's count agree exactly:
   [b_lo, b_hi] of b (the tile of B the enclosing loops fix, or all of B) when every bound can
   hold: i*M0 - b_hi <= hi_k and min(i*M0 + M0, M) - 1 - b_lo >= lo_k. Over a band this is
   exact: a tile is live iff some point of it passes every filter;
-- a loop over M1 with no recurrence (a pass of 2- or 3-pass attention) may skip a dead tile when
-  `_absorbed` shows that every statement of the tile is a map of absent values (writes nothing)
-  or a reduction over M of absent values (adds its identity to an on-chip running value); its
-  `at_init` is False, so the tile an executor opens a running value with (m1 == 0) always runs;
+- a loop over M1 with no recurrence (a pass of 2- or 3-pass attention; M1 of the spec's split or
+  of the mapping's two-level partition of M) may skip a dead tile when `_absorbed` shows that
+  every statement of the tile is a map of absent values (writes nothing) or a reduction over M
+  of absent values (adds its identity to an on-chip running value), nothing written to DRAM; a
+  statement with no filter of its own takes the band of what it reads (`_inherited`: SN and A
+  are absent where QK is); `at_init` is False, so the tile an executor opens a running value
+  with (m1 == 0) always runs;
 - `at_init` (the step is a no-op even before any tile ran, e.g. a running max that starts at a
   finite value) skips every dead tile; otherwise dead tiles before the first live one still
   run (exp(-inf - -inf) is no number) and, where no tile is live, every tile runs: the same
@@ -127,12 +130,12 @@ def _rule(mc: MappedCascade, loop: Loop, path: tuple[int, ...]) -> TileSkip | No
     return TileSkip(loop.id, whole, outer, inner, other, lows, highs, at_init, path)
 
 
-def _inherited(sem, info, leaves: list[int]) -> list[ir.Compare]:
+def _inherited(sem, info, leaves: list[int], depth: int = 0) -> list[ir.Compare]:
     """Filters over a statement's variables where its value is absent because of what it reads:
-    a tensor written outside the loop is absent where `_absent_where` says, so a read of it at
-    plain variables (no offsets) is absent where those filters, renamed to the reader's
-    variables, fail (pass 2 of 2-pass attention reads the masked QK of pass 1). Only for a
-    statement whose value is absent whenever one read is (no `select`, which merges absence by
+    a tensor written outside the loop (not by `leaves`) is absent where `_absent_where` says, so a
+    read of it at plain variables (no offsets) is absent where those filters, renamed to the
+    reader's variables, fail (pass 2 of 2-pass attention reads the masked QK of pass 1). Only for
+    a statement whose value is absent whenever one read is (no `select`, which merges absence by
     choice); a reduction of such points adds its identity, a map writes nothing."""
     if any(c.fn == "select" for c in ir.expr_calls(info.statement.expr)):
         return []
@@ -144,10 +147,10 @@ def _inherited(sem, info, leaves: list[int]) -> list[ir.Compare]:
             continue
         if not all(isinstance(i, ir.VarIndex) and i.offset == 0 for i in acc.indices):
             continue
-        filters = _absent_where(sem, producers[0], 0)
         lhs = tuple(sem.statements[producers[0]].statement.lhs.variables)
         rename = dict(zip(lhs, (i.var for i in acc.indices)))
-        found += [replace(c, left=_renamed(c.left, rename), right=_renamed(c.right, rename)) for c in filters]
+        found += [replace(c, left=_renamed(c.left, rename), right=_renamed(c.right, rename))
+                  for c in _absent_where(sem, producers[0], depth)]
     return found
 
 
@@ -163,24 +166,8 @@ def _absent_where(sem, j: int, depth: int) -> list[ir.Compare]:
         return list(own) if ok else []
     if info.reduced or depth > len(sem.statements) or sem.tensors[info.name].iterative is not None:
         return []
-    inherited = _inherited_at(sem, info, depth + 1)
+    inherited = _inherited(sem, info, [], depth + 1)
     return [c for c in inherited if {v.var for v in ir.affine_vars(c.left) + ir.affine_vars(c.right)} <= lhs]
-
-
-def _inherited_at(sem, info, depth: int) -> list[ir.Compare]:
-    if any(c.fn == "select" for c in ir.expr_calls(info.statement.expr)):
-        return []
-    found: list[ir.Compare] = []
-    for read in info.reads:
-        acc = read.access
-        producers = [j for j, s in enumerate(sem.statements) if s.name == acc.tensor and not s.is_init]
-        if len(producers) != 1 or not all(isinstance(i, ir.VarIndex) and i.offset == 0 for i in acc.indices):
-            continue
-        lhs = tuple(sem.statements[producers[0]].statement.lhs.variables)
-        rename = dict(zip(lhs, (i.var for i in acc.indices)))
-        found += [replace(c, left=_renamed(c.left, rename), right=_renamed(c.right, rename))
-                  for c in _absent_where(sem, producers[0], depth)]
-    return found
 
 
 def _renamed(aff, rename: dict[str, str]):
