@@ -251,6 +251,25 @@ def independent_attention(q, k, v, keep):
 def test_multipass_skips_every_pass_trace_equals_model(name, kind, m, p, m0, p0):
     spec = multi_spec(name, kind, {"E": 3, "F": 2, "M": m, "P": p})
     mapping = multi_mapping(name, m0, p0, "P1, M1, P0, M0")
+    check_multipass(name, kind, spec, mapping, m, p, m0, p0)
+
+
+@pytest.mark.parametrize("name", sorted(MULTI))
+def test_multipass_skips_with_the_key_loop_outside(name):
+    """M1 outside P1: the band's other rank P ranges whole over a key tile, so a tile is live
+    iff its first key m1*6 <= P - 1 = 16: tiles 0..2 (18 keys) run, tiles 3 and 4 are skipped."""
+    spec = multi_spec(name, "causal", {"E": 3, "F": 2, "M": 29, "P": 17})
+    mapping = multi_mapping(name, 6, 4, "M1, P1, P0, M0")
+    assert tile_skips(spec.bind(mapping))
+    counts = counts_equal(spec, mapping)
+    assert counts["K"][0] == 3 * 18  # (3-pass: V's pass writes AV to DRAM and keeps every tile)
+    assert counts["V"][0] == 2 * (18 if name == "causal_2pass" else 29)
+    x = spec.random_inputs(seed=5)
+    np.testing.assert_allclose(spec.executor(mapping).run(**x)["AV"],
+                               independent_attention(x["Q"], x["K"], x["V"], lambda i, j: i <= j), rtol=1e-9)
+
+
+def check_multipass(name, kind, spec, mapping, m, p, m0, p0):
     mc = spec.bind(mapping)
     passes = sum(1 for rank in mc.loop_of.values() if rank == "M1")
     # 2-pass: both passes skip; 3-pass: the last pass writes AV (DRAM) at its last tile, so it keeps every tile
