@@ -9,8 +9,9 @@ Shapes: attention at B = 1 with H = 32 heads where the cascade has heads (GQA: g
 M = P = N (decode and FlashDecoding: P = 1, M = N); norms over D = 4096 features of N tokens;
 cross-entropy over C = 32768 classes of N rows. Masks are costed: operations only at present
 points (model/presence.py), and DRAM reads only of the key tiles a block of queries reaches
-(mapping/skips.py; the executor skips the same tiles). A last table sets causal_1pass beside
-dense attention_1pass under the same fusemax mapping, with the closed forms the model must give:
+(mapping/skips.py, in every pass over M1 that may skip: 1-, 2- and 3-pass; the executor skips the
+same tiles). A last table sets causal_1pass beside dense attention_1pass under the same fusemax
+mapping, with the closed forms the model must give:
 N = M = P, tiles M0 = P0 = T = 256, n = N / T, E = F = 64, fusemax charges exp 6 MACs; per
 (key, query) point QK, SLN and SLNV cost E + 6 + F MACs, per (key tile, query) PRM, SPD and SPNV
 cost 6 + 1 + F, and causal runs the T n (n + 1) / 2 (tile, query) pairs on or below the diagonal:

@@ -214,3 +214,84 @@ def test_per_tile_work_is_charged_only_for_tiles_that_run(kind, keep, at_init):
     assert int(ops["SPNV"].points.subs(table.substitutions())) == runs * 2  # F = 2
     dense = -(-m // m0) * p
     assert runs < dense
+
+
+# Passes with no recurrence (2- and 3-pass causal attention): a pass over M1 skips the tiles QK's
+# band empties; later passes inherit the band through the maps SN and A.
+MULTI = {"causal_2pass": "QK, GM, SN, SD, SNV, AV", "causal_3pass": "QK, GM, SN, SD, A, AV"}
+MULTI_FILTERS = {"causal": ("where m <= p", lambda i, j: i <= j), "window": ("where m <= p and p < m + 6",
+                                                                            lambda i, j: i <= j < i + 6)}
+
+
+def multi_spec(name: str, kind: str, shapes: dict[str, int]):
+    text = (ATT / f"{name}.einsum").read_text().replace("where m <= p", MULTI_FILTERS[kind][0])
+    return cascade.loads(text).with_shapes(**shapes)
+
+
+def multi_mapping(name: str, m0: int, p0: int, order: str):
+    return parse_mapping(f"partitioning: {{M: [uniform_shape({m0})], P: [uniform_shape({p0})]}}\n"
+                         f"loop-order: {{default: [{order}]}}\nfusion: [[{MULTI[name]}]]")
+
+
+def independent_attention(q, k, v, keep):
+    """Masked softmax attention in plain NumPy, row by row over the queries."""
+    out = np.zeros((v.shape[0], q.shape[1]))
+    for j in range(q.shape[1]):
+        keys = [i for i in range(k.shape[1]) if keep(i, j)]
+        if keys:
+            s = np.array([q[:, j] @ k[:, i] for i in keys])
+            w = np.exp(s - s.max())
+            out[:, j] = v[:, keys] @ w / w.sum()
+    return out
+
+
+@pytest.mark.parametrize("name", sorted(MULTI))
+@pytest.mark.parametrize("kind", sorted(MULTI_FILTERS))
+@pytest.mark.parametrize("m, p, m0, p0", [(45, 38, 8, 5), (23, 41, 5, 9)])
+def test_multipass_skips_every_pass_trace_equals_model(name, kind, m, p, m0, p0):
+    spec = multi_spec(name, kind, {"E": 3, "F": 2, "M": m, "P": p})
+    mapping = multi_mapping(name, m0, p0, "P1, M1, P0, M0")
+    check_multipass(name, kind, spec, mapping, m, p, m0, p0)
+
+
+@pytest.mark.parametrize("name", sorted(MULTI))
+def test_multipass_skips_with_the_key_loop_outside(name):
+    """M1 outside P1: the band's other rank P ranges whole over a key tile, so a tile is live
+    iff its first key m1*6 <= P - 1 = 16: tiles 0..2 (18 keys) run, tiles 3 and 4 are skipped."""
+    spec = multi_spec(name, "causal", {"E": 3, "F": 2, "M": 29, "P": 17})
+    mapping = multi_mapping(name, 6, 4, "M1, P1, P0, M0")
+    assert tile_skips(spec.bind(mapping))
+    counts = counts_equal(spec, mapping)
+    assert counts["K"][0] == 3 * 18  # (3-pass: V's pass writes AV to DRAM and keeps every tile)
+    assert counts["V"][0] == 2 * (18 if name == "causal_2pass" else 29)
+    x = spec.random_inputs(seed=5)
+    np.testing.assert_allclose(spec.executor(mapping).run(**x)["AV"],
+                               independent_attention(x["Q"], x["K"], x["V"], lambda i, j: i <= j), rtol=1e-9)
+
+
+def check_multipass(name, kind, spec, mapping, m, p, m0, p0):
+    mc = spec.bind(mapping)
+    passes = sum(1 for rank in mc.loop_of.values() if rank == "M1")
+    # 2-pass: both passes skip; 3-pass: the last pass writes AV (DRAM) at its last tile, so it keeps every tile
+    assert passes == int(name[7]) and len(tile_skips(mc)) == 2
+    counts = counts_equal(spec, mapping)
+    keep = MULTI_FILTERS[kind][1]
+    assert counts["K"][0] == independent_k_reads(m, p, m0, p0, 3, keep, False)
+    dense_v = 2 * m * -(-p // p0)
+    assert counts["V"][0] == (independent_k_reads(m, p, m0, p0, 2, keep, False) if name == "causal_2pass" else dense_v)
+    inputs = spec.random_inputs(seed=4)
+    out = spec.executor(mapping).run(**inputs)["AV"]
+    ref = independent_attention(inputs["Q"], inputs["K"], inputs["V"], keep)
+    live = [j for j in range(p) if any(keep(i, j) for i in range(m))]
+    np.testing.assert_allclose(out[:, live], ref[:, live], rtol=1e-9, atol=1e-12)
+
+
+def test_a_map_written_to_dram_in_the_pass_keeps_its_tiles():
+    """SN in DRAM (unfused): a skipped tile would not write its absent points: no skip for that pass."""
+    spec = multi_spec("causal_2pass", "causal", {"E": 3, "F": 2, "M": 30, "P": 20})
+    mapping = parse_mapping("partitioning: {M: [uniform_shape(8)], P: [uniform_shape(5)]}\n"
+                            "loop-order: {default: [P1, M1, P0, M0]}\nfusion: [[QK, GM, SN], [SD, SNV, AV]]")
+    mc = spec.bind(mapping)
+    sn_loop = mc.paths[[s.name for s in mc.semantics.statements].index("SN")]
+    assert not set(sn_loop) & set(tile_skips(mc))
+    counts_equal(spec, mapping)

@@ -251,8 +251,12 @@ class _Generator(StatementEmitter):
         """Skip a tile of keys no filtered point reaches, before it loads anything (the rule of
         `cascade.mapping.skips`: a band lo <= m - b <= hi against the current range of b)."""
         e, n = self.out, self.names
-        m_lo = A.binop(A.name(n.vars[skip.outer]), "*", A.name(n.ranks[skip.inner]))
-        m_hi = A.binop(A.binop(m_lo, "+", A.name(n.counts[skip.inner])), "-", A.const(1))
+        if skip.whole in self.sem.splits:
+            m_lo = A.binop(A.name(n.vars[skip.outer]), "*", A.name(n.ranks[skip.inner]))
+            m_hi = A.binop(A.binop(m_lo, "+", A.name(n.counts[skip.inner])), "-", A.const(1))
+        else:  # a mapping's partition M -> (M1, M0): the loop has just set the tile's bounds
+            lo, hi = n.bounds[skip.whole]
+            m_lo, m_hi = A.name(lo), A.binop(A.name(hi), "-", A.const(1))
         b_lo, b_hi = self.band_range(skip)
         terms: list[ast.expr] = [ast.Compare(A.binop(m_lo, "-", b_hi), [ast.LtE()], [self.shape_expr(h)])
                                  for h in skip.highs]

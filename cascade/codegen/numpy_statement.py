@@ -203,7 +203,10 @@ class StatementEmitter(AccessEmitter):
         if not arrays or any(letters[v] not in "".join(subs) for v in lhs_vars):
             return None  # a left-side variable no factor reads: broadcast by the general path
         spec = ",".join(subs) + "->" + "".join(letters[v] for v in lhs_vars)
-        value: ast.expr = A.np_call("einsum", A.const(spec), *arrays, optimize=A.const(True))
+        # optimize (BLAS contractions) pays for two or more operands; one operand (a sum or a
+        # transposition) goes straight to C, without a per-call path search
+        value: ast.expr = (A.np_call("einsum", A.const(spec), *arrays, optimize=A.const(True)) if len(arrays) > 1
+                           else A.np_call("einsum", A.const(spec), *arrays))
         for s in scalars:
             value = A.binop(value, "*", s)
         return value

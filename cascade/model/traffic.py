@@ -92,6 +92,8 @@ class _Counter(SymbolTable):
         from .tilesum import IntDiv  # sympy at first use only
 
         m_elements = any(a.kind in ("split", "outer") for a in m_axes) or skip.inner in {a.rank for a in m_axes}
+        if skip.whole in self.mc.partitions:  # a mapping's partition M -> (M1, M0): any axis of M is elements
+            m_elements = bool(m_axes)
         p = self.mc.partitions.get(skip.other)
 
         def b_part(length):
