@@ -96,3 +96,24 @@ def test_accumulate_round_trips_and_errors(tmp_path, capsys):
     bad.write_text("accumulate: {Y: on-chip}\n")
     assert main(["estimate", str(spec), "-m", str(bad), "-t", "fusemax"]) == 2
     assert "accumulate.Y: unknown Einsum Y" in capsys.readouterr().err
+
+
+def test_a_loop_over_a_split_part_of_a_kept_rank_is_no_reduction():
+    """GQA writes rank H of `AV[F, H, P]` through the parts of `split H = G * R`; the loop over G
+    is not a loop over a reduced rank, so AV is written once per point and never read back
+    (it was, as DRAM partial sums, in the trace and the model alike)."""
+    spec = cascade.load(ROOT / "specs" / "attention" / "gqa_1pass.einsum",
+                        {"H": 8, "R": 4, "E": 4, "F": 3, "M": 20, "P": 9})
+    m = parse_mapping("partitioning: {M: [uniform_shape(8)], P: [uniform_shape(4)]}\n"
+                      "fusion: [[QK, LM, RM, SLN, PRM, SPD, SLD, RD, SPNV, SLNV, RNV, AV]]\n")
+    inputs = spec.random_inputs(seed=2)
+    outputs, trace = spec.executor(m).run_traced(**inputs)
+    q, k, v = inputs["Q"], np.repeat(inputs["K"], 4, axis=1), np.repeat(inputs["V"], 4, axis=1)
+    s = np.einsum("ehp,ehm->hmp", q, k)
+    w = np.exp(s - s.max(axis=1, keepdims=True))
+    np.testing.assert_allclose(outputs["AV"], np.einsum("fhm,hmp->fhp", v, w / w.sum(axis=1, keepdims=True)),
+                               rtol=1e-12)
+    model = dram_traffic(spec.bind(m)).numeric()
+    assert trace["reads"].get("AV", 0) == 0 and trace["writes"]["AV"] == 3 * 8 * 9
+    for t in set(model) | set(trace["reads"]) | set(trace["writes"]):
+        assert model.get(t, (0, 0)) == (trace["reads"].get(t, 0), trace["writes"].get(t, 0)), t

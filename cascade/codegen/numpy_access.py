@@ -15,6 +15,7 @@ import ast
 from ..lang import ir
 from ..lang.ops import REDUCE_OPS, starts_empty
 from ..lang.semantics import AccessInfo, AxisCoord, StatementInfo
+from ..mapping.accumulate import accumulation_loops
 from ..mapping.schedule import MappedCascade
 from . import pyast as A
 from .numpy_layout import LayoutEmitter, access_key
@@ -230,15 +231,7 @@ class AccessEmitter(LayoutEmitter):
 
     # ------------------------------------------------------------ writes
     def accumulation_loops(self, info: StatementInfo, k: int) -> list[str]:
-        kept = set(self.sem.tensors[info.name].ranks)
-        iterated = {v.upper() for v in info.variables}
-        loops = []
-        for lid in self.mc.paths[k]:
-            rank = self.mc.loop_of[lid]
-            owner = next((p.rank for p in self.mc.partitions.values() if rank in p.names), rank)
-            if owner in iterated and owner not in kept:
-                loops.append(rank)
-        return loops
+        return [self.mc.loop_of[lid] for lid in accumulation_loops(self.mc, k)]
 
     def emit_write(self, info: StatementInfo, k: int, value: ast.expr, has_mask: bool,
                    kept: ast.expr | None = None) -> None:

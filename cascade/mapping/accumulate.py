@@ -25,16 +25,16 @@ def accumulation_loops(mc: MappedCascade, k: int) -> tuple[int, ...]:
     rank, or the outer part of the cascade's own split), outermost first."""
     sem = mc.semantics
     info = sem.statements[k]
-    kept = set(sem.tensors[info.name].ranks)
-    iterated = {v.upper() for v in info.variables}
+    reduced = reduced_ranks(info)
     owner = {n: p.rank for p in mc.partitions.values() for n in p.names}
-    out = []
-    for lid in mc.paths.get(k, ()):
-        rank = mc.loop_of[lid]
-        whole = owner.get(rank, rank)
-        if whole in iterated and whole not in kept:
-            out.append(lid)
-    return tuple(out)
+    return tuple(lid for lid in mc.paths.get(k, ()) if owner.get(mc.loop_of[lid], mc.loop_of[lid]) in reduced)
+
+
+def reduced_ranks(info: Any) -> set[str]:
+    """The ranks a statement reduces: those of its variables the left side does not keep. (Not
+    "ranks of the tensor it does not iterate": `AV[f, g, r, p]` writes rank H of `AV[F, H, P]`
+    through the parts of `split H = G * R`, and a loop over G is no reduction.)"""
+    return {v.upper() for v in info.reduced}
 
 
 def accumulator_places(mc: MappedCascade) -> dict[int, str]:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..lang.semantics import AxisCoord
-from ..mapping.accumulate import accumulation_loops, inner_loops
+from ..mapping.accumulate import accumulation_loops, inner_loops, reduced_ranks
 from ..mapping.schedule import MappedCascade
 from ..mapping.skips import TileSkip, shape_symbol, tile_skips
 from .symbols import SymbolTable
@@ -185,13 +185,12 @@ class _Counter(SymbolTable):
         return Traffic(per, dict(self.symbols), dict(self.values), by_group)
 
     def accumulation_families(self, info, path: tuple[int, ...]) -> list[str]:
-        kept = set(self.sem.tensors[info.name].ranks)
-        iterated = {v.upper() for v in info.variables}
+        reduced = reduced_ranks(info)
         fams = []
         for lid in path:
             rank = self.mc.loop_of[lid]
             owner = self.level_owner.get(rank, rank)
-            if owner in iterated and owner not in kept and self.family(rank) not in fams:
+            if owner in reduced and self.family(rank) not in fams:
                 fams.append(self.family(rank))
         return fams
 
