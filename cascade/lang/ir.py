@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from collections.abc import Callable
-from typing import Union
+from typing import Any, Union
 
 from ..errors import Span
 
@@ -312,6 +312,38 @@ def affine_vars(aff: Affine) -> list[AffVar]:
         case AffNeg(operand=o):
             return affine_vars(o)
     return []
+
+
+def linear_form(aff: Affine, shape: Callable[[str], Any], number: Callable[[int], Any]
+                ) -> tuple[dict[str, Any], Any] | None:
+    """An affine expression as ({variable: coefficient}, constant), coefficients free of zeros;
+    None where two variables multiply. `shape(rank)` and `number(n)` give the arithmetic (sympy
+    symbols and integers, or the table's sizes)."""
+    match aff:
+        case AffVar(var=v):
+            return {v: number(1)}, number(0)
+        case AffConst(value=n):
+            return {}, number(n)
+        case AffShape(rank=r):
+            return {}, shape(r)
+        case AffNeg(operand=o):
+            f = linear_form(o, shape, number)
+            return None if f is None else ({v: -c for v, c in f[0].items()}, -f[1])
+        case AffBin(op=op, left=left, right=right):
+            fl, fr = linear_form(left, shape, number), linear_form(right, shape, number)
+            if fl is None or fr is None:
+                return None
+            if op in ("+", "-"):
+                sign = 1 if op == "+" else -1
+                out = dict(fl[0])
+                for v, c in fr[0].items():
+                    out[v] = out.get(v, 0) + sign * c
+                return {v: c for v, c in out.items() if c != 0}, fl[1] + sign * fr[1]
+            if op == "*" and not fl[0]:
+                return {v: fl[1] * c for v, c in fr[0].items()}, fl[1] * fr[1]
+            if op == "*" and not fr[0]:
+                return {v: fr[1] * c for v, c in fl[0].items()}, fl[1] * fr[1]
+    return None
 
 
 def affine_shapes(aff: Affine) -> list[AffShape]:

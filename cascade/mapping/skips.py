@@ -229,8 +229,8 @@ def shape_symbol(rank: str):
 
 def _band(sem, c: ir.Compare, whole: str, outer: str, inner: str):
     """(B, lo, hi) of a comparison that reads lo <= m - b <= hi (m of `whole`), else None."""
-    form = _linear(c.left, sem)
-    right = _linear(c.right, sem)
+    form = _linear(c.left)
+    right = _linear(c.right)
     if form is None or right is None:
         return None
     coeffs = dict(form[0])
@@ -261,32 +261,8 @@ def _band(sem, c: ir.Compare, whole: str, outer: str, inner: str):
     return bvar.upper(), lo, hi
 
 
-def _linear(aff: ir.Affine, sem) -> tuple[dict[str, Any], Any] | None:
+def _linear(aff: ir.Affine) -> tuple[dict[str, Any], Any] | None:
     """({variable: coefficient}, constant) of an affine expression, in rank-shape symbols."""
     import sympy as sp
 
-    match aff:
-        case ir.AffVar(var=v):
-            return {v: sp.Integer(1)}, sp.Integer(0)
-        case ir.AffConst(value=n):
-            return {}, sp.Integer(n)
-        case ir.AffShape(rank=r):
-            return {}, shape_symbol(r)
-        case ir.AffNeg(operand=o):
-            f = _linear(o, sem)
-            return None if f is None else ({v: -k for v, k in f[0].items()}, -f[1])
-        case ir.AffBin(op=op, left=left, right=right):
-            fl, fr = _linear(left, sem), _linear(right, sem)
-            if fl is None or fr is None:
-                return None
-            if op in ("+", "-"):
-                sign = 1 if op == "+" else -1
-                out = dict(fl[0])
-                for v, k in fr[0].items():
-                    out[v] = out.get(v, 0) + sign * k
-                return out, fl[1] + sign * fr[1]
-            if op == "*" and not fl[0]:
-                return {v: fl[1] * k for v, k in fr[0].items()}, fl[1] * fr[1]
-            if op == "*" and not fr[0]:
-                return {v: fr[1] * k for v, k in fl[0].items()}, fl[1] * fr[1]
-    return None
+    return ir.linear_form(aff, shape_symbol, sp.Integer)

@@ -123,32 +123,7 @@ class Presence:
 
     def linear(self, aff) -> tuple[dict[str, Any], Any] | None:
         """An affine expression as ({variable: coefficient}, constant), coefficients in shapes."""
-        sp = self.sp
-        match aff:
-            case ir.AffVar(var=v):
-                return {v: sp.Integer(1)}, sp.Integer(0)
-            case ir.AffConst(value=n):
-                return {}, sp.Integer(n)
-            case ir.AffShape(rank=r):
-                return {}, self.table.size(r)
-            case ir.AffNeg(operand=o):
-                f = self.linear(o)
-                return None if f is None else ({v: -c for v, c in f[0].items()}, -f[1])
-            case ir.AffBin(op=op, left=l, right=r):
-                fl, fr = self.linear(l), self.linear(r)
-                if fl is None or fr is None:
-                    return None
-                if op in ("+", "-"):
-                    sign = 1 if op == "+" else -1
-                    out = dict(fl[0])
-                    for v, c in fr[0].items():
-                        out[v] = out.get(v, 0) + sign * c
-                    return {v: c for v, c in out.items() if c != 0}, fl[1] + sign * fr[1]
-                if op == "*" and not fl[0]:
-                    return {v: fl[1] * c for v, c in fr[0].items()}, fl[1] * fr[1]
-                if op == "*" and not fr[0]:
-                    return {v: fr[1] * c for v, c in fl[0].items()}, fl[1] * fr[1]
-        return None
+        return ir.linear_form(aff, self.table.size, self.sp.Integer)
 
     def merge_splits(self, coeffs: dict[str, Any]) -> dict[str, Any] | None:
         """Variables -> whole ranks: `m1*M0 + m0` is one coordinate of M."""
