@@ -147,10 +147,7 @@ class Emitter:
             read_of = {}
             for sym, (role, acc) in syms.table.items():
                 if role == "x":
-                    kind = self.roles.kind[acc.tensor]
-                    tensor = self.emit_local_stream(acc.tensor) if kind == "stream" and self.roles.deps[
-                        acc.tensor] else acc.tensor
-                    read_of[sym] = ir.Read(self.split_access(ir.Access(tensor, acc.indices)))
+                    read_of[sym] = ir.Read(self.split_access(ir.Access(self.atom_tensor(acc.tensor), acc.indices)))
                 elif role == "r":
                     read_of[sym] = self.running_read(acc.tensor, acc, "new")
                 elif role == "ix":
@@ -323,15 +320,22 @@ class Emitter:
                          for k in range(len(plan.components))}
         centre, pos = self.centres[name]
         read_of[MU_F] = ir.Read(self.at(centre, lhs.indices, pos, self.step_index("last")))
-        for sym in expr.free_symbols & set(plan.symbols.table):
-            role, acc = plan.symbols.table[sym]
+        used = expr.free_symbols & set(plan.symbols.table)
+        read_of.update(self.final_symbol_reads({s: plan.symbols.table[s] for s in used}))
+        return to_ir(expr, read_of)
+
+    def final_symbol_reads(self, table) -> dict:
+        """What each symbol of a final value reads after the pass: a full reduction's final
+        value, a plain read, or a rank value as written."""
+        read_of: dict = {}
+        for sym, (role, acc) in table.items():
             if role == "r":
                 read_of[sym] = self.final_read(acc)
             elif role in ("u", "pivot"):
                 read_of[sym] = ir.Read(acc)
             elif role == "iu":
                 read_of[sym] = acc
-        return to_ir(expr, read_of)
+        return read_of
 
     def atom_tensor(self, tensor: str) -> str:
         kind = self.roles.kind[tensor]
@@ -418,13 +422,7 @@ class Emitter:
                 constant[component_symbol(k)] = comp.body * count if comp.op == "sum" else comp.body
             else:
                 read_of[component_symbol(k)] = self.running_read(name, stmt.lhs, "last", k)
-        for sym, (role, acc) in syms.table.items():
-            if role == "r":
-                read_of[sym] = self.final_read(acc)
-            elif role in ("u", "pivot"):
-                read_of[sym] = ir.Read(acc)
-            elif role == "iu":
-                read_of[sym] = acc
+        read_of.update(self.final_symbol_reads(syms.table))
         return to_ir(plan.final.subs(constant), read_of)
 
     def final_read(self, acc: ir.Access) -> ir.Expr:
