@@ -58,7 +58,7 @@ def cost_formulas(mc: MappedCascade, target: Target) -> CostFormulas:
         if not axes:  # nothing spatial: one PE (`spatial.occupancy`)
             occ = sp.Integer(1) / unit.pes
         for (rank, whole), n in zip(axes, unit.shape):
-            points, folds = _axis_folds(table, rank, whole, n)
+            points, folds = axis_folds(table, rank, whole, n)
             occ = occ * points / (folds * n)
         c = sum(so.ops.values()) / (unit.pes * occ)
         gi = group_of[so.statement]
@@ -88,19 +88,22 @@ def cost_formulas(mc: MappedCascade, target: Target) -> CostFormulas:
                         read_bytes, unit_ops)
 
 
-def _axis_folds(table: SymbolTable, rank: str, whole: str | None, n: int) -> tuple[Any, Any]:
+def axis_folds(table: SymbolTable, rank: str, whole: str | None, n: int, ar: Any = None) -> tuple[Any, Any]:
     """Points and folds of a space rank on an array axis of n PEs, as `spatial.occupancy` counts
     them: an extent e folds ceil(e/n) times; the innermost tile T of a rank R iterated whole
     (`whole`, see `spatial.space_axes`) folds floor(R/T) ceil(T/n) + ceil((R mod T)/n) times,
     the full tiles and the ragged last one. That equals `spatial.tile_folds` for several
-    levels too, since each level's tile is a multiple of T (P1*P0 for P -> P2, P1, P0)."""
-    import sympy as sp
+    levels too, since each level's tile is a multiple of T (P1*P0 for P -> P2, P1, P0).
+    `ar`: the arithmetic (ceiling, floor, Mod), sympy by default; the search's relaxation
+    passes NumPy's."""
+    if ar is None:
+        import sympy as ar
 
     if whole is None:
         e = table.size(rank)
-        return e, sp.ceiling(e / n)
+        return e, ar.ceiling(e / n)
     size, tile = table.size(whole), table.size(rank)
-    return size, sp.floor(size / tile) * sp.ceiling(tile / n) + sp.ceiling(sp.Mod(size, tile) / n)
+    return size, ar.floor(size / tile) * ar.ceiling(tile / n) + ar.ceiling(ar.Mod(size, tile) / n)
 
 
 def lambdify_cost(formulas: CostFormulas) -> tuple[Callable[..., tuple], list[str]]:

@@ -20,10 +20,9 @@ the family could still rank ahead of the search's k-th best (`could_enter`).
 
 The candidates are the scorer's own (`order.tile_grid`), so the least of these bounds over the
 candidates that fit is at most the family's best, on every key: that is what prunes the family.
-The occupancy is the model's rule written again for numbers (its formula calls sympy directly);
-`tests/test_search_relax.py` checks traffic and footprint equal to the family's formulas and the
-latency never above them, so a change to the model that the copy misses fails there before it
-can prune a best mapping. Searched mappings have no `pipeline` or `overlap` (the model's other
+The footprint and the occupancy (`symbolic.axis_folds`) are the model's own rules run in NumPy's
+arithmetic; `tests/test_search_relax.py` checks traffic and footprint equal to the family's
+formulas and the latency never above them. Searched mappings have no `pipeline` or `overlap` (the model's other
 latency rules), so the groups' latencies add up as here.
 """
 
@@ -35,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from ..model.symbolic import Numbers, group_footprints
+from ..model.symbolic import Numbers, axis_folds, group_footprints
 from ..model.traffic import _Counter  # the model's counting rules; run here on numbers
 from .bounds import group_operations
 from .ranking import TOL
@@ -46,6 +45,7 @@ class _Numbers:
     Integer = staticmethod(float)
     ceiling = staticmethod(np.ceil)
     floor = staticmethod(np.floor)
+    Mod = staticmethod(np.mod)
     Min = staticmethod(np.minimum)
     Max = staticmethod(np.maximum)
 
@@ -142,12 +142,7 @@ def _compute_s(mc, target, table) -> list:
         axes = space_axes(mc, info.name, info.variables)
         occ = 1.0 if axes else 1.0 / spec.pes
         for (rank, whole), n in zip(axes, spec.shape):
-            if whole is None:
-                points = table.size(rank)
-                folds = np.ceil(points / n)
-            else:
-                points, tile = table.size(whole), table.size(rank)
-                folds = np.floor(points / tile) * np.ceil(tile / n) + np.ceil(np.mod(points, tile) / n)
+            points, folds = axis_folds(table, rank, whole, n, _Numbers)
             occ = occ * points / (folds * n)
         g = group_of[k]
         cycles[g][unit] = cycles[g].get(unit, 0.0) + ops / (spec.pes * occ)
