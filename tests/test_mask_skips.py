@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import cascade
-from cascade.mapping.mapping_file import parse_mapping
+from cascade.mapping.mapping_file import dump_mapping, parse_mapping
 from cascade.mapping.skips import tile_skips
 from cascade.model.symbolic import cost_formulas, lambdify_cost
 from cascade.model.target import load_target
@@ -173,7 +173,7 @@ def test_rank_value_arithmetic_costs_as_the_same_arithmetic_on_reads(with_index,
     position vectors read from memory), per point, on the Einsum's unit, on every bundled
     spatial target; in a sum, a factor of index values invariant along the reduced rank is
     applied once per output point, like a read factor."""
-    from cascade.mapping.mapping_file import parse_mapping
+    from cascade.mapping.mapping_file import dump_mapping, parse_mapping
 
     for target in ("fusemax", "flat_cloud"):
         reports = []
@@ -255,15 +255,28 @@ def test_multipass_skips_every_pass_trace_equals_model(name, kind, m, p, m0, p0)
 
 
 @pytest.mark.parametrize("name", sorted(MULTI))
-def test_multipass_skips_with_the_key_loop_outside(name):
+@pytest.mark.parametrize("place", ["", "on-chip", "dram"])
+def test_multipass_skips_with_the_key_loop_outside(name, place):
     """M1 outside P1: the band's other rank P ranges whole over a key tile, so a tile is live
-    iff its first key m1*6 <= P - 1 = 16: tiles 0..2 (18 keys) run, tiles 3 and 4 are skipped."""
+    iff its first key m1*6 <= P - 1 = 16: tiles 0..2 (18 keys) run, tiles 3 and 4 are skipped.
+    AV's accumulator then spans every query block (P1 runs inside M1): by default it goes to
+    DRAM, and 3-pass's last pass, which writes and re-reads AV's partial sums, keeps every tile;
+    kept on chip (`accumulate: {AV: on-chip}`) it is written after the loop and that pass skips."""
     spec = multi_spec(name, "causal", {"E": 3, "F": 2, "M": 29, "P": 17})
     mapping = multi_mapping(name, 6, 4, "M1, P1, P0, M0")
-    assert tile_skips(spec.bind(mapping))
+    if place:
+        mapping = parse_mapping(dump_mapping(mapping) + f"accumulate: {{AV: {place}}}\n")
+    mc = spec.bind(mapping)
+    skipping = name == "causal_2pass" or place == "on-chip"
+    assert len(tile_skips(mc)) == int(name[7]) - (0 if skipping else 1)
     counts = counts_equal(spec, mapping)
-    assert counts["K"][0] == 3 * 18  # (3-pass: V's pass writes AV to DRAM and keeps every tile)
-    assert counts["V"][0] == 2 * (18 if name == "causal_2pass" else 29)
+    assert counts["K"][0] == 3 * 18
+    assert counts["V"][0] == 2 * (18 if skipping else 29)
+    tiles = -(-29 // 6)
+    # AV: written once per element on chip; through DRAM, written at every tile that runs, read back after the first
+    steps = 3 if skipping else tiles
+    assert counts["AV"] == ((0, 2 * 17) if place == "on-chip" or name == "causal_2pass"
+                            else ((steps - 1) * 2 * 17, steps * 2 * 17))
     x = spec.random_inputs(seed=5)
     np.testing.assert_allclose(spec.executor(mapping).run(**x)["AV"],
                                independent_attention(x["Q"], x["K"], x["V"], lambda i, j: i <= j), rtol=1e-9)
@@ -272,13 +285,13 @@ def test_multipass_skips_with_the_key_loop_outside(name):
 def check_multipass(name, kind, spec, mapping, m, p, m0, p0):
     mc = spec.bind(mapping)
     passes = sum(1 for rank in mc.loop_of.values() if rank == "M1")
-    # 2-pass: both passes skip; 3-pass: the last pass writes AV (DRAM) at its last tile, so it keeps every tile
-    assert passes == int(name[7]) and len(tile_skips(mc)) == 2
+    # every pass skips: 3-pass's last one too, its accumulator of AV (one tile, on chip) is written after the loop
+    assert passes == int(name[7]) and len(tile_skips(mc)) == passes
     counts = counts_equal(spec, mapping)
     keep = MULTI_FILTERS[kind][1]
     assert counts["K"][0] == independent_k_reads(m, p, m0, p0, 3, keep, False)
-    dense_v = 2 * m * -(-p // p0)
-    assert counts["V"][0] == (independent_k_reads(m, p, m0, p0, 2, keep, False) if name == "causal_2pass" else dense_v)
+    assert counts["V"][0] == independent_k_reads(m, p, m0, p0, 2, keep, False)
+    assert counts["AV"] == (0, 2 * p)
     inputs = spec.random_inputs(seed=4)
     out = spec.executor(mapping).run(**inputs)["AV"]
     ref = independent_attention(inputs["Q"], inputs["K"], inputs["V"], keep)
@@ -295,3 +308,57 @@ def test_a_map_written_to_dram_in_the_pass_keeps_its_tiles():
     sn_loop = mc.paths[[s.name for s in mc.semantics.statements].index("SN")]
     assert not set(sn_loop) & set(tile_skips(mc))
     counts_equal(spec, mapping)
+
+
+@pytest.mark.parametrize("kind", sorted(MULTI_FILTERS))
+@pytest.mark.parametrize("order", ["P1, M1, P0, M0", "M1, P1, P0, M0"])
+def test_three_pass_last_pass_reads_as_a_formula(kind, order):
+    """3-pass's last pass (A, AV) as one formula in the shapes: V's reads skip the tiles the band
+    empties, and give the trace's count at other (ragged) shapes after substitution; the
+    lambdified cost agrees with the numeric model. (M1 outside P1: AV's accumulator spans every
+    query block, kept on chip here so that the pass may skip.)"""
+    on_chip = "accumulate: {AV: on-chip}\n" if order.startswith("M1") else ""
+    mapping = parse_mapping(dump_mapping(multi_mapping("causal_3pass", 8, 5, order)) + on_chip)
+    spec = multi_spec("causal_3pass", kind, {"E": 3, "F": 2, "M": 45, "P": 38})
+    mc = spec.bind(mapping)
+    last = mc.paths[[s.name for s in mc.semantics.statements].index("AV")]
+    assert set(last) & set(tile_skips(mc)), "the last pass skips"
+    traffic = dram_traffic(mc)
+    formula = traffic.per_tensor["V"].reads
+    assert {"M", "P", "M0"} <= {str(s) for s in formula.free_symbols}
+    for m, p in [(45, 38), (23, 41), (40, 40)]:
+        other = multi_spec("causal_3pass", kind, {"E": 3, "F": 2, "M": m, "P": p})
+        values = {traffic.symbols[k]: v for k, v in dram_traffic(other.bind(mapping)).values.items()
+                  if k in traffic.symbols}
+        counts = counts_equal(other, mapping)
+        assert int(formula.subs(values)) == counts["V"][0]
+        if order.startswith("P1"):
+            assert counts["V"][0] == independent_k_reads(m, p, 8, 5, 2, MULTI_FILTERS[kind][1], False)
+    formulas = cost_formulas(mc, load_target("fusemax"))
+    fn, names = lambdify_cost(formulas)
+    latency, dram = fn(*[np.array([formulas.values[n]] * 2) for n in names])
+    report = spec.estimate(mapping, "fusemax")
+    assert np.allclose(dram, report.dram_bytes, rtol=1e-12) and np.allclose(latency, report.latency_s, rtol=1e-12)
+
+
+def test_bundled_causal_3pass_on_fusemax_skips_every_pass(capsys):
+    """The bundled fusemax mapping of causal_3pass: all three passes skip; `--symbolic` prints V's
+    reads as a tile sum, and at N = n T (T = 1024 keys per tile, blocks of 16 queries, T/16 blocks
+    per key tile) a block in key tile i reads the i + 1 tiles up to the diagonal: V and K are read
+    F T (T/16) n(n + 1)/2 elements each (the triangle of tiles), against F N (N/16) dense."""
+    from cascade.cli import main
+
+    n, t = 4, 1024
+    spec = cascade.load(ATT / "causal_3pass.einsum", shapes={"M": n * t, "P": n * t})
+    mapping = str(ROOT / "mappings" / "causal_3pass" / "fusemax.yaml")
+    mc = spec.bind(parse_mapping((ROOT / "mappings" / "causal_3pass" / "fusemax.yaml").read_text()))
+    assert len(tile_skips(mc)) == 3
+    counts = dram_traffic(mc).numeric()
+    assert counts["V"][0] == counts["K"][0] == 64 * t * (t // 16) * n * (n + 1) // 2
+    dense = cascade.loads((ATT / "causal_3pass.einsum").read_text().replace(" where m <= p", ""))
+    dense_mc = dense.with_shapes(M=n * t, P=n * t).bind(mc.mapping)
+    assert tile_skips(dense_mc) == {} and dram_traffic(dense_mc).numeric()["V"][0] == 64 * (n * t) * (n * t // 16)
+    assert main(["estimate", str(ATT / "causal_3pass.einsum"), "-m", mapping, "-t", "fusemax",
+                 "--shape", f"M={n * t}", "--shape", f"P={n * t}", "--symbolic", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert "TileSum" in str(out["symbolic"]["V.reads"])

@@ -5,7 +5,10 @@
 `stored_view`: tiles, parts, rings, split and merged axes; a read of a DRAM-resident array is
 counted by `_rd`), emits the loads the schedule hoisted out of inner loops and the allocation of
 on-chip arrays, and writes a statement's value (`emit_write`: accumulation over loop ranks,
-presence, and DRAM writes counted by `_wr`).
+presence, and DRAM writes counted by `_wr`). An accumulator kept on chip across the loops over
+the ranks its statement reduces is written to DRAM after the outermost of them ends: its first
+step records the tile (`completed`), and the loop's end writes every tile it recorded, so a loop
+that skips tiles a filter empties (`mapping.skips`) may skip any of them, the last included.
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ class AccessEmitter(LayoutEmitter):
         self.widen: dict[str, str] = {}
         self.spill: dict[str, float] = {}  # on-chip tensor -> the fraction of its accesses spilled to DRAM
         self.streamed: set[int] = set()  # indices into mc.loads not kept on chip: read at each use
+        # statement -> the list (a name) of tiles its on-chip accumulator fills, written after its loops
+        self.completed: dict[int, str] = {}
 
     # ------------------------------------------------------------ tensors with absent points
     def absent_tensors(self) -> set[str]:
@@ -266,9 +271,12 @@ class AccessEmitter(LayoutEmitter):
                 first = term if first is None else ast.BoolOp(ast.And(), [first, term])
             if on_chip:
                 e.comment(f"accumulator on chip: partial {tensor} stays on chip over {', '.join(acc)}, "
-                          "written to DRAM once")
+                          "written to DRAM once, after them")
             e.open_if(first)
             e.stmt(A.assign(target, A.name("value")))
+            if on_chip:  # a tile the accumulator opens: written to DRAM when the loops over acc end
+                append = ast.Attribute(A.name(self.completed[k]), "append", ast.Load())
+                e.stmt(ast.Expr(A.call(append, target)))
             if presence_target is not None:
                 e.stmt(A.assign(presence_target, self.presence_value(info, k, has_mask, presence_target)))
             e.open_else()
@@ -286,16 +294,35 @@ class AccessEmitter(LayoutEmitter):
             e.stmt(A.assign(target, A.name("value")))
             if presence_target is not None:
                 e.stmt(A.assign(presence_target, self.presence_value(info, k, has_mask, presence_target)))
-        if on_chip:  # the reduction is complete at the last step of its loops
-            ends: list[ast.expr] = [ast.Compare(A.name(n.vars[rank]), [ast.Eq()],
-                                                [A.binop(self.loop_extent(rank), "-", A.const(1))]) for rank in acc]
-            e.open_if(ends[0] if len(ends) == 1 else ast.BoolOp(ast.And(), ends))
-            e.stmt(ast.Expr(A.call("_wr", A.name("trace"), A.const(tensor), target)))
-            e.close()
-        elif st.dram:
+        if on_chip:  # written after the outermost loop over acc (`emit_completed`)
+            return
+        if st.dram:
             e.stmt(ast.Expr(A.call("_wr", A.name("trace"), A.const(tensor), target)))
         elif tensor in self.spill:
             e.stmt(ast.Expr(self.spilled("_spill_wr", tensor, target)))
+
+    def open_completed(self, loop_id: int) -> list[tuple[int, str]]:
+        """Before a loop: an empty list of tiles for every on-chip accumulator whose outermost
+        reduced loop it is; returns (statement, list name) for `emit_completed`."""
+        opened = []
+        for k, where in sorted(self.mc.accumulators.items()):
+            acc = accumulation_loops(self.mc, k)
+            if where == "on-chip" and acc and acc[0] == loop_id:
+                name = self.sem.statements[k].name
+                self.completed[k] = self.names.fresh(f"{self.names.tensors[name]}_tiles")
+                self.out.comment(f"tiles of {name} accumulated on chip, written to DRAM when the loop ends")
+                self.out.stmt(A.assign(A.name(self.completed[k]), ast.List([], ast.Load())))
+                opened.append((k, self.completed[k]))
+        return opened
+
+    def emit_completed(self, opened: list[tuple[int, str]]) -> None:
+        """After the loop `open_completed` ran before: the accumulated tiles go to DRAM."""
+        for k, tiles in opened:
+            tile = self.names.fresh("tile")
+            self.out.raw(f"for {tile} in {tiles}:")  # two names `_Namer.fresh` made
+            self.out.depth += 1
+            self.out.stmt(ast.Expr(A.call("_wr", A.name("trace"), A.const(self.sem.statements[k].name), A.name(tile))))
+            self.out.close()
 
     def presence_value(self, info: StatementInfo, k: int, has_mask: bool, presence_target: ast.expr) -> ast.expr:
         present: ast.expr = A.name("present") if has_mask else A.const(True)

@@ -215,6 +215,7 @@ class _Generator(StatementEmitter):
         if skip is not None and not skip.at_init:
             seen = n.fresh(f"{skip.outer.lower()}_live_seen")
             e.stmt(A.assign(A.name(seen), A.const(False)))
+        completed = self.open_completed(loop.id)
         e.open_for(n.vars[loop.rank], extent)
         for p in self.mc.partitions.values():
             if loop.rank == p.names[-2]:  # the innermost outer level fixes the tile
@@ -246,6 +247,7 @@ class _Generator(StatementEmitter):
         self.emit_hoisted(loop.id)
         self.emit_nodes(loop.body)
         e.close()
+        self.emit_completed(completed)
 
     def emit_skip(self, skip: TileSkip, seen: str | None) -> None:
         """Skip a tile of keys no filtered point reaches, before it loads anything (the rule of

@@ -18,7 +18,10 @@ DRAM trace and the model's count agree exactly:
 - a loop over M1 with no recurrence (a pass of 2- or 3-pass attention; M1 of the spec's split or
   of the mapping's two-level partition of M) may skip a dead tile when `_absorbed` shows that
   every statement of the tile is a map of absent values (writes nothing) or a reduction over M
-  of absent values (adds its identity to an on-chip running value), nothing written to DRAM; a
+  of absent values (adds its identity to an on-chip running value), nothing written to DRAM in
+  the loop. An accumulator kept on chip across the loop (`mapping.accumulate`: 3-pass
+  attention's AV) is written after the outermost loop over the ranks it reduces ends, in the
+  executor and the model alike, so any tile may be skipped, the last included; a
   statement with no filter of its own takes the band of what it reads (`_inherited`: SN and A
   are absent where QK is); `at_init` is False, so the tile an executor opens a running value
   with (m1 == 0) always runs;
@@ -121,7 +124,8 @@ def _rule(mc: MappedCascade, loop: Loop, path: tuple[int, ...]) -> TileSkip | No
         return None
     dram = {t for t, st in mc.storage.items() if st.dram}
     if not recurrence:
-        if not filtered or not _absorbed(sem, leaves, filtered, family, dram):
+        after = _written_after(mc, loop, leaves)
+        if not filtered or not _absorbed(sem, leaves, filtered, family, dram, after):
             return None
         return TileSkip(loop.id, whole, outer, inner, other, lows, highs, False, path)
     if not skip_is_identity(sem, leaves, filtered, dram):
@@ -181,13 +185,25 @@ def _renamed(aff, rename: dict[str, str]):
     return aff
 
 
-def _absorbed(sem, leaves: list[int], filtered: dict[int, bool], family: set[str], dram: set[str]) -> bool:
+def _written_after(mc: MappedCascade, loop: Loop, leaves: list[int]) -> set[int]:
+    """Statements of the loop whose accumulator stays on chip across it (`mapping.accumulate`):
+    the loop is one of those over the ranks they reduce, so their DRAM write comes after the
+    outermost of those loops ends (executor and model alike), never inside this loop."""
+    from .accumulate import accumulation_loops
+
+    return {k for k in leaves
+            if mc.accumulators.get(k) == "on-chip" and loop.id in accumulation_loops(mc, k)}
+
+
+def _absorbed(sem, leaves: list[int], filtered: dict[int, bool], family: set[str], dram: set[str],
+              after: set[int] = frozenset()) -> bool:
     """A pass over M1 with no recurrence (the passes of 2- and 3-pass attention): is a tile whose
     filtered points are all absent a no-op? Every statement of the loop must, in that tile, either
     be a map (or a reduction over other ranks) of an absent value, so it writes nothing, or a
     reduction over M (m, m0 or m1) of absent values, so it adds the identity to a running value
-    that stays on chip (a tensor the loop writes to DRAM keeps every tile: the executor writes a
-    reduction's result at its last tile). Absence follows reads: a value that reads an absent tensor is absent. A
+    that stays on chip: a partial result, or an accumulator kept on chip across the loop (`after`:
+    written to DRAM after the loop ends), while any other tensor the loop writes to DRAM keeps
+    every tile (a skipped tile would not write its points). Absence follows reads: a value that reads an absent tensor is absent. A
     statement whose value stays present, or an on-chip write of a reduction over other ranks of
     absent points (its identity, a written value), keeps every tile."""
     absent: set[str] = set()
@@ -195,8 +211,8 @@ def _absorbed(sem, leaves: list[int], filtered: dict[int, bool], family: set[str
         info = sem.statements[k]
         if info.is_init:
             continue
-        if info.name in dram:
-            return False  # written to DRAM in the loop (a reduction's last tile writes it): keep every tile
+        if info.name in dram and k not in after:
+            return False  # written to DRAM in the loop: keep every tile
         reads_absent = any(r.access.tensor in absent for r in info.reads)
         if k in filtered and filtered[k]:
             absent.add(info.name)  # filtered output points: absent
