@@ -362,3 +362,33 @@ def test_bundled_causal_3pass_on_fusemax_skips_every_pass(capsys):
                  "--shape", f"M={n * t}", "--shape", f"P={n * t}", "--symbolic", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert "TileSum" in str(out["symbolic"]["V.reads"])
+
+
+@pytest.mark.parametrize("order", ["P1, M1", "M1, P1"])
+def test_a_pass_that_writes_reductions_to_dram_skips_its_empty_tiles(order):
+    """Sliding-window 1-pass with two more outputs, reductions over the keys of the window
+    (T: the sum of the scores, U: their max), which the schedule computes in a pass over M1 of
+    their own: their accumulators stay on chip (written to DRAM after the loop), so that pass
+    skips the key tiles the band empties too (at every tile, the last included); trace == model,
+    and T, U equal plain NumPy. With M1 outside P1 the accumulators span every query block:
+    kept on chip by the mapping."""
+    text = (ATT / "sliding_window_1pass.einsum").read_text().replace("output AV[F, P]", "output AV[F, P], T[P], U[P]")
+    text += "T[p] = QK[m1, m0, p]\nU[p] = QK[m1, m0, p] :: max(m1, m0)\n"
+    m, p, m0, w = 43, 37, 6, 9
+    spec = cascade.loads(text).with_shapes(E=3, F=2, M=m, P=p, M0=m0, W=w)
+    extra = "accumulate: {default: on-chip}\n" if order.startswith("M1") else ""
+    mapping = parse_mapping(f"partitioning: {{P: [uniform_shape(5)]}}\nloop-order: {{default: [{order}]}}\n"
+                            f"fusion: [[{ONE}, T, U]]\n{extra}")
+    mc = spec.bind(mapping)
+    names = [s.name for s in mc.semantics.statements]
+    t_loop = [lid for lid in mc.paths[names.index("T")] if mc.loop_of[lid] == "M1"]
+    assert t_loop and t_loop[0] in tile_skips(mc), "the pass writing T and U skips"
+    assert {mc.accumulators[names.index(t)] for t in "TU"} == {"on-chip"}
+    counts = counts_equal(spec, mapping)
+    assert counts["T"] == counts["U"] == (0, p)
+    x = spec.random_inputs(seed=7)
+    got = spec.executor(mapping).run(**x)
+    scores = x["Q"].T @ x["K"]  # [p, m]
+    keys = [[i for i in range(m) if i <= j < i + w] for j in range(p)]
+    np.testing.assert_allclose(got["T"], [scores[j, ks].sum() for j, ks in enumerate(keys)], rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(got["U"], [scores[j, ks].max() for j, ks in enumerate(keys)], rtol=1e-12)
