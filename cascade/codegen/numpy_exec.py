@@ -93,13 +93,25 @@ def _spill_wr(trace, tensor, view, fraction):
 
 
 def emit_numpy(mc: MappedCascade, spec_label: str = "", mapping_label: str = "",
-               spill: dict[str, float] | None = None, streamed: set[int] | None = None) -> str:
+               spill: dict[str, float] | None = None, streamed: set[int] | None = None,
+               streamed_by_group: dict[str, tuple[int, ...]] | None = None) -> str:
     """The executor's source; `spill` (on-chip tensor -> fraction, from the target's buffer, see
     cascade.model.spill) makes the trace count that part of each access to it as DRAM traffic;
-    `streamed` (indices into mc.loads) are tiles not kept on chip: each use reads its own from DRAM."""
+    `streamed` (indices into mc.loads) are tiles not kept on chip: each use reads its own from DRAM.
+    Where fusion groups partition ranks their own way (`cascade.mapping.variants`), each group is
+    generated from the binding that runs it, and `streamed_by_group` (group name -> indices into
+    that binding's loads, `GroupSpill.streamed`) says which of its tiles stream."""
     gen = _Generator(mc, spec_label, mapping_label)
     gen.spill = dict(spill or {})
     gen.streamed = set(streamed or ())
+    if mc.variants:
+        by_group = streamed_by_group or {}
+        for bound, owned in mc.bindings():
+            sub = gen if bound is mc else _Generator(bound, spec_label, mapping_label)
+            sub.names, sub.out, sub.spill = gen.names, gen.out, gen.spill
+            sub.streamed = {i for gi in owned for i in by_group.get(mc.groups[gi].name, ())}
+            for gi in owned:
+                gen.by_group[gi] = sub
     return gen.module()
 
 
@@ -108,6 +120,7 @@ class _Generator(StatementEmitter):
         super().__init__(mc)
         self.spec_label, self.mapping_label = spec_label, mapping_label
         self.skips = tile_skips(mc)
+        self.by_group: dict[int, _Generator] = {}  # a group generated from its own binding (variants)
 
     # ------------------------------------------------------------ module layout
     def module(self) -> str:
@@ -139,11 +152,15 @@ class _Generator(StatementEmitter):
         e.raw("def _execute(inputs, trace):")
         e.depth = 1
         self.emit_setup()
-        for gi, group in enumerate(self.mc.groups):
+        for gi in range(len(self.mc.groups)):
+            gen = self.by_group.get(gi, self)
+            group = gen.mc.groups[gi]
             e.raw("")
             e.comment(f"==== fusion group {group.name}: loops over {', '.join(group.loop_ranks) or 'none'}")
-            self.plan_hoisting(gi)
-            self.emit_nodes(list(group.tree), group_top=True)
+            if self.by_group:  # each group's own partition levels
+                gen.emit_levels()
+            gen.plan_hoisting(gi)
+            gen.emit_nodes(list(group.tree), group_top=True)
         e.raw("")
         outputs = ast.Dict([A.const(d.name) for d in self.sem.cascade.outputs],
                            [A.name(self.names.tensors[d.name]) for d in self.sem.cascade.outputs])
@@ -176,13 +193,8 @@ class _Generator(StatementEmitter):
         for outer, rank in self.outer_parts.items():
             inner = self.sem.splits[rank][1]
             e.stmt(A.assign(A.name(n.ranks[outer]), _ceil_div(A.name(n.ranks[rank]), A.name(n.ranks[inner]))))
-        for p in self.mc.partitions.values():
-            for level, span, extent in zip(p.names, p.spans, p.extents):
-                if level == p.names[0]:
-                    value = _ceil_div(A.name(n.ranks[p.rank]), A.const(span))
-                else:
-                    value = A.const(extent)
-                e.stmt(A.assign(A.name(n.ranks[level]), value))
+        if not self.mc.variants:
+            self.emit_levels()
         arrays = [A.name(n.tensors[d.name]) for d in self.sem.cascade.inputs]
         dt = A.np_call("result_type", *arrays, A.const(1.0)) if arrays else A.np_attr("float64")
         e.stmt(A.assign(A.name("dt"), dt))
@@ -193,6 +205,17 @@ class _Generator(StatementEmitter):
                 e.stmt(A.assign(A.name(n.tensors[name]), A.np_call("zeros", shape, A.name("dt"))))
                 if name in self.may_be_absent:
                     e.stmt(A.assign(A.name(n.presence[name]), A.np_call("zeros", shape, A.name("bool"))))
+
+    def emit_levels(self) -> None:
+        """The extents of the mapping's partition levels (P1 = ceil(P / 256), P0 = 256)."""
+        e, n = self.out, self.names
+        for p in self.mc.partitions.values():
+            for level, span, extent in zip(p.names, p.spans, p.extents):
+                if level == p.names[0]:
+                    value = _ceil_div(A.name(n.ranks[p.rank]), A.const(span))
+                else:
+                    value = A.const(extent)
+                e.stmt(A.assign(A.name(n.ranks[level]), value))
 
     # ------------------------------------------------------------ loop tree
     def emit_nodes(self, nodes: list, group_top: bool = False) -> None:
