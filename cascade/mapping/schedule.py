@@ -146,13 +146,9 @@ def bind_mapping(sem: Semantics, mapping: Mapping, shapes: dict[str, int]) -> Ma
     if mapping.einsum_partitioning:  # some fusion groups partition ranks their own way
         from .variants import bind_variants
 
-        return bind_variants(sem, mapping, shapes)
+        return bind_variants(sem, mapping, shapes, lambda m: _Binder(sem, m, shapes).bind(),
+                             _Binder(sem, mapping, shapes).groups())
     return _Binder(sem, mapping, shapes).bind()
-
-
-def fusion_groups(sem: Semantics, mapping: Mapping, shapes: dict[str, int]) -> list[list[int]]:
-    """The statement indices of each fusion group, in run order (partitioning plays no part)."""
-    return _Binder(sem, mapping, shapes).groups()
 
 
 class _Binder:

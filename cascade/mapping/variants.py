@@ -19,16 +19,19 @@ iterates the rank without the same entry (one loop nest serves the whole group).
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any, Callable
 
 from ..errors import MappingError
 from ..lang.semantics import Semantics
 from .mapping_file import Mapping, SpaceTime
-from .schedule import MappedCascade, _Binder, fusion_groups
 
 
-def bind_variants(sem: Semantics, mapping: Mapping, shapes: dict[str, int]) -> MappedCascade:
+def bind_variants(sem: Semantics, mapping: Mapping, shapes: dict[str, int], bind_one: Callable[[Mapping], Any],
+                  groups: list[list[int]]) -> Any:
+    """The `MappedCascade` of `bind_one(mapping)` for the groups under the cascade's partitioning,
+    with `variants` for the rest; `groups` are the statements of each fusion group
+    (`schedule.bind_mapping` passes its binder, so this module needs nothing of `schedule`)."""
     check_entries(sem, mapping)
-    groups = fusion_groups(sem, mapping, shapes)
     einsums = [list(dict.fromkeys(sem.statements[k].name for k in ks if not sem.statements[k].is_init))
                for ks in groups]
     by_partitioning: dict[tuple, list[int]] = {}
@@ -36,10 +39,10 @@ def bind_variants(sem: Semantics, mapping: Mapping, shapes: dict[str, int]) -> M
     for gi, names in enumerate(einsums):
         by_partitioning.setdefault(_key(group_partitioning(sem, mapping, names)), []).append(gi)
     by_partitioning.setdefault(base, [])
-    bound: dict[tuple, MappedCascade] = {}
+    bound: dict[tuple, Any] = {}
     for key, members in by_partitioning.items():
         owned = [n for gi in members for n in einsums[gi]]
-        mc = _Binder(sem, restricted(sem, mapping, dict(key), owned), shapes).bind()
+        mc = bind_one(restricted(sem, mapping, dict(key), owned))
         bound[key] = replace(mc, mapping=replace(mc.mapping, einsum_partitioning=mapping.einsum_partitioning))
     variants = tuple((tuple(members), bound[key]) for key, members in by_partitioning.items() if key != base)
     return replace(bound[base], variants=variants)
