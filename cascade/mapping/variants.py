@@ -107,3 +107,13 @@ def restricted(sem: Semantics, mapping: Mapping, partitioning: dict[str, tuple[i
 
 def _key(partitioning: dict[str, tuple[int, ...]]) -> tuple:
     return tuple(sorted(partitioning.items()))
+
+
+def refuse_variants(mc: Any, what: str) -> None:
+    """Exit-2 refusal where a consumer costs or generates one loop nest per rank for the whole
+    cascade (`what` names it) and the mapping gives fusion groups partitions of their own."""
+    if mc.variants:
+        own = ", ".join(mc.mapping.einsum_partitioning)
+        raise MappingError(f"{mc.mapping.file}: partitioning: {what} takes one partitioning for the whole cascade, "
+                           f"and {own} partition ranks their own way; use `cascade estimate` / the NumPy executor "
+                           "(which take each fusion group's own), or move the entries to the top of `partitioning`")

@@ -35,6 +35,10 @@ class CostFormulas:
 def cost_formulas(mc: MappedCascade, target: Target) -> CostFormulas:
     import sympy as sp
 
+    from ..mapping.variants import refuse_variants
+
+    refuse_variants(mc, "the symbolic cost formulas (--symbolic, cascade search, cascade dse)")
+
     traffic = dram_traffic(mc)
     table = SymbolTable(mc)
     table.symbols.update(traffic.symbols)
