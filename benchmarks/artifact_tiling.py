@@ -44,12 +44,13 @@ def matmul_blocks(rows: int, reduced: int, cols: int, buffer_words: int, pe: int
 
 
 def own_matmul(mapping, einsum: str, rows: str, cols: str, reduced: str, shapes: dict[str, int], buffer_words: int,
-               space_rest: tuple[str, ...] = ()):
+               outer: tuple[str, ...] = (), inner: tuple[str, ...] = (), blocks: tuple[int, int] | None = None):
     """`mapping` with `einsum` (a matmul over rows x cols, reducing `reduced`) tiled by
-    `matmul_blocks`: its own partitioning of `rows` (row blocks of 256-row tiles) and `cols`, its
-    loop order (row blocks outside column blocks, or the one column block outermost where it is
-    the whole rank, so that it is loaded once) and its spacetime (256 rows by a column block)."""
-    row, col = matmul_blocks(shapes[rows], shapes[reduced], shapes[cols], buffer_words)
+    `matmul_blocks` (or the given (row, column) `blocks`): its own partitioning of `rows` (row
+    blocks of 256-row tiles) and `cols`, its loop order (inside the `outer` loops: row blocks
+    outside column blocks, or the one column block outermost where it is the whole rank, so that
+    it is loaded once; `inner` ranks last) and its spacetime (256 rows by a column block)."""
+    row, col = blocks or matmul_blocks(shapes[rows], shapes[reduced], shapes[cols], buffer_words)
     own = {rows: (row, PE), cols: (col,)}
     if col >= shapes[cols]:
         order = (f"{cols}1", f"{rows}2", f"{rows}1", f"{rows}0", f"{cols}0", reduced)
@@ -57,7 +58,37 @@ def own_matmul(mapping, einsum: str, rows: str, cols: str, reduced: str, shapes:
         order = (f"{rows}2", f"{cols}1", f"{rows}1", f"{rows}0", f"{cols}0", reduced)
     from cascade.mapping.mapping_file import SpaceTime
 
-    space = SpaceTime((f"{rows}0", f"{cols}0"), tuple(r for r in order if r not in (f"{rows}0", f"{cols}0")))
+    space = (f"{rows}0", f"{cols}0")
+    time = outer + tuple(r for r in order if r not in space)
     return replace(mapping, einsum_partitioning={**mapping.einsum_partitioning, einsum: own},
-                   loop_order={**mapping.loop_order, einsum: order + space_rest},
-                   spacetime={**mapping.spacetime, einsum: replace(space, time=space.time + space_rest)})
+                   loop_order={**mapping.loop_order, einsum: outer + order + inner},
+                   spacetime={**mapping.spacetime, einsum: SpaceTime(space, time)})
+
+
+def unfused_kernels(shapes: dict[str, int], target, path):
+    """mappings/mha_3pass/unfused_kernels.yaml (`path`) with QK and AV tiled by `matmul_blocks`
+    for `target`'s buffer (qk.yaml, av.yaml: query rows by keys on the array; QK keeps E whole in
+    the buffer; AV reduces over the keys, its accumulator, F x a row block, stays on chip)."""
+    from cascade.mapping.mapping_file import load_mapping
+
+    words = target.buffer_bytes // target.word_bytes
+    mapping = load_mapping(path)
+    heads = (("B1", "H1"), ("B0", "H0"))
+    mapping = own_matmul(mapping, "QK", "P", "M", "E", shapes, words, *heads)
+    av = matmul_blocks(shapes["P"], shapes["F"], shapes["M"], words)  # V's key block beside F x rows of AV
+    return own_matmul(mapping, "AV", "P", "M", "F", shapes, words, *heads, blocks=av)
+
+
+def softmax_rows(spec, mapping, target, group: str = "GM+SN+SD+A"):
+    """The softmax kernel's block of query rows: 256, 128, ... 1, the first whose group neither
+    spills nor streams on `target` (StableSoftmax spills only a row that does not fit:
+    prop_spilled = 1 - min(1, buffer / row bytes)); with its estimate."""
+    from dataclasses import replace
+
+    rows, report = 256, None
+    while rows >= 1:
+        report = spec.estimate(replace(mapping, partitioning={**mapping.partitioning, "P": (rows,)}), target)
+        if not any(line.startswith(f"group {group} ") for line in report.extra.get("spills", [])):
+            break
+        rows //= 2
+    return report, max(rows, 1)
