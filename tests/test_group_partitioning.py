@@ -103,8 +103,8 @@ def test_round_trip_and_errors(capsys):
         spec.bind(parse_mapping(UNFUSED.replace("  AV: {P:", "  XY: {P:"), "x.yaml"))
     with pytest.raises(MappingError, match=r"partitioning\.QK\.P: levels \[4, 8\] must shrink"):
         parse_mapping(UNFUSED.replace("QK: {P: [uniform_shape(8), uniform_shape(4)]", "QK: {P: [uniform_shape(4), uniform_shape(8)]"))
-    with pytest.raises(MappingError, match=r"--symbolic is not available"):
-        spec.estimate(mapping, "flat_cloud", symbolic=True)
+    with pytest.raises(MappingError, match=r"the Triton backend takes one partitioning"):
+        spec.compile(mapping, backend="triton")
     one_pass = cascade.load(ROOT / "specs" / "attention" / "attention_1pass.einsum", dict(E=4, F=4, M=8, P=8))
     split = "partitioning:\n  SLNV: {M: [uniform_shape(4)]}\n"
     with pytest.raises(MappingError, match=r"partitioning\.SLNV\.M: the cascade splits M itself"):
@@ -120,3 +120,33 @@ def test_cli_refuses_a_shared_rank_with_exit_2(tmp_path, capsys):
     assert code == 2
     err = capsys.readouterr().err
     assert "bad.yaml: partitioning.QK.P" in err and "Traceback" not in err
+
+
+def test_formulas_follow_each_groups_own_tiles():
+    """The symbolic model (search, DSE, --symbolic) gives each group's terms in its own tile
+    symbols (renamed <level>_<Einsum>), and its numbers equal the estimate's."""
+    import sympy as sp
+
+    from cascade.model.symbolic import cost_formulas, footprint_formula
+    from cascade.model.symbols import SymbolTable
+
+    spec = cascade.load(MHA3, dict(B=1, H=2, E=4, F=4, M=23, P=30))
+    mapping = parse_mapping(UNFUSED, "unfused_own.yaml")
+    tgt = target(16 * 2**20)
+    mc = spec.bind(mapping)
+    formulas = cost_formulas(mc, tgt)
+    assert {"P0_QK", "P1_QK", "M0_QK", "P0_AV"} <= set(formulas.symbols)
+    table = SymbolTable(mc)
+    table.symbols.update(formulas.symbols)
+    table.values.update(formulas.values)
+    footprint = sp.sympify(footprint_formula(mc, table))
+    subs = {table.symbols[k]: v for k, v in table.values.items()}
+    report = spec.estimate(mapping, tgt, symbolic=True)
+    assert float(formulas.dram_bytes.subs(subs)) == pytest.approx(report.dram_bytes, rel=1e-12)
+    assert float(formulas.latency_s.subs(subs)) == pytest.approx(report.latency_s, rel=1e-12)
+    assert float(footprint.subs(subs)) * tgt.word_bytes == pytest.approx(report.on_chip_bytes, rel=1e-12)
+    for unit, cycles in formulas.unit_cycles.items():
+        assert float(sp.sympify(cycles).subs(subs)) == pytest.approx(report.per_unit[unit]["cycles"], rel=1e-12)
+    k_reads = sp.sympify(report.symbolic["K.reads"], locals={n: s for n, s in table.symbols.items()})
+    assert any(str(s).endswith("_QK") for s in k_reads.free_symbols)  # K is re-read per QK row block
+    assert float(k_reads.subs(subs)) == report.per_tensor["K"]["read_bytes"] / tgt.word_bytes

@@ -151,13 +151,6 @@ def occupancy(mc: MappedCascade, axes: list[tuple[str, str | None]], shape: tupl
 
 
 def estimate_spatial(mc: MappedCascade, target: Target, symbolic: bool = False) -> CostReport:
-    if symbolic and mc.variants:
-        from ..errors import MappingError
-
-        raise MappingError(f"{mc.mapping.file}: partitioning: --symbolic is not available for a mapping whose "
-                           f"fusion groups partition ranks their own way ({', '.join(mc.mapping.einsum_partitioning)}): "
-                           "each group's formulas are in its own tile symbols; leave out --symbolic, or give one "
-                           "partitioning for the whole cascade")
     word = target.word_bytes
     group_cycles: list[dict[str, float]] = [dict() for _ in mc.groups]
     einsum_cycles: list[dict[str, tuple[str, float]]] = [dict() for _ in mc.groups]
@@ -169,6 +162,8 @@ def estimate_spatial(mc: MappedCascade, target: Target, symbolic: bool = False) 
     spills: list = []
     on_chip = 0.0
     piped_by: dict[int, Any] = {}
+    own_traffic: dict[str, list] = {}  # with per-group partitions: per tensor, reads and writes (symbolic)
+    own_ops: list = []
     # each fusion group is costed from the binding that runs it (one, unless groups partition
     # ranks their own way: cascade.mapping.variants); between groups everything is in DRAM
     for bound, owned in mc.bindings():
@@ -217,6 +212,8 @@ def estimate_spatial(mc: MappedCascade, target: Target, symbolic: bool = False) 
         if mc.mapping.pipeline:
             piped_by.update({gi: pipelined_cycles(bound, target, bound.groups[gi], einsum_cycles[gi], axes_of)
                              for gi in owned})
+        if symbolic and mc.variants:  # formulas in each group's own tile symbols (symbolic.variant_symbols)
+            _own_formulas(mc, bound, owned, table, traffic, ops, group_of, own_traffic, own_ops)
     order = [g.name for g in mc.groups]
     spills.sort(key=lambda sp: order.index(sp.group))
     placement.sort(key=lambda row: [s.name for s in mc.semantics.statements if not s.is_init].index(row["einsum"]))
@@ -257,6 +254,11 @@ def estimate_spatial(mc: MappedCascade, target: Target, symbolic: bool = False) 
     reads = sum(t["read_bytes"] for t in per_tensor.values())
     writes = sum(t["write_bytes"] for t in per_tensor.values())
     sym = {}
+    if symbolic and mc.variants:
+        from .traffic import TensorTraffic, Traffic
+
+        traffic = Traffic({t: TensorTraffic(t, r, w) for t, (r, w) in own_traffic.items()}, {}, {}, {})
+        ops = own_ops
     if symbolic:
         for t, tt in traffic.per_tensor.items():
             sym[f"{t}.reads"] = str(tt.reads)
@@ -278,3 +280,26 @@ def estimate_spatial(mc: MappedCascade, target: Target, symbolic: bool = False) 
     return CostReport(mc.semantics.cascade.name, target.name, dict(mc.shapes), reads, writes, latency,
                       "memory" if memory_time > compute_time else "compute", per_tensor, per_unit, groups, sym,
                       on_chip, total_joules(breakdown) if breakdown else None, extra, placement=placement)
+
+
+def _own_formulas(mc: MappedCascade, bound: MappedCascade, owned: tuple[int, ...], table: Any, traffic: Any,
+                  ops: list, group_of: dict[int, int], own_traffic: dict[str, list], own_ops: list) -> None:
+    """Add the formulas of the groups `bound` runs, its own tile symbols renamed, to the per-tensor
+    traffic and the statements' operations of a mapping with per-group partitions."""
+    from dataclasses import replace
+
+    import sympy as sp
+
+    from .symbols import variant_symbols
+
+    rename, _ = variant_symbols(mc, bound, table, owned)
+
+    def own(x: Any) -> Any:
+        return sp.sympify(x).xreplace(rename)
+
+    for (gi, tensor, direction), expr in traffic.by_group.items():
+        if gi in owned:
+            entry = own_traffic.setdefault(tensor, [sp.Integer(0), sp.Integer(0)])
+            entry[0 if direction == "read" else 1] += own(expr)
+    own_ops += [replace(so, points=own(so.points), ops={k: own(n) for k, n in so.ops.items()})
+                for so in ops if group_of[so.statement] in owned]
