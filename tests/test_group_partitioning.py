@@ -150,3 +150,35 @@ def test_formulas_follow_each_groups_own_tiles():
     k_reads = sp.sympify(report.symbolic["K.reads"], locals={n: s for n, s in table.symbols.items()})
     assert any(str(s).endswith("_QK") for s in k_reads.free_symbols)  # K is re-read per QK row block
     assert float(k_reads.subs(subs)) == report.per_tensor["K"]["read_bytes"] / tgt.word_bytes
+
+
+ENCODER = """
+partitioning:
+  T: [uniform_shape(16)]
+  FF: {T: [uniform_shape(64), uniform_shape(16)], D: [uniform_shape(16)]}
+  H1: {T: [uniform_shape(32), uniform_shape(16)]}
+loop-order:
+  default: [T1, T0, N, D, S]
+  FF: [T2, D1, T1, T0, D0, S]
+  H1: [S, T2, T1, T0, D]
+spacetime:
+  default: {space: [T0, N], time: [T1, D]}
+  Z:  {space: [T0, D], time: [T1, N]}
+  H1: {space: [T0, S], time: [T2, T1, D]}
+  FF: {space: [T0, D0], time: [T2, D1, T1, S]}
+"""
+
+
+def test_matmul_kernels_each_tiled_on_their_own():
+    """The encoder layer's matmuls as the artifact tiles them (each its own token blocks): FF's
+    weight W2 is re-read once per 64-token block (its column blocks D1 inside the token block),
+    everything else moves once; trace == model, results right."""
+    shapes = dict(T=150, D=40, N=24, S=56)
+    spec = cascade.load(ROOT / "specs" / "transformer" / "encoder_linear.einsum", shapes)
+    mapping = parse_mapping(ENCODER, "encoder_own.yaml")
+    _, trace = check_trace(spec, mapping, parse_target((ROOT / "specs/targets/fusemax.yaml").read_text(), "f.yaml"))
+    t, d, n, s = (shapes[r] for r in "TDNS")
+    assert trace["reads"]["W2"] == s * d * -(-t // 64)
+    assert trace["reads"]["W1"] == d * s  # H1's weight is loaded above its token blocks: once
+    assert trace["reads"]["H1"] == trace["writes"]["H1"] == s * t
+    assert trace["writes"]["FF"] == d * t and "FF" not in trace["reads"]
