@@ -47,6 +47,13 @@ def group_footprints(mc: MappedCascade, in_place: bool = False) -> list[tuple[in
     are the loaded tiles and the on-chip accumulators of DRAM-resident results, never spilled.
     With `in_place` (the target's `buffer.in_place`) intermediates share storage by liveness
     (cascade.model.sharing): the intermediates' part is the largest over the group's steps."""
+    if mc.variants:  # each group from the binding that runs it (cascade.mapping.variants)
+        return [_footprints(mc.owner(gi), in_place)[gi] for gi in range(len(mc.groups))]
+    return _footprints(mc, in_place)
+
+
+def _footprints(mc: MappedCascade, in_place: bool) -> list[tuple[int, int, tuple[str, ...]]]:
+    """`group_footprints` of one binding, every group as that binding runs it."""
     accumulators = _on_chip_accumulators(mc)
     out = []
     for group in mc.groups:
@@ -95,7 +102,7 @@ def plan_spills(mc: MappedCascade, target: Target, only: tuple[int, ...] | None 
     word, buffer = target.word_bytes, target.buffer_bytes
     accumulators = _on_chip_accumulators(mc)
     spills, worst = [], 0.0
-    for gi, (group, (inter, loads, kept)) in enumerate(zip(mc.groups, group_footprints(mc, target.buffer_in_place))):
+    for gi, (group, (inter, loads, kept)) in enumerate(zip(mc.groups, _footprints(mc, target.buffer_in_place))):
         if only is not None and gi not in only:
             continue
         size = (inter + loads) * word

@@ -174,8 +174,12 @@ def footprint_formula(mc: MappedCascade, table: SymbolTable, in_place: bool = Fa
             continue
         own_table = table if bound is mc else SymbolTable(bound)
         sizes = group_footprints(bound, own_table, in_place, num, owned)
-        rename, _ = variant_symbols(mc, bound, own_table, owned)
+        rename, names = variant_symbols(mc, bound, own_table, owned)
         worst += [sp.sympify(n).xreplace(rename) for n in sizes]
+        if own_table is not table:  # the caller's table gets the group's own symbols, renamed
+            for n, sym in own_table.symbols.items():
+                table.symbols.setdefault(names.get(n, n), sym.xreplace(rename))
+                table.values.setdefault(names.get(n, n), own_table.values[n])
     return num.max(*worst) if worst else sp.Integer(0)
 
 
