@@ -187,3 +187,25 @@ def test_matmul_kernels_each_tiled_on_their_own():
     assert trace["reads"]["W1"] == d * s  # H1's weight is loaded above its token blocks: once
     assert trace["reads"]["H1"] == trace["writes"]["H1"] == s * t
     assert trace["writes"]["FF"] == d * t and "FF" not in trace["reads"]
+
+
+def test_masked_cascade_with_each_groups_own_tiles():
+    """A causal cascade whose QK and AV run their own tiles (QK 16 query rows x 8 keys, AV 12 x 4,
+    ragged): masks and ragged tiles stay right, trace == model, spills too. QK and AV write DRAM,
+    so they keep every tile (mapping/skips.py): K is read once per QK row block, V once per AV's."""
+    text = """
+partitioning:
+  P: [uniform_shape(8)]
+  QK: {P: [uniform_shape(16)], M: [uniform_shape(8)]}
+  AV: {M: [uniform_shape(4)], P: [uniform_shape(12)]}
+loop-order: {QK: [P1, M1, P0, M0, E], AV: [P1, M1, P0, M0, F]}
+fusion: [[QK], [GM, SN, SD, A], [AV]]
+"""
+    shapes = dict(E=4, F=4, M=37, P=29)
+    spec = cascade.load(ROOT / "specs" / "attention" / "causal_3pass.einsum", shapes)
+    mapping = parse_mapping(text, "causal_own.yaml")
+    _, trace = check_trace(spec, mapping, target(16 * 2**20))
+    assert trace["reads"]["K"] == 4 * 37 * -(-29 // 16)
+    assert trace["reads"]["V"] == 4 * 37 * -(-29 // 12)
+    report, _ = check_trace(spec, mapping, target(200))
+    assert "spilled SN:" in "\n".join(report.extra["spills"])
