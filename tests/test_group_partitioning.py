@@ -209,3 +209,10 @@ fusion: [[QK], [GM, SN, SD, A], [AV]]
     assert trace["reads"]["V"] == 4 * 37 * -(-29 // 12)
     report, _ = check_trace(spec, mapping, target(200))
     assert "spilled SN:" in "\n".join(report.extra["spills"])
+
+
+def test_a_misspelt_default_level_is_still_refused():
+    spec = cascade.load(MHA3, dict(B=1, H=1, E=4, F=4, M=8, P=8))
+    bad = UNFUSED.replace("default: [B1, H1, P1, P0, M, E, F, B0, H0]", "default: [B1, H1, P7, P1, P0, M, E, F, B0, H0]")
+    with pytest.raises(MappingError, match=r"loop-order\.default: unknown rank P7"):
+        spec.bind(parse_mapping(bad, "typo.yaml"))

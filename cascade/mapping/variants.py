@@ -40,9 +40,10 @@ def bind_variants(sem: Semantics, mapping: Mapping, shapes: dict[str, int], bind
         by_partitioning.setdefault(_key(group_partitioning(sem, mapping, names)), []).append(gi)
     by_partitioning.setdefault(base, [])
     bound: dict[tuple, Any] = {}
+    elsewhere = set().union(*(level_names(sem, dict(key)) for key in by_partitioning))
     for key, members in by_partitioning.items():
         owned = [n for gi in members for n in einsums[gi]]
-        mc = bind_one(restricted(sem, mapping, dict(key), owned))
+        mc = bind_one(restricted(sem, mapping, dict(key), owned, elsewhere))
         bound[key] = replace(mc, mapping=replace(mc.mapping, einsum_partitioning=mapping.einsum_partitioning))
     variants = tuple((tuple(members), bound[key]) for key, members in by_partitioning.items() if key != base)
     return replace(bound[base], variants=variants)
@@ -86,22 +87,33 @@ def group_partitioning(sem: Semantics, mapping: Mapping, names: list[str]) -> di
     return out
 
 
-def restricted(sem: Semantics, mapping: Mapping, partitioning: dict[str, tuple[int, ...]], owned: list[str]) -> Mapping:
-    """The mapping for a binding under `partitioning`: the per-Einsum loop orders and spacetimes
-    of the Einsums it serves only, and the `default` entries without the levels this
-    partitioning does not have (levels of another group's own partition), so that the Einsums
-    another binding runs are bound by defaults and never checked against levels not theirs."""
+def level_names(sem: Semantics, partitioning: dict[str, tuple[int, ...]]) -> set[str]:
+    """The rank and level names a loop order may list under `partitioning`."""
     ranks = {v.upper() for s in sem.statements for v in s.variables}
     known = {r for r in ranks if r not in partitioning}
     known |= {f"{r}{j}" for r, tiles in partitioning.items() for j in range(len(tiles) + 1)}
-    known |= {p for parts in sem.splits.values() for p in parts}
+    return known | {p for parts in sem.splits.values() for p in parts}
+
+
+def restricted(sem: Semantics, mapping: Mapping, partitioning: dict[str, tuple[int, ...]], owned: list[str],
+               elsewhere: set[str]) -> Mapping:
+    """The mapping for a binding under `partitioning`: the per-Einsum loop orders and spacetimes
+    of the Einsums it serves only, and the `default` entries without the levels of another
+    binding's partitioning (`elsewhere`: a group's own levels), so that the Einsums another
+    binding runs are bound by defaults and never checked against levels not theirs; a name no
+    binding knows stays, for binding to refuse."""
+    known = level_names(sem, partitioning)
+
+    def here(r: str) -> bool:
+        return r in known or r not in elsewhere
+
     order = {e: o for e, o in mapping.loop_order.items() if e in owned}
     if "default" in mapping.loop_order:
-        order["default"] = tuple(r for r in mapping.loop_order["default"] if r in known)
+        order["default"] = tuple(r for r in mapping.loop_order["default"] if here(r))
     space = {e: st for e, st in mapping.spacetime.items() if e in owned}
     if "default" in mapping.spacetime:
         st = mapping.spacetime["default"]
-        space["default"] = SpaceTime(tuple(r for r in st.space if r in known), tuple(r for r in st.time if r in known))
+        space["default"] = SpaceTime(tuple(r for r in st.space if here(r)), tuple(r for r in st.time if here(r)))
     return replace(mapping, partitioning=partitioning, einsum_partitioning={}, loop_order=order, spacetime=space)
 
 
