@@ -1,7 +1,9 @@
 """Rank and tile shapes as sympy symbols (named after the ranks), with their current values.
 
 Partition levels and split outer ranks are derived: `M1 = ceiling(M / M0)`; inner levels of a
-multi-level partition are symbols of their own (`P1` of `P: [256, 64]` is 4).
+multi-level partition are symbols of their own (`P1` of `P: [256, 64]` is 4). A fusion group
+with a partition of its own (`cascade.mapping.variants`) names its levels `<level>_<Einsum>`
+(`variant_symbols`), so that one symbol never stands for two tiles.
 """
 
 from __future__ import annotations
