@@ -133,7 +133,7 @@ class Spec:
             raise CascadeError(f"backend {backend!r}: the backends are numpy and triton")
         from .codegen.numpy_exec import emit_numpy
 
-        spill = streamed = None
+        spill = streamed = by_group = None
         if target is not None:
             from .model.spill import plan_spills, spill_fractions, streamed_loads
             from .model.target import Target, load_target
@@ -141,7 +141,8 @@ class Spec:
             tgt = target if isinstance(target, Target) else load_target(target)
             plan = plan_spills(mapped, tgt)[0]
             spill, streamed = spill_fractions(plan), streamed_loads(plan)
-        return emit_numpy(mapped, self.cascade.file, label, spill, streamed)
+            by_group = {s.group: s.streamed for s in plan}
+        return emit_numpy(mapped, self.cascade.file, label, spill, streamed, by_group)
 
     def executor(self, mapping: str | Path | MappingFile | None = None, target: Any = None) -> Any:
         """The generated executor, imported as a module with `run(**inputs)` and `run_traced`."""

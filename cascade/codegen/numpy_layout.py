@@ -34,10 +34,13 @@ class _Namer:
     def __init__(self, mc: MappedCascade):
         self.used = set(_RESERVED)
         self.ranks: dict[str, str] = {}
-        for r in sorted(mc.shapes):
+        bindings = [b for b, _ in mc.bindings()]  # one, unless fusion groups partition ranks their own way
+        shapes = sorted({r for b in bindings for r in b.shapes})
+        for r in shapes:
             self.ranks[r] = self.fresh(r)
-        self.vars = {r: self.fresh(r.lower()) for r in sorted(mc.shapes)}
-        self.bounds = {r: (self.fresh(r.lower() + "_lo"), self.fresh(r.lower() + "_hi")) for r in mc.partitions}
+        self.vars = {r: self.fresh(r.lower()) for r in shapes}
+        partitioned = sorted({r for b in bindings for r in b.partitions}, key=[r for b in bindings for r in b.partitions].index)
+        self.bounds = {r: (self.fresh(r.lower() + "_lo"), self.fresh(r.lower() + "_hi")) for r in partitioned}
         self.counts = {inner: self.fresh(inner.lower() + "_n") for _, inner in mc.semantics.splits.values()}
         self.tensors: dict[str, str] = {}
         for t in mc.semantics.tensors:

@@ -126,6 +126,9 @@ def _tanh(x):
 
 
 def emit_triton(mc: MappedCascade, spec_label: str = "", mapping_label: str = "") -> str:
+    from ..mapping.variants import refuse_variants
+
+    refuse_variants(mc, "the Triton backend")
     sem = mc.semantics
     kernels = []
     for i, group in enumerate(mc.groups):

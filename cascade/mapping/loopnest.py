@@ -30,10 +30,18 @@ def render_loop_nest(mc: MappedCascade, spec_label: str = "", mapping_label: str
     for members in mc.overlap_sets():
         if len(members) > 1:
             lines.append(f"overlap groups {', '.join(str(gi + 1) for gi in members)} run concurrently")
-    for gi, group in enumerate(mc.groups, start=1):
+    base = mc
+    for gi in range(1, len(mc.groups) + 1):
+        mc = base.owner(gi - 1)  # a group with its own partitioning runs its own binding's loop nest
+        group = mc.groups[gi - 1]
         lines.append("")
         members = [sem.statements[k].name for k in group.statements if not sem.statements[k].is_init]
         lines.append(f"group {gi}: {', '.join(dict.fromkeys(members))}")
+        if mc is not base:
+            for p in mc.partitions.values():
+                if p.rank not in base.partitions or base.partitions[p.rank] != p:
+                    levels = " x ".join(f"{name}={ext}" for name, ext in zip(p.names, p.extents))
+                    lines.append(f"  own split {p.rank} -> {levels}   (tiles of {', '.join(str(s) for s in p.spans[:-1])})")
         on_chip = [t for t, st in mc.storage.items() if not st.dram and
                    any(sem.statements[k].name == t for k in group.statements)]
         if on_chip:

@@ -1,7 +1,9 @@
 """Mapping files (YAML, TeAAL's vocabulary) -> a typed, validated `Mapping`.
 
 A mapping says in which order and where a cascade is computed, never what: `partitioning`
-(rank splits, `uniform_shape(n)` per level, outermost first), `loop-order` (per Einsum, with a
+(rank splits, `uniform_shape(n)` per level, outermost first; an entry keyed by an Einsum's name,
+`QK: {P: [uniform_shape(4096)]}`, partitions ranks for that Einsum's fusion group alone, see
+`cascade.mapping.variants`), `loop-order` (per Einsum, with a
 `default`), `spacetime` (space / time ranks per Einsum, with a `default`), `fusion` (groups of
 Einsums sharing one outer loop nest), `binding` (compute unit per Einsum, with a `default`) and
 `rank-order` (storage order per tensor) and `accumulate` (per Einsum, with a `default`: where the
@@ -67,6 +69,12 @@ class Mapping:
     reload: dict[str, tuple[str, ...]] = field(default_factory=dict)  # tensor -> loops it is re-loaded in
     keep: dict[str, tuple[str, ...]] = field(default_factory=dict)  # tensor -> loops it stays on chip across
     overlap: tuple[tuple[str, ...], ...] = ()  # sets of Einsums whose fusion groups run concurrently
+    einsum_partitioning: dict[str, dict[str, tuple[int, ...]]] = field(default_factory=dict)  # Einsum -> its group's own
+
+    def partitioning_for(self, einsum: str) -> dict[str, tuple[int, ...]]:
+        """The partitioning an Einsum's fusion group runs under: the cascade's, with the ranks the
+        Einsum's own `partitioning` entry names replaced."""
+        return {**self.partitioning, **self.einsum_partitioning.get(einsum, {})}
 
     def order_for(self, einsum: str) -> tuple[str, ...] | None:
         return self.loop_order.get(einsum, self.loop_order.get("default"))
@@ -103,8 +111,10 @@ def parse_mapping(text: str, file: str = "<mapping>") -> Mapping:
         if key not in KNOWN_KEYS:
             problems.append(f"{file}: unknown key {quote(key)}: the keys are {', '.join(KNOWN_KEYS)}")
     reader = _Reader(file, problems)
+    ranks, own = reader.partitioning(data.get("partitioning"))
     mapping = Mapping(
-        partitioning=reader.partitioning(data.get("partitioning")),
+        partitioning=ranks,
+        einsum_partitioning=own,
         loop_order=reader.name_lists("loop-order", data.get("loop-order")),
         spacetime=reader.spacetime(data.get("spacetime")),
         fusion=reader.fusion(data.get("fusion")),
@@ -149,34 +159,49 @@ class _Reader:
             return None
         return tuple(value)
 
-    def partitioning(self, value: Any) -> dict[str, tuple[int, ...]]:
-        out: dict[str, tuple[int, ...]] = {}
-        for rank, levels in self.table("partitioning", value).items():
-            key = f"partitioning.{rank}"
+    def partitioning(self, value: Any) -> tuple[dict[str, tuple[int, ...]], dict[str, dict[str, tuple[int, ...]]]]:
+        """(rank -> levels for the whole cascade, Einsum -> rank -> levels for its fusion group): a
+        list of levels is a rank's, a table of ranks an Einsum's own."""
+        ranks: dict[str, tuple[int, ...]] = {}
+        own: dict[str, dict[str, tuple[int, ...]]] = {}
+        for name, levels in self.table("partitioning", value).items():
             if isinstance(levels, dict):
-                self.bad(key, "per-Einsum partitioning is not supported: partition each rank once for the "
-                              "whole cascade, e.g. 'M: [uniform_shape(256)]'")
-                continue
-            if not isinstance(levels, list) or not levels:
-                self.bad(key, "expected a list of levels, outermost first, e.g. [uniform_shape(256)]")
-                continue
-            shapes = []
-            for level in levels:
-                match = _UNIFORM.match(level) if isinstance(level, str) else None
-                if match is None:
-                    self.bad(key, f"{quote(level)} is not supported: write uniform_shape(N) with N a tile shape")
-                    break
-                n = int(match.group(1))
-                if not 1 <= n <= MAX_SHAPE:
-                    self.bad(key, f"uniform_shape({n}): a tile shape must be at least 1 and at most {MAX_SHAPE}")
-                    break
-                shapes.append(n)
-            else:
-                if any(a % b for a, b in zip(shapes, shapes[1:])) or shapes != sorted(shapes, reverse=True):
-                    self.bad(key, f"levels {shapes} must shrink outermost first and each divide the one above")
+                if not isinstance(name, str) or not _NAME.match(name):
+                    self.bad(f"partitioning.{quote(name)}", "an Einsum's own partitioning is keyed by its name")
                     continue
-                out[str(rank)] = tuple(shapes)
-        return out
+                entry = {}
+                for rank, inner in levels.items():
+                    tiles = self.levels(f"partitioning.{name}.{rank}", inner)
+                    if tiles is not None:
+                        entry[str(rank)] = tiles
+                if not levels:
+                    self.bad(f"partitioning.{name}", "expected ranks and their levels, e.g. {P: [uniform_shape(4096)]}")
+                own[name] = entry
+                continue
+            tiles = self.levels(f"partitioning.{name}", levels)
+            if tiles is not None:
+                ranks[str(name)] = tiles
+        return ranks, own
+
+    def levels(self, key: str, levels: Any) -> tuple[int, ...] | None:
+        if not isinstance(levels, list) or not levels:
+            self.bad(key, "expected a list of levels, outermost first, e.g. [uniform_shape(256)]")
+            return None
+        shapes = []
+        for level in levels:
+            match = _UNIFORM.match(level) if isinstance(level, str) else None
+            if match is None:
+                self.bad(key, f"{quote(level)} is not supported: write uniform_shape(N) with N a tile shape")
+                return None
+            n = int(match.group(1))
+            if not 1 <= n <= MAX_SHAPE:
+                self.bad(key, f"uniform_shape({n}): a tile shape must be at least 1 and at most {MAX_SHAPE}")
+                return None
+            shapes.append(n)
+        if any(a % b for a, b in zip(shapes, shapes[1:])) or shapes != sorted(shapes, reverse=True):
+            self.bad(key, f"levels {shapes} must shrink outermost first and each divide the one above")
+            return None
+        return tuple(shapes)
 
     def name_lists(self, key: str, value: Any) -> dict[str, tuple[str, ...]]:
         out = {}
@@ -281,10 +306,14 @@ def _strip_qualifier(rank: Any) -> Any:
 def dump_mapping(mapping: Mapping, comment: str = "") -> str:
     """A mapping as YAML in the file format `load_mapping` reads (comment lines first)."""
     lines = [f"# {line}" for line in comment.splitlines()]
-    if mapping.partitioning:
+    if mapping.partitioning or mapping.einsum_partitioning:
         lines.append("partitioning:")
         for rank, tiles in mapping.partitioning.items():
             lines.append(f"  {rank}: [{', '.join(f'uniform_shape({t})' for t in tiles)}]")
+        for einsum, entry in mapping.einsum_partitioning.items():
+            inner = ", ".join(f"{rank}: [{', '.join(f'uniform_shape({t})' for t in tiles)}]"
+                              for rank, tiles in entry.items())
+            lines.append(f"  {einsum}: {{{inner}}}")
     for key, table in (("loop-order", mapping.loop_order), ("rank-order", mapping.rank_order)):
         if table:
             lines.append(f"{key}:")

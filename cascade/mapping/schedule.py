@@ -105,6 +105,19 @@ class MappedCascade:
     loop_of: dict[int, str]  # loop id -> rank
     loads: tuple[Load, ...] = ()
     accumulators: dict[int, str] = field(default_factory=dict)  # statement -> 'on-chip' | 'dram' (accumulate.py)
+    # fusion groups (indices into `groups`) that run under their own partitioning, each set with the
+    # binding of the whole cascade under it (`cascade.mapping.variants`); every other group is this one's
+    variants: tuple[tuple[tuple[int, ...], "MappedCascade"], ...] = ()
+
+    def owner(self, group: int) -> "MappedCascade":
+        """The binding whose loop nest fusion group `group` runs (this one unless it has its own partitioning)."""
+        return next((mc for groups, mc in self.variants if group in groups), self)
+
+    def bindings(self) -> list[tuple["MappedCascade", tuple[int, ...]]]:
+        """Each binding with the fusion groups it runs: this one first, then the variants."""
+        own = {gi for groups, _ in self.variants for gi in groups}
+        base = tuple(gi for gi in range(len(self.groups)) if gi not in own)
+        return [(self, base), *((mc, groups) for groups, mc in self.variants)]
 
     def load_for(self, statement: int, axes: tuple[AxisCoord, ...], tensor: str) -> Load | None:
         for load in self.loads:
@@ -130,6 +143,11 @@ def default_mapping() -> Mapping:
 
 
 def bind_mapping(sem: Semantics, mapping: Mapping, shapes: dict[str, int]) -> MappedCascade:
+    if mapping.einsum_partitioning:  # some fusion groups partition ranks their own way
+        from .variants import bind_variants
+
+        return bind_variants(sem, mapping, shapes, lambda m: _Binder(sem, m, shapes).bind(),
+                             _Binder(sem, mapping, shapes).groups())
     return _Binder(sem, mapping, shapes).bind()
 
 

@@ -316,6 +316,9 @@ def _loop_levels(nodes, out: dict[int, list[str]], path: list[str]) -> None:
 
 
 def estimate_gpu(mc: MappedCascade, tgt: GpuTarget) -> CostReport:
+    from ..mapping.variants import refuse_variants
+
+    refuse_variants(mc, "the GPU model")
     sem = mc.semantics
     count = _Counter(mc)
     rates = tgt.rates

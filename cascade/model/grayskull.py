@@ -114,6 +114,9 @@ class Placement:
 def estimate_grid(mc: MappedCascade, target: Target, groups: Iterable[str | int] | None = None) -> CostReport:
     """Cost of a mapped cascade on a grid target; `groups` (names such as 'GM+SN+SD+A' or
     indices) restricts the estimate to some programs, e.g. one kernel measured alone."""
+    from ..mapping.variants import refuse_variants
+
+    refuse_variants(mc, "the grid (Grayskull) model")
     return _GridModel(mc, target).report(_selected(mc, groups))
 
 

@@ -151,50 +151,72 @@ def occupancy(mc: MappedCascade, axes: list[tuple[str, str | None]], shape: tupl
 
 
 def estimate_spatial(mc: MappedCascade, target: Target, symbolic: bool = False) -> CostReport:
-    spills, on_chip = plan_spills(mc, target)
-    traffic = with_spills(dram_traffic(mc), mc, spills)
-    table = traffic_table = None  # noqa: F841
-    from .symbols import SymbolTable
-
-    table = SymbolTable(mc)
-    table.symbols.update(traffic.symbols)
-    table.values.update(traffic.values)
-    subs = table.substitutions()
     word = target.word_bytes
-    ops = statement_ops(mc, target, table)
-    subs = table.substitutions()
-    group_of = {k: gi for gi, g in enumerate(mc.groups) for k in g.statements}
     group_cycles: list[dict[str, float]] = [dict() for _ in mc.groups]
     einsum_cycles: list[dict[str, tuple[str, float]]] = [dict() for _ in mc.groups]
     axes_of: dict[str, list] = {}
     per_unit: dict[str, dict[str, Any]] = {u: {"ops": {}, "cycles": 0.0} for u in target.units}
     placement: list[dict[str, Any]] = []
-    for so in ops:
-        info = mc.semantics.statements[so.statement]
-        unit = target.units[so.unit]
-        axes = space_axes(mc, so.name, info.variables)
-        occ = occupancy(mc, axes, unit.shape)
-        placement.append({"einsum": so.name, "unit": so.unit, "space": [r for r, _ in axes], "occupancy": occ,
-                          **({"accumulator": mc.accumulators[so.statement]} if so.statement in mc.accumulators
-                             else {})})
-        n_ops = {kind: float(expr.subs(subs)) if hasattr(expr, "subs") else float(expr)  # a rankless Einsum: a number
-                 for kind, expr in so.ops.items()}
-        cycles = sum(n_ops.values()) / (unit.pes * occ)
-        gi = group_of[so.statement]
-        group_cycles[gi][so.unit] = group_cycles[gi].get(so.unit, 0.0) + cycles
-        einsum_cycles[gi][so.name] = (so.unit, einsum_cycles[gi].get(so.name, (so.unit, 0.0))[1] + cycles)
-        axes_of[so.name] = axes
-        entry = per_unit[so.unit]
-        entry["cycles"] += cycles
-        for kind, n in n_ops.items():
-            entry["ops"][kind] = entry["ops"].get(kind, 0.0) + n
     group_bytes = [0.0 for _ in mc.groups]
     per_tensor: dict[str, dict[str, float]] = {}
-    for (gi, tensor, direction), expr in traffic.by_group.items():
-        n = float(expr.subs(subs)) * word
-        group_bytes[gi] += n
-        entry = per_tensor.setdefault(tensor, {"read_bytes": 0.0, "write_bytes": 0.0})
-        entry[f"{direction}_bytes"] += n
+    spills: list = []
+    on_chip = 0.0
+    piped_by: dict[int, Any] = {}
+    own_traffic: dict[str, list] = {}  # with per-group partitions: per tensor, reads and writes (symbolic)
+    own_ops: list = []
+    # each fusion group is costed from the binding that runs it (one, unless groups partition
+    # ranks their own way: cascade.mapping.variants); between groups everything is in DRAM
+    for bound, owned in mc.bindings():
+        if not owned:
+            continue
+        part, most = plan_spills(bound, target, owned)
+        spills += part
+        on_chip = max(on_chip, most)
+        traffic = with_spills(dram_traffic(bound), bound, part)
+        from .symbols import SymbolTable
+
+        table = SymbolTable(bound)
+        table.symbols.update(traffic.symbols)
+        table.values.update(traffic.values)
+        ops = statement_ops(bound, target, table)
+        subs = table.substitutions()
+        group_of = {k: gi for gi, g in enumerate(bound.groups) for k in g.statements}
+        for so in ops:
+            gi = group_of[so.statement]
+            if gi not in owned:
+                continue
+            info = bound.semantics.statements[so.statement]
+            unit = target.units[so.unit]
+            axes = space_axes(bound, so.name, info.variables)
+            occ = occupancy(bound, axes, unit.shape)
+            placement.append({"einsum": so.name, "unit": so.unit, "space": [r for r, _ in axes], "occupancy": occ,
+                              **({"accumulator": bound.accumulators[so.statement]}
+                                 if so.statement in bound.accumulators else {})})
+            n_ops = {kind: float(expr.subs(subs)) if hasattr(expr, "subs") else float(expr)  # a rankless Einsum
+                     for kind, expr in so.ops.items()}
+            cycles = sum(n_ops.values()) / (unit.pes * occ)
+            group_cycles[gi][so.unit] = group_cycles[gi].get(so.unit, 0.0) + cycles
+            einsum_cycles[gi][so.name] = (so.unit, einsum_cycles[gi].get(so.name, (so.unit, 0.0))[1] + cycles)
+            axes_of[so.name] = axes
+            entry = per_unit[so.unit]
+            entry["cycles"] += cycles
+            for kind, n in n_ops.items():
+                entry["ops"][kind] = entry["ops"].get(kind, 0.0) + n
+        for (gi, tensor, direction), expr in traffic.by_group.items():
+            if gi not in owned:
+                continue
+            n = float(expr.subs(subs)) * word
+            group_bytes[gi] += n
+            entry = per_tensor.setdefault(tensor, {"read_bytes": 0.0, "write_bytes": 0.0})
+            entry[f"{direction}_bytes"] += n
+        if mc.mapping.pipeline:
+            piped_by.update({gi: pipelined_cycles(bound, target, bound.groups[gi], einsum_cycles[gi], axes_of)
+                             for gi in owned})
+        if symbolic and mc.variants:  # formulas in each group's own tile symbols (symbolic.variant_symbols)
+            _own_formulas(mc, bound, owned, table, traffic, ops, group_of, own_traffic, own_ops)
+    order = [g.name for g in mc.groups]
+    spills.sort(key=lambda sp: order.index(sp.group))
+    placement.sort(key=lambda row: [s.name for s in mc.semantics.statements if not s.is_init].index(row["einsum"]))
     groups = []
     latency = 0.0
     memory_time = compute_time = 0.0
@@ -232,6 +254,11 @@ def estimate_spatial(mc: MappedCascade, target: Target, symbolic: bool = False) 
     reads = sum(t["read_bytes"] for t in per_tensor.values())
     writes = sum(t["write_bytes"] for t in per_tensor.values())
     sym = {}
+    if symbolic and mc.variants:
+        from .traffic import TensorTraffic, Traffic
+
+        traffic = Traffic({t: TensorTraffic(t, r, w) for t, (r, w) in own_traffic.items()}, {}, {}, {})
+        ops = own_ops
     if symbolic:
         for t, tt in traffic.per_tensor.items():
             sym[f"{t}.reads"] = str(tt.reads)
@@ -253,3 +280,26 @@ def estimate_spatial(mc: MappedCascade, target: Target, symbolic: bool = False) 
     return CostReport(mc.semantics.cascade.name, target.name, dict(mc.shapes), reads, writes, latency,
                       "memory" if memory_time > compute_time else "compute", per_tensor, per_unit, groups, sym,
                       on_chip, total_joules(breakdown) if breakdown else None, extra, placement=placement)
+
+
+def _own_formulas(mc: MappedCascade, bound: MappedCascade, owned: tuple[int, ...], table: Any, traffic: Any,
+                  ops: list, group_of: dict[int, int], own_traffic: dict[str, list], own_ops: list) -> None:
+    """Add the formulas of the groups `bound` runs, its own tile symbols renamed, to the per-tensor
+    traffic and the statements' operations of a mapping with per-group partitions."""
+    from dataclasses import replace
+
+    import sympy as sp
+
+    from .symbols import variant_symbols
+
+    rename, _ = variant_symbols(mc, bound, table, owned)
+
+    def own(x: Any) -> Any:
+        return sp.sympify(x).xreplace(rename)
+
+    for (gi, tensor, direction), expr in traffic.by_group.items():
+        if gi in owned:
+            entry = own_traffic.setdefault(tensor, [sp.Integer(0), sp.Integer(0)])
+            entry[0 if direction == "read" else 1] += own(expr)
+    own_ops += [replace(so, points=own(so.points), ops={k: own(n) for k, n in so.ops.items()})
+                for so in ops if group_of[so.statement] in owned]

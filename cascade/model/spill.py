@@ -47,6 +47,13 @@ def group_footprints(mc: MappedCascade, in_place: bool = False) -> list[tuple[in
     are the loaded tiles and the on-chip accumulators of DRAM-resident results, never spilled.
     With `in_place` (the target's `buffer.in_place`) intermediates share storage by liveness
     (cascade.model.sharing): the intermediates' part is the largest over the group's steps."""
+    if mc.variants:  # each group from the binding that runs it (cascade.mapping.variants)
+        return [_footprints(mc.owner(gi), in_place)[gi] for gi in range(len(mc.groups))]
+    return _footprints(mc, in_place)
+
+
+def _footprints(mc: MappedCascade, in_place: bool) -> list[tuple[int, int, tuple[str, ...]]]:
+    """`group_footprints` of one binding, every group as that binding runs it."""
     accumulators = _on_chip_accumulators(mc)
     out = []
     for group in mc.groups:
@@ -79,13 +86,25 @@ def _on_chip_accumulators(mc: MappedCascade) -> dict[int, int]:
     return {k: int(accumulator_elements(mc, table, k).subs(subs)) for k in on_chip}
 
 
-def plan_spills(mc: MappedCascade, target: Target) -> tuple[list[GroupSpill], float]:
+def plan_spills(mc: MappedCascade, target: Target, only: tuple[int, ...] | None = None) -> tuple[list[GroupSpill], float]:
     """The groups that spill or stream on `target` and by how much, and the largest footprint
-    (bytes, as if unbounded). Refuses a group whose on-chip accumulators alone fill the buffer."""
+    (bytes, as if unbounded). Refuses a group whose on-chip accumulators alone fill the buffer.
+    `only` (group indices) plans those groups alone (a binding that runs only some of them,
+    `cascade.mapping.variants`); left out, a mapping with per-group partitions is planned group
+    by group from each group's own binding."""
+    if only is None and mc.variants:
+        spills, worst = [], 0.0
+        for binding, groups in mc.bindings():
+            part, most = plan_spills(binding, target, groups)
+            spills, worst = spills + part, max(worst, most)
+        order = [g.name for g in mc.groups]
+        return sorted(spills, key=lambda s: order.index(s.group)), worst
     word, buffer = target.word_bytes, target.buffer_bytes
     accumulators = _on_chip_accumulators(mc)
     spills, worst = [], 0.0
-    for group, (inter, loads, kept) in zip(mc.groups, group_footprints(mc, target.buffer_in_place)):
+    for gi, (group, (inter, loads, kept)) in enumerate(zip(mc.groups, _footprints(mc, target.buffer_in_place))):
+        if only is not None and gi not in only:
+            continue
         size = (inter + loads) * word
         worst = max(worst, size)
         if not buffer or size <= buffer:

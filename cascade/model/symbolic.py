@@ -16,7 +16,7 @@ from ..mapping.schedule import MappedCascade
 from .compute import statement_ops
 from .pipeline import pipelined_cycles
 from .spatial import space_axes
-from .symbols import SymbolTable
+from .symbols import SymbolTable, variant_symbols
 from .target import Target
 from .traffic import accumulator_elements, dram_traffic
 
@@ -33,48 +33,88 @@ class CostFormulas:
 
 
 def cost_formulas(mc: MappedCascade, target: Target) -> CostFormulas:
+    """The model's formulas. Where fusion groups partition ranks their own way
+    (`cascade.mapping.variants`), each group's terms come from the binding that runs it, its own
+    tile symbols renamed `<level>_<first Einsum of the group>` (`variant_symbols`), so that every
+    symbol has one meaning."""
     import sympy as sp
 
-    traffic = dram_traffic(mc)
-    table = SymbolTable(mc)
-    table.symbols.update(traffic.symbols)
-    table.values.update(traffic.values)
-    ops = statement_ops(mc, target, table)
-    group_of = {k: gi for gi, g in enumerate(mc.groups) for k in g.statements}
     cycles: list[dict[str, Any]] = [{} for _ in mc.groups]
     einsum_cycles: list[dict[str, tuple[str, Any]]] = [{} for _ in mc.groups]
     axes_of: dict[str, list] = {}
     unit_cycles: dict[str, Any] = {}
     unit_ops: dict[str, dict[str, Any]] = {}
-    for so in ops:
-        for kind, n in so.ops.items():
-            unit_ops.setdefault(so.unit, {})
-            unit_ops[so.unit][kind] = unit_ops[so.unit].get(kind, 0) + n
-        info = mc.semantics.statements[so.statement]
-        unit = target.units[so.unit]
-        occ = sp.Integer(1)
-        axes = space_axes(mc, so.name, info.variables)
-        axes_of[so.name] = axes
-        if not axes:  # nothing spatial: one PE (`spatial.occupancy`)
-            occ = sp.Integer(1) / unit.pes
-        for (rank, whole), n in zip(axes, unit.shape):
-            points, folds = axis_folds(table, rank, whole, n)
-            occ = occ * points / (folds * n)
-        c = sum(so.ops.values()) / (unit.pes * occ)
-        gi = group_of[so.statement]
-        cycles[gi][so.unit] = cycles[gi].get(so.unit, 0) + c
-        einsum_cycles[gi][so.name] = (so.unit, einsum_cycles[gi].get(so.name, (so.unit, 0))[1] + c)
-        unit_cycles[so.unit] = unit_cycles.get(so.unit, 0) + c
     bytes_by_group = [sp.Integer(0) for _ in mc.groups]
     read_bytes = sp.Integer(0)
-    for (gi, _, direction), expr in traffic.by_group.items():
-        bytes_by_group[gi] += expr * target.word_bytes
-        if direction == "read":
-            read_bytes += expr * target.word_bytes
+    symbols: dict[str, Any] = {}
+    values: dict[str, int] = {}
+    piped_by: dict[int, Any] = {}
+    for bound, owned in mc.bindings():
+        if not owned:
+            continue
+        traffic = dram_traffic(bound)
+        table = SymbolTable(bound)
+        table.symbols.update(traffic.symbols)
+        table.values.update(traffic.values)
+        ops = statement_ops(bound, target, table)
+        group_of = {k: gi for gi, g in enumerate(bound.groups) for k in g.statements}
+        own_ops: dict[str, dict[str, Any]] = {}
+        own_cycles: dict[str, Any] = {}
+        for so in ops:
+            gi = group_of[so.statement]
+            if gi not in owned:
+                continue
+            for kind, n in so.ops.items():
+                own_ops.setdefault(so.unit, {})
+                own_ops[so.unit][kind] = own_ops[so.unit].get(kind, 0) + n
+            info = bound.semantics.statements[so.statement]
+            unit = target.units[so.unit]
+            occ = sp.Integer(1)
+            axes = space_axes(bound, so.name, info.variables)
+            axes_of[so.name] = axes
+            if not axes:  # nothing spatial: one PE (`spatial.occupancy`)
+                occ = sp.Integer(1) / unit.pes
+            for (rank, whole), n in zip(axes, unit.shape):
+                points, folds = axis_folds(table, rank, whole, n)
+                occ = occ * points / (folds * n)
+            c = sum(so.ops.values()) / (unit.pes * occ)
+            cycles[gi][so.unit] = cycles[gi].get(so.unit, 0) + c
+            einsum_cycles[gi][so.name] = (so.unit, einsum_cycles[gi].get(so.name, (so.unit, 0))[1] + c)
+            own_cycles[so.unit] = own_cycles.get(so.unit, 0) + c
+        own_bytes = {gi: sp.Integer(0) for gi in owned}
+        own_reads = sp.Integer(0)
+        for (gi, _, direction), expr in traffic.by_group.items():
+            if gi not in owned:
+                continue
+            own_bytes[gi] += expr * target.word_bytes
+            if direction == "read":
+                own_reads += expr * target.word_bytes
+        if mc.mapping.pipeline:
+            for gi in owned:
+                piped_by[gi] = pipelined_cycles(bound, target, bound.groups[gi], einsum_cycles[gi], axes_of)
+        rename, names = variant_symbols(mc, bound, table, owned)  # every symbol of the binding exists now
+
+        def own(x: Any) -> Any:
+            return sp.sympify(x).xreplace(rename) if rename else x
+
+        for gi in owned:
+            cycles[gi] = {u: own(c) for u, c in cycles[gi].items()}
+            einsum_cycles[gi] = {e: (u, own(c)) for e, (u, c) in einsum_cycles[gi].items()}
+            bytes_by_group[gi] = own(own_bytes[gi])
+            if piped_by.get(gi):
+                piped_by[gi] = (own(piped_by[gi][0]), piped_by[gi][1])
+        read_bytes += own(own_reads)
+        for u, c in own_cycles.items():
+            unit_cycles[u] = unit_cycles.get(u, 0) + own(c)
+        for u, kinds in own_ops.items():
+            for kind, n in kinds.items():
+                unit_ops.setdefault(u, {})
+                unit_ops[u][kind] = unit_ops[u].get(kind, 0) + own(n)
+        symbols.update({names.get(n, n): own(sym) for n, sym in table.symbols.items()})
+        values.update({names.get(n, n): v for n, v in table.values.items()})
     latency = sp.Integer(0)
     for members in mc.overlap_sets():  # groups that run concurrently (the mapping's `overlap`): one max
-        piped = (pipelined_cycles(mc, target, mc.groups[members[0]], einsum_cycles[members[0]], axes_of)
-                 if mc.mapping.pipeline and len(members) == 1 else None)
+        piped = piped_by.get(members[0]) if len(members) == 1 else None
         if piped:  # the mapping's phases (pipeline.py)
             compute = sp.sympify(piped[0]) / target.clock_hz
         else:
@@ -84,8 +124,7 @@ def cost_formulas(mc: MappedCascade, target: Target) -> CostFormulas:
                     units[u] = units.get(u, 0) + c
             compute = sp.Max(*units.values()) / target.clock_hz if units else sp.Integer(0)
         latency += sp.Max(compute, sum(bytes_by_group[gi] for gi in members) / target.dram_bandwidth)
-    return CostFormulas(latency, sum(bytes_by_group), unit_cycles, dict(table.symbols), dict(table.values),
-                        read_bytes, unit_ops)
+    return CostFormulas(latency, sum(bytes_by_group), unit_cycles, symbols, values, read_bytes, unit_ops)
 
 
 def axis_folds(table: SymbolTable, rank: str, whole: str | None, n: int, ar: Any = None) -> tuple[Any, Any]:
@@ -126,7 +165,21 @@ def footprint_formula(mc: MappedCascade, table: SymbolTable, in_place: bool = Fa
     import sympy as sp
 
     num = Numbers(lambda: sp.Integer(1), lambda *a: sp.Max(*a) if len(a) > 1 else a[0], sp.Min)
-    worst = group_footprints(mc, table, in_place, num)
+    if not mc.variants:
+        worst = group_footprints(mc, table, in_place, num)
+        return num.max(*worst) if worst else sp.Integer(0)
+    worst = []
+    for bound, owned in mc.bindings():  # each group from its own binding, its own tiles renamed (cost_formulas)
+        if not owned:
+            continue
+        own_table = table if bound is mc else SymbolTable(bound)
+        sizes = group_footprints(bound, own_table, in_place, num, owned)
+        rename, names = variant_symbols(mc, bound, own_table, owned)
+        worst += [sp.sympify(n).xreplace(rename) for n in sizes]
+        if own_table is not table:  # the caller's table gets the group's own symbols, renamed
+            for n, sym in own_table.symbols.items():
+                table.symbols.setdefault(names.get(n, n), sym.xreplace(rename))
+                table.values.setdefault(names.get(n, n), own_table.values[n])
     return num.max(*worst) if worst else sp.Integer(0)
 
 
@@ -140,14 +193,18 @@ class Numbers:
     min: Callable[[Any, Any], Any]
 
 
-def group_footprints(mc: MappedCascade, table: Any, in_place: bool, num: Numbers) -> list[Any]:
-    """Per fusion group, its largest on-chip footprint in elements: the intermediates it keeps
-    (summed per live step over storage classes, which share by liveness where `in_place`), its
-    loads and its on-chip accumulators, in the arithmetic `num` over the sizes `table` gives."""
+def group_footprints(mc: MappedCascade, table: Any, in_place: bool, num: Numbers,
+                     only: tuple[int, ...] | None = None) -> list[Any]:
+    """Per fusion group (those of `only`, where given), its largest on-chip footprint in elements:
+    the intermediates it keeps (summed per live step over storage classes, which share by
+    liveness where `in_place`), its loads and its on-chip accumulators, in the arithmetic `num`
+    over the sizes `table` gives."""
     from .sharing import storage_classes
 
     worst = []
-    for group in mc.groups:
+    for gi, group in enumerate(mc.groups):
+        if only is not None and gi not in only:
+            continue
         names = list(dict.fromkeys(mc.semantics.statements[k].name for k in group.statements))
         kept = tuple(t for t in names if not mc.storage[t].dram)
         sizes = {}

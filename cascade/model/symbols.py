@@ -1,7 +1,9 @@
 """Rank and tile shapes as sympy symbols (named after the ranks), with their current values.
 
 Partition levels and split outer ranks are derived: `M1 = ceiling(M / M0)`; inner levels of a
-multi-level partition are symbols of their own (`P1` of `P: [256, 64]` is 4).
+multi-level partition are symbols of their own (`P1` of `P: [256, 64]` is 4). A fusion group
+with a partition of its own (`cascade.mapping.variants`) names its levels `<level>_<Einsum>`
+(`variant_symbols`), so that one symbol never stands for two tiles.
 """
 
 from __future__ import annotations
@@ -54,3 +56,19 @@ class SymbolTable:
 
     def substitutions(self) -> dict:
         return {self.symbols[k]: v for k, v in self.values.items()}
+
+
+def variant_symbols(mc: MappedCascade, bound: MappedCascade, table: SymbolTable,
+                    owned: tuple[int, ...]) -> tuple[dict[Any, Any], dict[str, str]]:
+    """For a binding that runs fusion groups under their own partitioning: its symbols for the
+    levels of partitions that differ from the cascade's, renamed `<level>_<first Einsum of its
+    first group>` (sympy substitutions, and old name -> new name); nothing for `mc` itself."""
+    import sympy as sp
+
+    if bound is mc:
+        return {}, {}
+    first = bound.groups[owned[0]].name.split("+")[0]
+    own = {n for r, p in bound.partitions.items() if mc.partitions.get(r) != p for n in p.names}
+    names = {n: f"{n}_{first}" for n in table.symbols if n in own}
+    subs = {table.symbols[n]: sp.Symbol(new, positive=True, integer=True) for n, new in names.items()}
+    return subs, names

@@ -104,6 +104,8 @@ def relax_family(mc, target, grid: dict) -> Relaxation | None:
     """The bounds of the module docstring for every candidate of `grid` (`order.tile_grid` of
     the family `mc` binds), or None when the count needs what the numbers do not provide."""
     shape = grid["_shape"]
+    if mc.variants:  # groups with partitions of their own (cascade.mapping.variants): no bound, scored in full
+        return None
     try:
         counter = _NumericCount(mc, grid)
         traffic = counter.traffic()
