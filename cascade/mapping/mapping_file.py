@@ -14,7 +14,10 @@ iterations, as an operand that bypasses the buffer is re-read per pass of the ar
 (the converse: loops of a mapping partition across which a loaded tensor stays on chip, its load
 moved above them and widened to what they cover; see `cascade.mapping.schedule`) and `overlap`
 (sets of whole fusion groups that run concurrently, as a pipelined dataflow overlaps its kernels:
-their latency is one max(memory, each unit) over the set; see `cascade.model.spatial`).
+their latency is one max(memory, each unit) over the set; see `cascade.model.spatial`) and
+`multiple-buffering` (how many copies of each loaded tile the buffer holds, 1 by default; 2 is
+double buffering, the next tile fetched while the current one is used, as Timeloop's
+`multiple_buffering`: the footprint that decides spilling counts them; see `cascade.model.spill`).
 Anything left out gets a stated default. This module only reads and checks the file's own
 structure; `cascade.mapping.schedule.bind_mapping` checks it against a cascade.
 """
@@ -30,7 +33,8 @@ from ..errors import MappingError
 from ..limits import MAX_SHAPE, quote
 
 KNOWN_KEYS = ("partitioning", "loop-order", "spacetime", "fusion", "binding", "rank-order", "accumulate", "pipeline",
-              "reload", "keep", "overlap")
+              "reload", "keep", "overlap", "multiple-buffering")
+MAX_BUFFERING = 8
 ACCUMULATE = ("on-chip", "dram")
 _UNIFORM = re.compile(r"\s*uniform_shape\(\s*(-?[0-9]{1,20})\s*\)\s*\Z")
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
@@ -67,6 +71,7 @@ class Mapping:
     reload: dict[str, tuple[str, ...]] = field(default_factory=dict)  # tensor -> loops it is re-loaded in
     keep: dict[str, tuple[str, ...]] = field(default_factory=dict)  # tensor -> loops it stays on chip across
     overlap: tuple[tuple[str, ...], ...] = ()  # sets of Einsums whose fusion groups run concurrently
+    multiple_buffering: int = 1  # copies of each loaded tile held on chip (2: double buffering)
 
     def order_for(self, einsum: str) -> tuple[str, ...] | None:
         return self.loop_order.get(einsum, self.loop_order.get("default"))
@@ -116,6 +121,7 @@ def parse_mapping(text: str, file: str = "<mapping>") -> Mapping:
         reload=reader.name_lists("reload", data.get("reload")),
         keep=reader.name_lists("keep", data.get("keep")),
         overlap=reader.fusion(data.get("overlap"), "overlap"),
+        multiple_buffering=reader.buffering(data.get("multiple-buffering", 1)),
     )
     if problems:
         raise MappingError("\n".join(problems))
@@ -221,6 +227,13 @@ class _Reader:
                 seen[name] = k
         return tuple(groups)
 
+    def buffering(self, value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_BUFFERING:
+            self.bad("multiple-buffering", f"expected a whole number of copies from 1 to {MAX_BUFFERING} "
+                                           f"(2: double buffering), got {quote(value)}")
+            return 1
+        return value
+
     def accumulate(self, value: Any) -> dict[str, str]:
         out = {}
         for name, where in self.table("accumulate", value).items():
@@ -315,4 +328,6 @@ def dump_mapping(mapping: Mapping, comment: str = "") -> str:
     if mapping.keep:
         lines.append("keep:")
         lines.extend(f"  {tensor}: [{', '.join(loops)}]" for tensor, loops in mapping.keep.items())
+    if mapping.multiple_buffering != 1:
+        lines.append(f"multiple-buffering: {mapping.multiple_buffering}")
     return "\n".join(lines) + "\n"

@@ -143,7 +143,8 @@ class Numbers:
 def group_footprints(mc: MappedCascade, table: Any, in_place: bool, num: Numbers) -> list[Any]:
     """Per fusion group, its largest on-chip footprint in elements: the intermediates it keeps
     (summed per live step over storage classes, which share by liveness where `in_place`), its
-    loads and its on-chip accumulators, in the arithmetic `num` over the sizes `table` gives."""
+    loads (times the mapping's `multiple-buffering` copies) and its on-chip accumulators, in the
+    arithmetic `num` over the sizes `table` gives."""
     from .sharing import storage_classes
 
     worst = []
@@ -183,7 +184,7 @@ def group_footprints(mc: MappedCascade, table: Any, in_place: bool, num: Numbers
                     n = n * _axis_size(mc, table, rank, "tile", num)
                 elif rank not in loops:
                     n = n * table.size(rank)
-            total = total + n
+            total = total + n * mc.mapping.multiple_buffering
         for k in group.statements:
             if mc.accumulators.get(k) == "on-chip":
                 total = total + accumulator_elements(mc, table, k)
