@@ -58,7 +58,7 @@ NOTES = {
         "(FlatPEProposal.__init__, src/accel/flat_pe_proposal.py): the 16 MiB buffer less a 256-column "
         "K and V tile holds, per query row, Q (E), a 256-wide QK and SLN tile, RM, RD and RNV (F); "
         "tiles of 256 rows, capped at P/256, rounded down to a divisor (32 tiles = 8192 rows from "
-        "16K on, for E = 64 and 128). Energy: see attn-flat."),
+        "16K on, for E = 64 and 128). Energy: see the closing energy note."),
     "attn-arch": (
         "StallProposal.eval (src/accel/stall_proposal.py): the binding's waterfall with RNV moved "
         "behind SLNV and a stall of LM's 2D latency x PE_dim; fusemax_arch.yaml's `pipeline` "
@@ -92,7 +92,7 @@ NOTES = {
         "flat_mapping): 1K exact; 4K and 16K as above (FLAT's spill fraction 0.069 and 0.027; ours "
         "plus 7 x s x the scores: 0.98, 0.99). Energy: see the closing energy note."),
     "attn-unfused": (
-        "as attn-flat for energy. 256K and 1M: one row block serves all three kernels here, so K and "
+        "energy: see the closing energy note. 256K and 1M: one row block serves all three kernels here, so K and "
         "V (too large to stay on chip, streamed from flat_cloud's bypass buffer) are re-read per block "
         "and the softmax kernel re-reads its block of scores per statement and spills SN, where "
         "the artifact's Timeloop mapper tiles QK and AV on their own (src/accel/unfused.py) and its "
@@ -114,33 +114,28 @@ NOTES = {
     "energy": (
         "the artifact's energy (src/accel/cascade.py build_accelergy_stats_general, eval_energy) is "
         "compute per op, DRAM per 8 bytes, each Einsum's Timeloop buffer reads, fills and updates per "
-        "256-word action, register files at per-instance counts (next to nothing), priced by Accelergy "
-        "run on the designs' own architecture files (run_accelergy_energy: area_energy/architecture/"
-        "accel_<arch>/accel-top-2d-path.yaml). Those give the global buffer 4096-bit rows (256 words): "
-        "accel_fusemax 32,768 rows (16 MiB), accel_flat 65,536 (32 MiB). The stored energy_area ERTs, "
-        "whose 484.97 / 451.30 pJ our targets carry, are for another geometry (their "
-        "flattened_architecture_verbose.yaml: 64-bit rows, 4,194,304 deep, a 4-word action). CACTI 7 "
-        "(HewlettPackard/cacti 1ffd8df, the accelergy-cacti-plug-in's submodule; its default_cfg.cfg, "
-        "45 nm, 1 port: the compound passes n_rdwr_ports, which the plug-in's n_rw_ports does not "
-        "read) gives 484.884 / 451.214 pJ and 94.176 mm^2 for that stored geometry, exactly the stored "
-        "ERT and ART, and for the runs' buffers 12.513 / 15.751 nJ per read / write of 256 words "
-        "(fusemax, 48.9 / 61.5 pJ per word) and 23.855 / 27.098 nJ (flat, 93.2 / 105.8 pJ per word). "
-        "With them the residual per score (artifact minus compute and DRAM) is the buffer words each "
-        "design's Timeloop mappings move: attn-binding 1 read (Q, BK, BV at the array edge, RNV) and "
-        "0.25 write (RNV) per score at E = 64: 64 pJ against 67 at 16K (129 vs 133 at E = 128); "
-        "attn-flat 4 reads (QK by M and SN, SN by A, A by AV) and 3 writes (QK, SN, A), plus the second "
-        "add its SN costs: 698.6 pJ against 699.2 at 1K-16K (XLM 1K, V kept on chip: 758.4 vs 759.0); "
-        "attn-cascade (yamls/proposal/flat_pe_mappings) 3 reads and 2.25 writes at E = 64, less the "
-        "95 pJ of exponentials its run drops (FlatPEProposal.compute_cost says 'exponential', the FLAT "
-        "1D table 'exponentiatial'): 422.7 against 426.8 at 16K (XLM 542.3 vs 548.9); attn-unfused "
-        "about 619 against 634 at 1K (the softmax as FLAT's with QK and A in DRAM, and QK's stored "
-        "Timeloop run; AV's mapper choice is not stored). What the model lacks for it is a count of "
-        "words moved between the buffer and the arrays per statement (ours charges the buffer only "
-        "for DRAM fills and drains), with residency as the artifact's per-Einsum mappings choose it "
-        "(QK in the PEs' registers for FuseMax, in the buffer for its cascade on FLAT, SN forwarded to "
-        "SD in FLAT); so the targets keep the stored ERT and fusemax's 0.57 pJ reg_write per op stands "
-        "in for its ~65 pJ. Rows 64K and up of attn-flat (~790, ~570-740 pJ) and 1M of attn-cascade "
-        "were not reconciled."),
+        "256-word action and register files at per-instance counts (next to nothing: the targets give "
+        "none), priced by Accelergy on the designs' own architecture files (run_accelergy_energy: "
+        "area_energy/architecture/accel_<arch>/accel-top-2d-path.yaml; MatMul's callback likewise), "
+        "whose global buffer has 4096-bit rows: 32,768 (16 MiB, fusemax) or 65,536 (32 MiB, flat). "
+        "The stored energy_area ERTs (484.97 / 451.30 pJ) are another geometry (their "
+        "flattened_architecture_verbose.yaml: 64-bit rows, 4,194,304 deep). CACTI 7 (HewlettPackard/cacti "
+        "1ffd8df, the accelergy-cacti-plug-in's submodule, its default_cfg.cfg, 45 nm, 1 port: the "
+        "compound's n_rdwr_ports is not the plug-in's n_rw_ports) gives exactly the stored 484.884 / "
+        "451.214 pJ and 94.176 mm^2 for that geometry, and 12.5127 / 15.7514 nJ (fusemax) and "
+        "23.8546 / 27.0975 nJ (flat) per read / write for the runs': the targets carry those. The "
+        "mappings' `buffer-reads` list what each Einsum's Timeloop mapping keeps in the buffer "
+        "(yamls/proposal/mappings, flat_pe_mappings, baselines/flat-mappings, softmax-mappings, "
+        "unfused-constraints/mm.yaml), counted by cascade/model/buffer_access.py. Left: attn-cascade "
+        "1.035 (E = 64) and 1.019 (XLM) is the artifact run dropping its exponentials "
+        "(FlatPEProposal.compute_cost says 'exponential', the FLAT 1D table 'exponentiatial': 95 pJ "
+        "per score, ours otherwise equal to 0.1%), and 256K+ 0.96-0.97 (~115 pJ per score more in "
+        "the artifact, not traced); attn-flat 64K 0.97 (XLM 0.98) and 256K+ 0.95-0.98 (FLAT's on-chip "
+        "AV there, not traced); attn-unfused 1.04 (XLM 1.01) up to 16K: the AV mapper run is not "
+        "stored, and A read through the buffer (as QK's stored run keeps its operands) is ~130 pJ per "
+        "score more than the artifact's totals imply; 64K+ follows its traffic. FLAT's SN costs 2 adds "
+        "in the artifact's energy (1 in ours, whose exp absorbs the subtraction, as its latency does): "
+        "8 pJ per score."),
     "flat_validation": "FLAT's configuration per row (placement, granularity, spilling); read by attn-flat notes only",
 }
 

@@ -17,7 +17,10 @@ moved above them and widened to what they cover; see `cascade.mapping.schedule`)
 their latency is one max(memory, each unit) over the set; see `cascade.model.spatial`) and
 `multiple-buffering` (how many copies of each loaded tile the buffer holds, 1 by default; 2 is
 double buffering, the next tile fetched while the current one is used, as Timeloop's
-`multiple_buffering`: the footprint that decides spilling counts them; see `cascade.model.spill`).
+`multiple_buffering`: the footprint that decides spilling counts them; see `cascade.model.spill`)
+and `buffer-reads` (per tensor the global buffer holds, the Einsums that read it from there, tile
+by tile: the buffer's energy is then charged per word moved between it and the arrays; see
+`cascade.model.buffer_access`).
 Anything left out gets a stated default. This module only reads and checks the file's own
 structure; `cascade.mapping.schedule.bind_mapping` checks it against a cascade.
 """
@@ -33,7 +36,7 @@ from ..errors import MappingError
 from ..limits import MAX_SHAPE, quote
 
 KNOWN_KEYS = ("partitioning", "loop-order", "spacetime", "fusion", "binding", "rank-order", "accumulate", "pipeline",
-              "reload", "keep", "overlap", "multiple-buffering")
+              "reload", "keep", "overlap", "multiple-buffering", "buffer-reads")
 MAX_BUFFERING = 8
 ACCUMULATE = ("on-chip", "dram")
 _UNIFORM = re.compile(r"\s*uniform_shape\(\s*(-?[0-9]{1,20})\s*\)\s*\Z")
@@ -72,6 +75,7 @@ class Mapping:
     keep: dict[str, tuple[str, ...]] = field(default_factory=dict)  # tensor -> loops it stays on chip across
     overlap: tuple[tuple[str, ...], ...] = ()  # sets of Einsums whose fusion groups run concurrently
     multiple_buffering: int = 1  # copies of each loaded tile held on chip (2: double buffering)
+    buffer_reads: dict[str, tuple[str, ...]] = field(default_factory=dict)  # tensor -> its readers from the buffer
 
     def order_for(self, einsum: str) -> tuple[str, ...] | None:
         return self.loop_order.get(einsum, self.loop_order.get("default"))
@@ -122,6 +126,7 @@ def parse_mapping(text: str, file: str = "<mapping>") -> Mapping:
         keep=reader.name_lists("keep", data.get("keep")),
         overlap=reader.fusion(data.get("overlap"), "overlap"),
         multiple_buffering=reader.buffering(data.get("multiple-buffering", 1)),
+        buffer_reads=reader.name_lists("buffer-reads", data.get("buffer-reads")),
     )
     if problems:
         raise MappingError("\n".join(problems))
@@ -328,6 +333,9 @@ def dump_mapping(mapping: Mapping, comment: str = "") -> str:
     if mapping.keep:
         lines.append("keep:")
         lines.extend(f"  {tensor}: [{', '.join(loops)}]" for tensor, loops in mapping.keep.items())
+    if mapping.buffer_reads:
+        lines.append("buffer-reads:")
+        lines.extend(f"  {tensor}: [{', '.join(names)}]" for tensor, names in mapping.buffer_reads.items())
     if mapping.multiple_buffering != 1:
         lines.append(f"multiple-buffering: {mapping.multiple_buffering}")
     return "\n".join(lines) + "\n"

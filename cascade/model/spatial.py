@@ -23,6 +23,7 @@ from ..mapping.schedule import MappedCascade
 from .compute import statement_ops
 from .target import Target
 from .area import area_breakdown
+from .buffer_access import buffer_words
 from .energy import energy_breakdown, energy_formula, total_joules
 from .pipeline import pipelined_cycles
 from .spill import plan_spills, spill_lines, with_spills
@@ -167,6 +168,7 @@ def estimate_spatial(mc: MappedCascade, target: Target, symbolic: bool = False) 
     group_cycles: list[dict[str, float]] = [dict() for _ in mc.groups]
     einsum_cycles: list[dict[str, tuple[str, float]]] = [dict() for _ in mc.groups]
     axes_of: dict[str, list] = {}
+    unit_of: dict[str, str] = {}
     per_unit: dict[str, dict[str, Any]] = {u: {"ops": {}, "cycles": 0.0} for u in target.units}
     placement: list[dict[str, Any]] = []
     for so in ops:
@@ -184,6 +186,7 @@ def estimate_spatial(mc: MappedCascade, target: Target, symbolic: bool = False) 
         group_cycles[gi][so.unit] = group_cycles[gi].get(so.unit, 0.0) + cycles
         einsum_cycles[gi][so.name] = (so.unit, einsum_cycles[gi].get(so.name, (so.unit, 0.0))[1] + cycles)
         axes_of[so.name] = axes
+        unit_of[so.name] = so.unit
         entry = per_unit[so.unit]
         entry["cycles"] += cycles
         for kind, n in n_ops.items():
@@ -245,11 +248,19 @@ def estimate_spatial(mc: MappedCascade, target: Target, symbolic: bool = False) 
         extra["streamed"] = streamed  # loaded tiles not kept on chip: re-read at each use
     if target.area:
         extra["area_um2"] = area_breakdown(target.area, {u: unit.pes for u, unit in target.units.items()})
-    breakdown = energy_breakdown(target, reads, writes, {u: d["ops"] for u, d in per_unit.items()}, cycles_total)
+    arrays = {name: {r: n for (r, _), n in zip(axes, target.units[unit_of[name]].shape)}
+              for name, axes in axes_of.items()}
+    words = buffer_words(mc, table, ops, {t: tt.reads for t, tt in traffic.per_tensor.items()}, arrays)
+    import sympy
+
+    numeric_words = None if words is None else tuple(float(sympy.sympify(w).subs(table.substitutions()))
+                                                     for w in words)
+    breakdown = energy_breakdown(target, reads, writes, {u: d["ops"] for u, d in per_unit.items()}, cycles_total,
+                                 numeric_words)
     if breakdown:
         extra["energy_pj"] = breakdown
         if symbolic:
-            sym["energy_pj"] = energy_formula(target, traffic, ops, word)
+            sym["energy_pj"] = energy_formula(target, traffic, ops, word, words)
     return CostReport(mc.semantics.cascade.name, target.name, dict(mc.shapes), reads, writes, latency,
                       "memory" if memory_time > compute_time else "compute", per_tensor, per_unit, groups, sym,
                       on_chip, total_joules(breakdown) if breakdown else None, extra, placement=placement)

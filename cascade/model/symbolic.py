@@ -30,6 +30,7 @@ class CostFormulas:
     values: dict[str, int]
     dram_read_bytes: Any = 0  # the reads among dram_bytes (energy charges reads and writes apart)
     unit_ops: dict[str, dict[str, Any]] | None = None  # unit -> operation kind -> count, for energy
+    buffer_words: tuple[Any, Any] | None = None  # words read from / written into the buffer (`buffer-reads`)
 
 
 def cost_formulas(mc: MappedCascade, target: Target) -> CostFormulas:
@@ -84,8 +85,12 @@ def cost_formulas(mc: MappedCascade, target: Target) -> CostFormulas:
                     units[u] = units.get(u, 0) + c
             compute = sp.Max(*units.values()) / target.clock_hz if units else sp.Integer(0)
         latency += sp.Max(compute, sum(bytes_by_group[gi] for gi in members) / target.dram_bandwidth)
+    from .buffer_access import buffer_words
+
+    arrays = {so.name: {r: n for (r, _), n in zip(axes_of[so.name], target.units[so.unit].shape)} for so in ops}
+    words = buffer_words(mc, table, ops, {t: tt.reads for t, tt in traffic.per_tensor.items()}, arrays)
     return CostFormulas(latency, sum(bytes_by_group), unit_cycles, dict(table.symbols), dict(table.values),
-                        read_bytes, unit_ops)
+                        read_bytes, unit_ops, words)
 
 
 def axis_folds(table: SymbolTable, rank: str, whole: str | None, n: int, ar: Any = None) -> tuple[Any, Any]:
