@@ -85,3 +85,23 @@ def test_cli_exit_2_and_dump_round_trip(tmp_path, capsys):
     assert "buffer-reads.QK: AV does not read QK" in capsys.readouterr().err
     m = parse_mapping(FLAT.read_text(), "f.yaml")
     assert parse_mapping(dump_mapping(m), "g.yaml").buffer_reads == m.buffer_reads
+
+
+@pytest.mark.parametrize("spec_name, mapping, target", [
+    ("mha_3pass", "mha_3pass/flat_bypass.yaml", "flat_cloud"),
+    ("mha_1pass", "mha_1pass/fusemax.yaml", "fusemax"),
+])
+def test_dse_energy_formula_equals_the_estimate(spec_name, mapping, target):
+    """`cascade dse` costs a point from the symbolic formulas (`dse.evaluate._energy_formula`): the
+    same joules as `Spec.estimate`, buffer words included."""
+    from cascade.dse.evaluate import _energy_formula
+    from cascade.model.symbolic import cost_formulas
+
+    shapes = dict(B=1, H=2, E=64, F=64, M=768, P=512)
+    spec = cascade.load(ROOT / "specs" / "attention" / f"{spec_name}.einsum", shapes)
+    tgt = load_target(target)
+    formulas = cost_formulas(spec.bind(ROOT / "mappings" / mapping), tgt)
+    assert formulas.buffer_words is not None
+    subs = {formulas.symbols[n]: v for n, v in formulas.values.items()}
+    joules = float(_energy_formula(tgt, formulas, subs).subs(subs))
+    assert joules == pytest.approx(spec.estimate(ROOT / "mappings" / mapping, tgt).energy_j, rel=1e-9)
