@@ -12,8 +12,9 @@ The model charges: DRAM, one action per `bytes_per_action` bytes read or written
 buffer, every word read from DRAM written into it once and read out of it once, and every word
 written to DRAM written into it once and read out once (the fill and the drain, in actions of
 `words_per_action` words), or, where the mapping says which tensors the buffer holds for which
-readers (`buffer-reads`), the words moved between it and the arrays (`buffer_access`); each unit's operations by kind, and one register-file write
-(`reg_write`) and `reg_read` per operation (each PE keeps its result in its register file);
+readers (`buffer-reads`), the words moved between it and the arrays (`buffer_access`); each
+unit's operations by kind, and one register-file write (`reg_write`) and `reg_read` per
+operation (each PE keeps its result in its register file);
 leakage (`leak`, per PE or per buffer, per cycle) over the whole latency. Every term is reported
 per level and unit, numerically and as a formula in the action counts. The older flat form
 (`dram_byte_pj`, `<kind>_pj`) is still read: DRAM per byte and operations per kind.
@@ -28,7 +29,8 @@ from .target import Target
 
 
 def energy_breakdown(target: Target, read_bytes: Any, write_bytes: Any, unit_ops: dict[str, dict[str, Any]],
-                     cycles: Any, buffer_words: tuple[Any, Any] | None = None) -> dict[str, dict[str, Any]] | None:
+                     cycles: Any, buffer_words: tuple[Any, Any] | None = None
+                     ) -> dict[str, dict[str, Any]] | None:
     """{level or unit: {term: picojoules}} from byte counts, operation counts per unit and kind,
     and the latency in cycles; numbers or sympy expressions alike. None without energies.
     `buffer_words` (words read from and written into the buffer, `buffer_access.buffer_words`,
