@@ -124,7 +124,8 @@ def _energy_formula(target: Any, formulas: Any, subs: dict[Any, int]) -> Any:
     ops = {u: {k: sp.sympify(n).subs(subs) for k, n in kinds.items()} for u, kinds in (formulas.unit_ops or {}).items()}
     reads = sp.sympify(formulas.dram_read_bytes)
     writes = formulas.dram_bytes - reads
-    breakdown = energy_breakdown(target, reads, writes, ops, formulas.latency_s * target.clock_hz)
+    words = None if formulas.buffer_words is None else tuple(sp.sympify(w).subs(subs) for w in formulas.buffer_words)
+    breakdown = energy_breakdown(target, reads, writes, ops, formulas.latency_s * target.clock_hz, words)
     return sp.sympify(total_joules(breakdown)) if breakdown else None
 
 

@@ -16,7 +16,13 @@ iterations, as an operand that bypasses the buffer is re-read per pass of the ar
 (the converse: loops of a mapping partition across which a loaded tensor stays on chip, its load
 moved above them and widened to what they cover; see `cascade.mapping.schedule`) and `overlap`
 (sets of whole fusion groups that run concurrently, as a pipelined dataflow overlaps its kernels:
-their latency is one max(memory, each unit) over the set; see `cascade.model.spatial`).
+their latency is one max(memory, each unit) over the set; see `cascade.model.spatial`) and
+`multiple-buffering` (how many copies of each loaded tile the buffer holds, 1 by default; 2 is
+double buffering, the next tile fetched while the current one is used, as Timeloop's
+`multiple_buffering`: the footprint that decides spilling counts them; see `cascade.model.spill`)
+and `buffer-reads` (per tensor the global buffer holds, the Einsums that read it from there, tile
+by tile: the buffer's energy is then charged per word moved between it and the arrays; see
+`cascade.model.buffer_access`).
 Anything left out gets a stated default. This module only reads and checks the file's own
 structure; `cascade.mapping.schedule.bind_mapping` checks it against a cascade.
 """
@@ -32,7 +38,8 @@ from ..errors import MappingError
 from ..limits import MAX_SHAPE, quote
 
 KNOWN_KEYS = ("partitioning", "loop-order", "spacetime", "fusion", "binding", "rank-order", "accumulate", "pipeline",
-              "reload", "keep", "overlap")
+              "reload", "keep", "overlap", "multiple-buffering", "buffer-reads")
+MAX_BUFFERING = 8
 ACCUMULATE = ("on-chip", "dram")
 _UNIFORM = re.compile(r"\s*uniform_shape\(\s*(-?[0-9]{1,20})\s*\)\s*\Z")
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
@@ -69,6 +76,8 @@ class Mapping:
     reload: dict[str, tuple[str, ...]] = field(default_factory=dict)  # tensor -> loops it is re-loaded in
     keep: dict[str, tuple[str, ...]] = field(default_factory=dict)  # tensor -> loops it stays on chip across
     overlap: tuple[tuple[str, ...], ...] = ()  # sets of Einsums whose fusion groups run concurrently
+    multiple_buffering: int = 1  # copies of each loaded tile held on chip (2: double buffering)
+    buffer_reads: dict[str, tuple[str, ...]] = field(default_factory=dict)  # tensor -> its readers from the buffer
     einsum_partitioning: dict[str, dict[str, tuple[int, ...]]] = field(default_factory=dict)  # Einsum -> its group's own
 
     def partitioning_for(self, einsum: str) -> dict[str, tuple[int, ...]]:
@@ -126,6 +135,8 @@ def parse_mapping(text: str, file: str = "<mapping>") -> Mapping:
         reload=reader.name_lists("reload", data.get("reload")),
         keep=reader.name_lists("keep", data.get("keep")),
         overlap=reader.fusion(data.get("overlap"), "overlap"),
+        multiple_buffering=reader.buffering(data.get("multiple-buffering", 1)),
+        buffer_reads=reader.name_lists("buffer-reads", data.get("buffer-reads")),
     )
     if problems:
         raise MappingError("\n".join(problems))
@@ -246,6 +257,13 @@ class _Reader:
                 seen[name] = k
         return tuple(groups)
 
+    def buffering(self, value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_BUFFERING:
+            self.bad("multiple-buffering", f"expected a whole number of copies from 1 to {MAX_BUFFERING} "
+                                           f"(2: double buffering), got {quote(value)}")
+            return 1
+        return value
+
     def accumulate(self, value: Any) -> dict[str, str]:
         out = {}
         for name, where in self.table("accumulate", value).items():
@@ -344,4 +362,9 @@ def dump_mapping(mapping: Mapping, comment: str = "") -> str:
     if mapping.keep:
         lines.append("keep:")
         lines.extend(f"  {tensor}: [{', '.join(loops)}]" for tensor, loops in mapping.keep.items())
+    if mapping.buffer_reads:
+        lines.append("buffer-reads:")
+        lines.extend(f"  {tensor}: [{', '.join(names)}]" for tensor, names in mapping.buffer_reads.items())
+    if mapping.multiple_buffering != 1:
+        lines.append(f"multiple-buffering: {mapping.multiple_buffering}")
     return "\n".join(lines) + "\n"

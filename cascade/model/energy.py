@@ -11,8 +11,10 @@ A target's `energy:` section gives picojoules per action:
 The model charges: DRAM, one action per `bytes_per_action` bytes read or written; the global
 buffer, every word read from DRAM written into it once and read out of it once, and every word
 written to DRAM written into it once and read out once (the fill and the drain, in actions of
-`words_per_action` words); each unit's operations by kind, and one register-file write
-(`reg_write`) and `reg_read` per operation (each PE keeps its result in its register file);
+`words_per_action` words), or, where the mapping says which tensors the buffer holds for which
+readers (`buffer-reads`), the words moved between it and the arrays (`buffer_access`); each
+unit's operations by kind, and one register-file write (`reg_write`) and `reg_read` per
+operation (each PE keeps its result in its register file);
 leakage (`leak`, per PE or per buffer, per cycle) over the whole latency. Every term is reported
 per level and unit, numerically and as a formula in the action counts. The older flat form
 (`dram_byte_pj`, `<kind>_pj`) is still read: DRAM per byte and operations per kind.
@@ -27,9 +29,12 @@ from .target import Target
 
 
 def energy_breakdown(target: Target, read_bytes: Any, write_bytes: Any, unit_ops: dict[str, dict[str, Any]],
-                     cycles: Any) -> dict[str, dict[str, Any]] | None:
+                     cycles: Any, buffer_words: tuple[Any, Any] | None = None
+                     ) -> dict[str, dict[str, Any]] | None:
     """{level or unit: {term: picojoules}} from byte counts, operation counts per unit and kind,
-    and the latency in cycles; numbers or sympy expressions alike. None without energies."""
+    and the latency in cycles; numbers or sympy expressions alike. None without energies.
+    `buffer_words` (words read from and written into the buffer, `buffer_access.buffer_words`,
+    where the mapping gives `buffer-reads`) replaces the default buffer count."""
     e = target.energy
     if not e:
         return None
@@ -46,8 +51,13 @@ def energy_breakdown(target: Target, read_bytes: Any, write_bytes: Any, unit_ops
                        "write": write_bytes / per * dram.get("write", 0.0)}
     buf = e.get("buffer") or {}
     if buf:
-        words = (read_bytes + write_bytes) / target.word_bytes / buf.get("words_per_action", 1)
-        out["buffer"] = {"write": words * buf.get("write", 0.0), "read": words * buf.get("read", 0.0)}
+        per = buf.get("words_per_action", 1)
+        if buffer_words is not None:
+            out["buffer"] = {"write": buffer_words[1] / per * buf.get("write", 0.0),
+                             "read": buffer_words[0] / per * buf.get("read", 0.0)}
+        else:
+            words = (read_bytes + write_bytes) / target.word_bytes / per
+            out["buffer"] = {"write": words * buf.get("write", 0.0), "read": words * buf.get("read", 0.0)}
         if buf.get("leak"):
             out["buffer"]["leak"] = cycles * buf["leak"]
     for unit, table in (e.get("units") or {}).items():
@@ -79,7 +89,7 @@ def _is_zero(n: Any) -> bool:
         return False
 
 
-def energy_formula(target: Target, traffic, ops, word: int) -> str:
+def energy_formula(target: Target, traffic, ops, word: int, buffer_words: tuple[Any, Any] | None = None) -> str:
     """The total picojoules as a formula in the rank and tile shapes (and `cycles`, the latency
     in cycles, for leakage): the same terms as `energy_breakdown`, on the symbolic counts."""
     import sympy as sp
@@ -91,6 +101,7 @@ def energy_formula(target: Target, traffic, ops, word: int) -> str:
         for kind, expr in so.ops.items():
             unit_ops.setdefault(so.unit, {})
             unit_ops[so.unit][kind] = unit_ops[so.unit].get(kind, 0) + expr
-    breakdown = energy_breakdown(target, reads, writes, unit_ops, sp.Symbol("cycles", positive=True)) or {}
+    breakdown = energy_breakdown(target, reads, writes, unit_ops, sp.Symbol("cycles", positive=True),
+                                 buffer_words) or {}
     total = sum((sum(terms.values()) for terms in breakdown.values()), sp.Integer(0))
     return str(sp.nsimplify(total, rational=False))

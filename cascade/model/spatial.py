@@ -23,6 +23,7 @@ from ..mapping.schedule import MappedCascade
 from .compute import statement_ops
 from .target import Target
 from .area import area_breakdown
+from .buffer_access import group_buffer_words
 from .energy import energy_breakdown, energy_formula, total_joules
 from .pipeline import pipelined_cycles
 from .spill import plan_spills, spill_lines, with_spills
@@ -164,6 +165,8 @@ def estimate_spatial(mc: MappedCascade, target: Target, symbolic: bool = False) 
     piped_by: dict[int, Any] = {}
     own_traffic: dict[str, list] = {}  # with per-group partitions: per tensor, reads and writes (symbolic)
     own_ops: list = []
+    words: tuple[float, float] | None = None  # buffer words read and written, where the mapping lists them
+    words_formula: tuple[Any, Any] | None = None
     # each fusion group is costed from the binding that runs it (one, unless groups partition
     # ranks their own way: cascade.mapping.variants); between groups everything is in DRAM
     for bound, owned in mc.bindings():
@@ -209,6 +212,19 @@ def estimate_spatial(mc: MappedCascade, target: Target, symbolic: bool = False) 
             group_bytes[gi] += n
             entry = per_tensor.setdefault(tensor, {"read_bytes": 0.0, "write_bytes": 0.0})
             entry[f"{direction}_bytes"] += n
+        own_words = group_buffer_words(bound, table, ops, owned, traffic.by_group, target, axes_of)
+        if own_words is not None:  # the mapping's `buffer-reads` (buffer_access.py)
+            import sympy
+
+            from .symbols import variant_symbols
+
+            numbers = tuple(float(sympy.sympify(w).subs(table.substitutions())) for w in own_words)  # its new sizes too
+            words = numbers if words is None else tuple(a + b for a, b in zip(words, numbers))
+            if symbolic:
+                rename = variant_symbols(mc, bound, table, owned)[0] if mc.variants else {}
+                own_formula = tuple(sympy.sympify(w).xreplace(rename) for w in own_words)
+                words_formula = own_formula if words_formula is None else tuple(
+                    a + b for a, b in zip(words_formula, own_formula))
         if mc.mapping.pipeline:
             piped_by.update({gi: pipelined_cycles(bound, target, bound.groups[gi], einsum_cycles[gi], axes_of)
                              for gi in owned})
@@ -272,11 +288,12 @@ def estimate_spatial(mc: MappedCascade, target: Target, symbolic: bool = False) 
         extra["streamed"] = streamed  # loaded tiles not kept on chip: re-read at each use
     if target.area:
         extra["area_um2"] = area_breakdown(target.area, {u: unit.pes for u, unit in target.units.items()})
-    breakdown = energy_breakdown(target, reads, writes, {u: d["ops"] for u, d in per_unit.items()}, cycles_total)
+    breakdown = energy_breakdown(target, reads, writes, {u: d["ops"] for u, d in per_unit.items()}, cycles_total,
+                                 words)
     if breakdown:
         extra["energy_pj"] = breakdown
         if symbolic:
-            sym["energy_pj"] = energy_formula(target, traffic, ops, word)
+            sym["energy_pj"] = energy_formula(target, traffic, ops, word, words_formula)
     return CostReport(mc.semantics.cascade.name, target.name, dict(mc.shapes), reads, writes, latency,
                       "memory" if memory_time > compute_time else "compute", per_tensor, per_unit, groups, sym,
                       on_chip, total_joules(breakdown) if breakdown else None, extra, placement=placement)

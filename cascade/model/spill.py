@@ -1,7 +1,8 @@
 """Spilling: the part of a fusion group's on-chip data that does not fit the buffer.
 
-A group keeps its loaded tiles and its on-chip intermediates (tensors no other group reads) in
-the global buffer. When that footprint F exceeds the buffer B, the group spills, as the FuseMax
+A group keeps its loaded tiles (each as many times as the mapping's `multiple-buffering` says:
+2 for double buffering) and its on-chip intermediates (tensors no other group reads) in the
+global buffer. When that footprint F exceeds the buffer B, the group spills, as the FuseMax
 artifact's FLAT and softmax models do (`proportion_spilled`): a fraction
 s = (F - B) / I of its intermediates (I elements on chip) does not fit, so s of every write of
 an intermediate goes to DRAM and s of every later read of it comes back from DRAM.
@@ -46,7 +47,8 @@ def group_footprints(mc: MappedCascade, in_place: bool = False) -> list[tuple[in
     """Per fusion group: (intermediate elements, pinned elements, the on-chip intermediates); pinned
     are the loaded tiles and the on-chip accumulators of DRAM-resident results, never spilled.
     With `in_place` (the target's `buffer.in_place`) intermediates share storage by liveness
-    (cascade.model.sharing): the intermediates' part is the largest over the group's steps."""
+    (cascade.model.sharing): the intermediates' part is the largest over the group's steps.
+    Loaded tiles count once per copy the mapping's `multiple-buffering` holds."""
     if mc.variants:  # each group from the binding that runs it (cascade.mapping.variants)
         return [_footprints(mc.owner(gi), in_place)[gi] for gi in range(len(mc.groups))]
     return _footprints(mc, in_place)
@@ -55,6 +57,7 @@ def group_footprints(mc: MappedCascade, in_place: bool = False) -> list[tuple[in
 def _footprints(mc: MappedCascade, in_place: bool) -> list[tuple[int, int, tuple[str, ...]]]:
     """`group_footprints` of one binding, every group as that binding runs it."""
     accumulators = _on_chip_accumulators(mc)
+    copies = mc.mapping.multiple_buffering
     out = []
     for group in mc.groups:
         names = list(dict.fromkeys(mc.semantics.statements[k].name for k in group.statements))
@@ -65,7 +68,7 @@ def _footprints(mc: MappedCascade, in_place: bool) -> list[tuple[int, int, tuple
 
         inter = max(sum(max(size(t) for t in cls) for cls in live)
                     for live in storage_classes(mc, group, kept, in_place))
-        loads = sum(load_elements(mc, ld) for ld in mc.loads if ld.statements[0] in group.statements)
+        loads = copies * sum(load_elements(mc, ld) for ld in mc.loads if ld.statements[0] in group.statements)
         loads += sum(accumulators.get(k, 0) for k in group.statements)
         out.append((inter, loads, kept))
     return out
@@ -120,7 +123,7 @@ def plan_spills(mc: MappedCascade, target: Target, only: tuple[int, ...] | None 
                                f"{_size(size)}); loaded tiles are not spilled and {target.name} has no "
                                f"`buffer: {{bypass: true}}` to stream them: use smaller tiles")
         if loads * word >= buffer or not inter:  # the loaded tiles must make room: stream the largest
-            tiles = sorted(((load_elements(mc, ld), i) for i, ld in enumerate(mc.loads)
+            tiles = sorted(((mc.mapping.multiple_buffering * load_elements(mc, ld), i) for i, ld in enumerate(mc.loads)
                             if ld.statements[0] in group.statements), reverse=True)
             for n, i in tiles:
                 if (loads * word < buffer if inter else (inter + loads) * word <= buffer):

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from ..mapping.schedule import MappedCascade
+from .buffer_access import group_buffer_words
 from .compute import statement_ops
 from .pipeline import pipelined_cycles
 from .spatial import space_axes
@@ -30,6 +31,7 @@ class CostFormulas:
     values: dict[str, int]
     dram_read_bytes: Any = 0  # the reads among dram_bytes (energy charges reads and writes apart)
     unit_ops: dict[str, dict[str, Any]] | None = None  # unit -> operation kind -> count, for energy
+    buffer_words: tuple[Any, Any] | None = None  # words read from / written into the buffer (`buffer-reads`)
 
 
 def cost_formulas(mc: MappedCascade, target: Target) -> CostFormulas:
@@ -49,6 +51,7 @@ def cost_formulas(mc: MappedCascade, target: Target) -> CostFormulas:
     symbols: dict[str, Any] = {}
     values: dict[str, int] = {}
     piped_by: dict[int, Any] = {}
+    words: tuple[Any, Any] | None = None  # buffer words read and written (the mapping's `buffer-reads`)
     for bound, owned in mc.bindings():
         if not owned:
             continue
@@ -104,6 +107,9 @@ def cost_formulas(mc: MappedCascade, target: Target) -> CostFormulas:
             if piped_by.get(gi):
                 piped_by[gi] = (own(piped_by[gi][0]), piped_by[gi][1])
         read_bytes += own(own_reads)
+        own_words = group_buffer_words(bound, table, ops, owned, traffic.by_group, target, axes_of)
+        if own_words is not None:
+            words = tuple(own(w) + (words[i] if words else 0) for i, w in enumerate(own_words))
         for u, c in own_cycles.items():
             unit_cycles[u] = unit_cycles.get(u, 0) + own(c)
         for u, kinds in own_ops.items():
@@ -124,7 +130,7 @@ def cost_formulas(mc: MappedCascade, target: Target) -> CostFormulas:
                     units[u] = units.get(u, 0) + c
             compute = sp.Max(*units.values()) / target.clock_hz if units else sp.Integer(0)
         latency += sp.Max(compute, sum(bytes_by_group[gi] for gi in members) / target.dram_bandwidth)
-    return CostFormulas(latency, sum(bytes_by_group), unit_cycles, symbols, values, read_bytes, unit_ops)
+    return CostFormulas(latency, sum(bytes_by_group), unit_cycles, symbols, values, read_bytes, unit_ops, words)
 
 
 def axis_folds(table: SymbolTable, rank: str, whole: str | None, n: int, ar: Any = None) -> tuple[Any, Any]:
@@ -197,8 +203,8 @@ def group_footprints(mc: MappedCascade, table: Any, in_place: bool, num: Numbers
                      only: tuple[int, ...] | None = None) -> list[Any]:
     """Per fusion group (those of `only`, where given), its largest on-chip footprint in elements:
     the intermediates it keeps (summed per live step over storage classes, which share by
-    liveness where `in_place`), its loads and its on-chip accumulators, in the arithmetic `num`
-    over the sizes `table` gives."""
+    liveness where `in_place`), its loads (times the mapping's `multiple-buffering` copies) and
+    its on-chip accumulators, in the arithmetic `num` over the sizes `table` gives."""
     from .sharing import storage_classes
 
     worst = []
@@ -240,7 +246,7 @@ def group_footprints(mc: MappedCascade, table: Any, in_place: bool, num: Numbers
                     n = n * _axis_size(mc, table, rank, "tile", num)
                 elif rank not in loops:
                     n = n * table.size(rank)
-            total = total + n
+            total = total + n * mc.mapping.multiple_buffering
         for k in group.statements:
             if mc.accumulators.get(k) == "on-chip":
                 total = total + accumulator_elements(mc, table, k)
