@@ -28,7 +28,7 @@ from ..lang.semantics import AccessInfo, AxisCoord, StatementInfo
 from ..mapping.schedule import MappedCascade
 from . import triton_ast as T
 from .triton_bounds import SegmentEmitter
-from .triton_expr import ExprEmitter
+from .triton_expr import ExprEmitter, absent_identities
 from .triton_plan import KernelPlan, walk
 
 _REDUCE_FN = {"sum": "sum", "max": "max", "min": "min"}
@@ -67,6 +67,7 @@ class KernelEmitter(ExprEmitter, SegmentEmitter):
         self.helpers: set[str] = set()  # jit helper functions the kernel calls (triton_exec.HELPERS)
         self.accumulating: dict[str, tuple[str, Value, StatementInfo]] = {}  # tensor -> (loop level, acc, info)
         self.current = ""  # the Einsum being emitted (for error messages)
+        self.absent_ids = absent_identities(self.sem)  # tensor -> the identity it holds where absent
 
     # ------------------------------------------------------------ parameters
     def need(self, kind: str, ident: str) -> str:
@@ -464,7 +465,8 @@ class KernelEmitter(ExprEmitter, SegmentEmitter):
             t: ast.expr = T.binop(T.name(pid), "%", g)
             if rank in self.descending:
                 t = T.binop(T.binop(g, "-", T.const(1)), "-", t)
-            head.append(T.assign(f"t_{rank}", T.method(t, "to", T.attr("tl", "int64"))))
+            # tile indices in int32 (fewer registers in every address) unless a tensor is too big
+            head.append(T.assign(f"t_{rank}", T.method(t, "to", T.name(self.need("const", "INDEX_TYPE")))))
             head.append(T.assign(pid, T.binop(T.name(pid), "//", g)))
             head.append(T.assign(f"b_{rank}", T.binop(T.name(f"t_{rank}"), "*", T.const(plan.grid_span[rank]))))
         self.scopes[0].body[:0] = head
