@@ -267,7 +267,7 @@ def live_fraction(mc: MappedCascade, group_statements: list[int], loop_level: st
             ok = _compare(c, env, mc.shapes)
             best = ok if best is None else best | ok
         live &= best
-    if not skip_is_identity(sem, loop_stmts, filtered, dram, at_init=True):
+    if not skip_is_identity(sem, loop_stmts, filtered, dram, at_init=True, guarded=True):  # as the kernel runs it
         # leading dead tiles run (and a program with no live tile runs every tile), as the kernel does
         seen_later = np.flip(np.logical_or.accumulate(np.flip(live, axis=0), axis=0), axis=0)
         none = ~live.any(axis=0, keepdims=True)
