@@ -219,3 +219,25 @@ def test_empty_tiles_follow_the_absent_rule(text, keep, mapping_rel, shapes, dty
     assert np.abs(got - want).max() <= tol * np.abs(want).max()
     empty = ~kept.any(axis=0)  # queries that see no key read 0, as in the executor
     assert (got[..., empty] == 0).all() and (executor[..., empty] == 0).all()
+
+
+@pytest.mark.skipif(not CUDA, reason="a 4 GiB key tensor: CUDA only")
+def test_offsets_beyond_int32_use_int64_indices():
+    """K and V of 2^25 + 17 keys x 64 (2.1e9 elements each, offsets past 2^31): the module's
+    INDEX_TYPE is int64 there, and the result equals a softmax computed by torch in fp32."""
+    from cascade.codegen.loader import import_source
+
+    root = _root()
+    m, p, d = 2 ** 25 + 17, 64, 64
+    spec = cascade.load(root / "specs/attention/mha_1pass.einsum", {"B": 1, "H": 1, "M": m, "P": p, "E": d, "F": d})
+    module = import_source(spec.compile(root / "mappings/mha_1pass/h200.yaml", backend="triton"), stem="int64")
+    gen = torch.Generator(device="cuda").manual_seed(9)
+    q = torch.randn(1, 1, p, d, device="cuda", dtype=torch.bfloat16, generator=gen)
+    k = torch.randn(1, 1, m, d, device="cuda", dtype=torch.bfloat16, generator=gen)
+    v = torch.randn(1, 1, m, d, device="cuda", dtype=torch.bfloat16, generator=gen)
+    got = module.run(Q=q.transpose(2, 3), K=k.transpose(2, 3), V=v.transpose(2, 3))["AV"][0, 0].float()  # [F, P]
+    s = q[0, 0].float() @ k[0, 0].float().T  # [P, M]
+    want = (torch.softmax(s, dim=1) @ v[0, 0].float()).T
+    del s
+    err = float((got - want).abs().max() / want.abs().max())
+    assert err < 2e-2, f"relative error {err:.2e}"

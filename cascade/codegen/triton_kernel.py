@@ -115,12 +115,17 @@ class KernelEmitter(ExprEmitter, SegmentEmitter):
             if outer in plan.grid:
                 return T.binop(T.name(f"b_{outer}"), "*", T.const(self.mc.shapes[inner])), 0
             d = self.loop_depth(outer)
-            return T.binop(T.name(f"i_{outer}"), "*", T.const(self.mc.shapes[inner])), d
+            return T.binop(self.loop_index(outer), "*", T.const(self.mc.shapes[inner])), d
         level = next((lv for lv, r in plan.accumulate.items() if r == rank), None)
         if level is not None:  # an accumulation loop steps over the rank's tiles
             d = self.loop_depth(level)
-            return T.binop(T.name(f"i_{level}"), "*", T.const(plan.grid_span[rank])), d
+            return T.binop(self.loop_index(level), "*", T.const(plan.grid_span[rank])), d
         return T.const(0), 0
+
+    def loop_index(self, level: str) -> ast.expr:
+        """A loop's tile index in the kernel's index type (int64 where a tensor is too big for
+        int32 offsets: `INDEX_TYPE`; a cast to the same type is no instruction)."""
+        return T.method(T.name(f"i_{level}"), "to", T.name(self.need("const", "INDEX_TYPE")))
 
     def offsets(self, level: str) -> tuple[str, int]:
         """`o_<level>`: the block of coordinates of the tile level along its whole rank."""
