@@ -14,7 +14,9 @@ the first 1024 queries (relative to that reference's max magnitude). The generat
 `specs/attention/mha_1pass[_causal].einsum` with `mappings/mha_1pass/h200.yaml`, its tiles
 (P0, M0) among (128, 64), (128, 128), (64, 64) and its launch options (warps, pipeline stages)
 picked per row from a few candidates, each compiled once (more of them at N <= 1024, where a
-program runs few key tiles); the row names the pick. Then the multi-kernel rows (2- and 3-pass),
+program runs few key tiles); the row names the pick. FlexAttention is compiled with static
+shapes (`dynamic=False`: one kernel per shape, as the issue's anchors were measured; the default
+recompiled every shape after the first with a dynamic sequence length, 30-40% slower). Then the multi-kernel rows (2- and 3-pass),
 the zoo's variants (`gpu_variants.py`) and the launch overhead: the median time of the generated
 `run` of a one-kernel module on a problem too small to matter (RMSNorm, 16 x 64), whose source is
 the h200 model's `launch_overhead_s`. `--repredict` recomputes every prediction of a results file
@@ -109,7 +111,9 @@ def main() -> int:
             from torch.nn.attention.flex_attention import create_block_mask, flex_attention
 
             torch._dynamo.config.recompile_limit = 64  # one compile per shape and mask: keep them all
-            flex = torch.compile(flex_attention)
+            # static shapes: by default the second shape recompiles with dynamic N, whose kernel ran
+            # 258-305 TFLOP/s where the static one runs 375-449 (benchmarks/gpu_flex_harness.py)
+            flex = torch.compile(flex_attention, dynamic=False)
         except Exception as exc:  # pragma: no cover - depends on the torch build
             print(f"FlexAttention unavailable: {exc}", file=sys.stderr)
     kernels = {(c, t): generated(c, *t) for c in (False, True) for t in TILES + SHORT_TILES}

@@ -24,8 +24,8 @@ WINDOW = (ATT / "sliding_window_1pass.einsum").read_text()
 CASES = {
     "strict": (CAUSAL.replace("m1*M0 + m0 <= p", "m1*M0 + m0 < p"), lambda m, p, w: m < p),
     "causal": (CAUSAL, lambda m, p, w: m <= p),
-    "window_inf": (WINDOW.replace("-1e30", "-inf"), lambda m, p, w: (m <= p) & (p < m + w)),
-    "window": (WINDOW, lambda m, p, w: (m <= p) & (p < m + w)),
+    "window_inf": (WINDOW, lambda m, p, w: (m <= p) & (p < m + w)),  # the bundled spec starts at -inf
+    "window": (WINDOW.replace("RM[0, p]     = -inf", "RM[0, p]     = -1e30"), lambda m, p, w: (m <= p) & (p < m + w)),
 }
 MAPPINGS = {
     "default": "",

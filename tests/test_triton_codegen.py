@@ -154,21 +154,39 @@ def test_run_backend_triton_without_torch_or_device_is_exit_2():
     assert r.returncode == 2 and "--backend triton needs" in r.stderr
 
 
-def _skip(spec, at_init=False):
+def _skip(spec, at_init=False, guarded=False):
     mc = spec.bind(ROOT / "mappings/mha_1pass/h200.yaml")
     sem = mc.semantics
     loop = [k for k, s in enumerate(sem.statements) if not s.is_init and "m1" in s.variables]
     qk = next(k for k, s in enumerate(sem.statements) if s.name == "QK")
-    return skip_is_identity(sem, loop, {qk: True}, {t for t, st in mc.storage.items() if st.dram}, at_init)
+    return skip_is_identity(sem, loop, {qk: True}, {t for t, st in mc.storage.items() if st.dram}, at_init, guarded)
 
 
-def test_leading_empty_tiles_are_not_skipped_when_the_state_is_still_init():
-    """Before any tile ran, RM = -inf and exp(RM - RM) is no number: a skipped leading tile would
-    change the result (a sliding window's first tiles), so only trailing tiles are skipped."""
+def test_leading_empty_tiles_are_skipped_under_the_absent_rule():
+    """Before any tile ran, RM = -inf holds nothing seen; over a tile with every key masked it stays
+    -inf and exp(RM - RM) is exp(-inf - 0) = 0 (the absent subtrahend reads as 0, README's union
+    rule, which the kernel's guard applies), so the step changes nothing: a sliding window's leading
+    tiles are skipped, and a program with no live tile runs none (its output is absent: 0)."""
     causal = cascade.loads((ROOT / "specs/attention/mha_1pass_causal.einsum").read_text())
-    assert _skip(causal) and not _skip(causal, at_init=True)
+    assert _skip(causal) and _skip(causal, at_init=True, guarded=True)
+    assert not _skip(causal, at_init=True)  # unguarded, -inf - -inf would be NaN: a change
     text = _source(*PAIRS[2])
-    assert "seg_lo = 0" in text and "tl.where(" in text.split("seg_hi =")[1].split("\n")[0]
+    assert "seg_lo = 0" in text and "tl.where(" not in text.split("seg_hi =")[1].split("\n")[0]
+    assert "tl.where(r_RM_next == float('-inf'), 0.0, r_RM_next)" in text  # the guard that makes it so
+    assert "tl.where(r_RD[:, None] == 0.0, 0.0, r_RNV / r_RD[:, None])" in text  # absent sum: 0, not 0/0
+    window = _source("attention/sliding_window_1pass.einsum", "sliding_window_1pass/h200.yaml")
+    assert "seg_lo = tl.maximum(0, " in window and "n_W" in window.split("seg_lo =")[1].split("\n")[0]
+
+
+def test_fast_exp_only_for_low_precision_inputs():
+    """exp(QK - RM) is one multiply-add and exp2 under FAST_EXP (bf16/fp16 inputs), exact tl.exp
+    for fp32; the running max's own rescaling exp(RM - RM') (one value per row) stays tl.exp."""
+    text = _source(*PAIRS[1])
+    sln = next(line for line in text.splitlines() if "v_SLN" in line and "=" in line)
+    assert "tl.math.exp2(" in sln and "if FAST_EXP else tl.exp(" in sln
+    prm = next(line for line in text.splitlines() if "v_PRM" in line and "=" in line)
+    assert "exp2" not in prm
+    assert "return dtype != torch.float32" in text and "tl.int64 if max(t.numel()" in text
 
 
 def test_skipping_an_empty_tile_is_proved_a_no_op_for_attention_only():

@@ -166,3 +166,78 @@ def test_a_cascade_no_bundled_pair_covers(tmp_path):
     for name, ref in want.items():
         err = np.abs(got[name].double().cpu().numpy() - ref).max() / np.abs(ref).max()
         assert err < 1e-5, f"{name}: relative error {err:.2e}"
+
+
+# Empty tiles (issue 12's absent rule): strictly causal attention (query 0 sees no key) and the
+# sliding window started at -inf (queries whose window has not begun in a live tile) hold absent
+# points across whole rows of a tile. The kernel must give what the NumPy executor gives: no NaN,
+# 0 where a query sees no key; both checked against a masked softmax written here directly.
+def _masked_attention(q, k, v, keep):
+    """softmax over the kept keys of k^T q (scale 1), times v; a query that keeps no key gives 0."""
+    s = np.where(keep, k.T @ q, -np.inf)
+    top = np.max(s, axis=0, initial=-np.inf)
+    w = np.exp(s - np.where(np.isfinite(top), top, 0.0), where=keep, out=np.zeros_like(s))
+    total = w.sum(axis=0)
+    return v @ np.divide(w, total, out=np.zeros_like(w), where=total > 0)
+
+
+_ROOT = _root()
+_STRICT = (_ROOT / "specs/attention/mha_1pass_causal.einsum").read_text().replace("m1*M0 + m0 <= p", "m1*M0 + m0 < p")
+_WINDOW = (_ROOT / "specs/attention/sliding_window_1pass.einsum").read_text()
+EMPTY = [  # spec text, keep(m, p, w), mapping, shapes (ragged)
+    (_STRICT, lambda m, p, w: m < p, "mha_1pass/h200.yaml", {"B": 1, "H": 2, "M": 200, "P": 150, "E": 32, "F": 32}),
+    (_STRICT, lambda m, p, w: m < p, "mha_1pass/h200.yaml", {"B": 2, "H": 1, "M": 64, "P": 64, "E": 16, "F": 16}),
+    (_WINDOW, lambda m, p, w: (m <= p) & (p < m + w), "sliding_window_1pass/h200.yaml",
+     {"M": 300, "P": 290, "W": 70, "E": 32, "F": 32}),
+    (_WINDOW, lambda m, p, w: (m <= p) & (p < m + w), "sliding_window_1pass/h200.yaml",
+     {"M": 256, "P": 256, "W": 3, "E": 16, "F": 16}),
+]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+@pytest.mark.parametrize("text,keep,mapping_rel,shapes", EMPTY)
+def test_empty_tiles_follow_the_absent_rule(text, keep, mapping_rel, shapes, dtype):
+    from cascade.codegen.loader import import_source
+    from cascade.mapping.mapping_file import load_mapping
+
+    if dtype == "bfloat16" and not CUDA:
+        pytest.skip("bfloat16 needs a CUDA device (Triton's interpreter has none)")
+    mapping = _ROOT / "mappings" / mapping_rel
+    spec = cascade.loads(text).with_shapes(**shapes)
+    module = import_source(spec.compile(mapping, backend="triton"), stem="empty_tiles")
+    tensors = {k: torch.tensor(v).to(getattr(torch, dtype)).to(DEVICE) for k, v in spec.random_inputs(7).items()}
+    x = {k: t.double().cpu().numpy() for k, t in tensors.items()}
+    got = module.run(**tensors)["AV"].double().cpu().numpy()
+    executor = spec.executor(load_mapping(mapping)).run(**x)["AV"]
+    mk, pq = np.arange(shapes["M"])[:, None], np.arange(shapes["P"])[None, :]
+    kept = keep(mk, pq, shapes.get("W", 0))
+    q, k, v = (x[t].reshape((-1,) + x[t].shape[-2:]) for t in "QKV")  # batch and head ranks first
+    want = np.stack([_masked_attention(q[i], k[i], v[i], kept) for i in range(len(q))]).reshape(got.shape)
+    assert np.isfinite(got).all() and np.isfinite(executor).all()
+    assert np.abs(executor - want).max() <= 1e-9 * np.abs(want).max()
+    tol = 1e-5 if dtype == "float32" else 2e-2
+    assert np.abs(got - want).max() <= tol * np.abs(want).max()
+    empty = ~kept.any(axis=0)  # queries that see no key read 0, as in the executor
+    assert (got[..., empty] == 0).all() and (executor[..., empty] == 0).all()
+
+
+@pytest.mark.skipif(not CUDA, reason="a 4 GiB key tensor: CUDA only")
+def test_offsets_beyond_int32_use_int64_indices():
+    """K and V of 2^25 + 17 keys x 64 (2.1e9 elements each, offsets past 2^31): the module's
+    INDEX_TYPE is int64 there, and the result equals a softmax computed by torch in fp32."""
+    from cascade.codegen.loader import import_source
+
+    root = _root()
+    m, p, d = 2 ** 25 + 17, 64, 64
+    spec = cascade.load(root / "specs/attention/mha_1pass.einsum", {"B": 1, "H": 1, "M": m, "P": p, "E": d, "F": d})
+    module = import_source(spec.compile(root / "mappings/mha_1pass/h200.yaml", backend="triton"), stem="int64")
+    gen = torch.Generator(device="cuda").manual_seed(9)
+    q = torch.randn(1, 1, p, d, device="cuda", dtype=torch.bfloat16, generator=gen)
+    k = torch.randn(1, 1, m, d, device="cuda", dtype=torch.bfloat16, generator=gen)
+    v = torch.randn(1, 1, m, d, device="cuda", dtype=torch.bfloat16, generator=gen)
+    got = module.run(Q=q.transpose(2, 3), K=k.transpose(2, 3), V=v.transpose(2, 3))["AV"][0, 0].float()  # [F, P]
+    s = q[0, 0].float() @ k[0, 0].float().T  # [P, M]
+    want = (torch.softmax(s, dim=1) @ v[0, 0].float()).T
+    del s
+    err = float((got - want).abs().max() / want.abs().max())
+    assert err < 2e-2, f"relative error {err:.2e}"

@@ -14,13 +14,15 @@ from ..lang.ops import MAP_OPS, REDUCE_OPS
 
 
 def skip_is_identity(sem, statements: list[int], filtered: dict[int, bool], dram: set[str],
-                     at_init: bool = False) -> bool:
+                     at_init: bool = False, guarded: bool = False) -> bool:
     """One step of the loop with every point of the `filtered` statements filtered out (True: the
     filter is over left-side variables, so the value is absent; False: it filters reduced points,
     so the reduction holds its identity): does every recurrence keep its value, with nothing
     written to DRAM? With `at_init` the recurrences hold their `init` values (a tile skipped before
     any tile ran: -inf - -inf is no number, so a running max that never saw a point makes the
-    step a change), else any finite values (a tile skipped after others ran)."""
+    step a change), else any finite values (a tile skipped after others ran). `guarded`: the step
+    as the Triton kernel runs it, whose `a - b` reads an absent running max b (-inf) as 0 (the
+    union rule), so -inf - -inf is -inf and exp of it 0, and such a step changes nothing."""
     import sympy as sp
 
     absent = object()
@@ -61,6 +63,9 @@ def skip_is_identity(sem, statements: list[int], filtered: dict[int, bool], dram
                 a, b = value(left), value(right)
                 if a is absent or b is absent:
                     return absent
+                if guarded and op == "-" and a == b and (a == sp.oo or a == -sp.oo):
+                    return a  # a running max (min) that saw nothing, minus itself: the subtrahend is
+                    # absent and reads as 0 (README, union rule; the Triton kernel's guard), not oo - oo
                 return {"+": a + b, "-": a - b, "*": a * b, "/": a / b}[op]
             case ir.Call(fn=fn, args=args):
                 vs = [value(x) for x in args]

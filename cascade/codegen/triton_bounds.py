@@ -142,7 +142,7 @@ class SegmentEmitter:
         lo, hi = T.const(0), n
         if skip_is_identity(self.sem, leaves, filtered, self.dram):  # tiles after others ran
             hi = _fold("minimum", [n, *live_hi])
-            if skip_is_identity(self.sem, leaves, filtered, self.dram, at_init=True):  # and before any ran
+            if skip_is_identity(self.sem, leaves, filtered, self.dram, at_init=True, guarded=True):  # before any ran
                 lo = _fold("maximum", [T.const(0), *live_lo])
             else:  # a program with no live tile runs them all, as the cascade says
                 hi = T.tl("where", T.compare(hi, ">", T.const(0)), hi, n)

@@ -77,6 +77,10 @@ def _value(arg, tensors, n, dtype):
         return all(n[arg[1]] % t == 0 and t == _pow2(t) for t in (arg[2] or [n[arg[1]]]))
     if kind == "precision":
         return CONFIG["fp32_dot"] if dtype == torch.float32 else "tf32"
+    if kind == "fast_exp":  # exp2 by one multiply-add for bf16/fp16 inputs; fp32 keeps tl.exp exactly
+        return dtype != torch.float32
+    if kind == "index_type":  # int32 tile indices while every tensor's offsets fit with room to spare
+        return tl.int64 if max(t.numel() for t in tensors.values()) >= 2 ** 30 else tl.int32
     raise AssertionError(arg)
 
 
@@ -202,6 +206,10 @@ def _scalar_arg(a: str, plan, mc: MappedCascade):
 def _const_arg(c: str, plan, mc: MappedCascade):
     if c == "DOT_PRECISION":
         return ("precision",)
+    if c == "FAST_EXP":
+        return ("fast_exp",)
+    if c == "INDEX_TYPE":
+        return ("index_type",)
     kind, _, rest = c.partition("_")
     if kind == "BLOCK":
         role = next(r for r in plan.roles.values() if r.level == rest)

@@ -28,7 +28,7 @@ from ..lang.semantics import AccessInfo, AxisCoord, StatementInfo
 from ..mapping.schedule import MappedCascade
 from . import triton_ast as T
 from .triton_bounds import SegmentEmitter
-from .triton_expr import ExprEmitter
+from .triton_expr import ExprEmitter, absent_identities
 from .triton_plan import KernelPlan, walk
 
 _REDUCE_FN = {"sum": "sum", "max": "max", "min": "min"}
@@ -67,6 +67,7 @@ class KernelEmitter(ExprEmitter, SegmentEmitter):
         self.helpers: set[str] = set()  # jit helper functions the kernel calls (triton_exec.HELPERS)
         self.accumulating: dict[str, tuple[str, Value, StatementInfo]] = {}  # tensor -> (loop level, acc, info)
         self.current = ""  # the Einsum being emitted (for error messages)
+        self.absent_ids = absent_identities(self.sem)  # tensor -> the identity it holds where absent
 
     # ------------------------------------------------------------ parameters
     def need(self, kind: str, ident: str) -> str:
@@ -114,12 +115,17 @@ class KernelEmitter(ExprEmitter, SegmentEmitter):
             if outer in plan.grid:
                 return T.binop(T.name(f"b_{outer}"), "*", T.const(self.mc.shapes[inner])), 0
             d = self.loop_depth(outer)
-            return T.binop(T.name(f"i_{outer}"), "*", T.const(self.mc.shapes[inner])), d
+            return T.binop(self.loop_index(outer), "*", T.const(self.mc.shapes[inner])), d
         level = next((lv for lv, r in plan.accumulate.items() if r == rank), None)
         if level is not None:  # an accumulation loop steps over the rank's tiles
             d = self.loop_depth(level)
-            return T.binop(T.name(f"i_{level}"), "*", T.const(plan.grid_span[rank])), d
+            return T.binop(self.loop_index(level), "*", T.const(plan.grid_span[rank])), d
         return T.const(0), 0
+
+    def loop_index(self, level: str) -> ast.expr:
+        """A loop's tile index in the kernel's index type (int64 where a tensor is too big for
+        int32 offsets: `INDEX_TYPE`; a cast to the same type is no instruction)."""
+        return T.method(T.name(f"i_{level}"), "to", T.name(self.need("const", "INDEX_TYPE")))
 
     def offsets(self, level: str) -> tuple[str, int]:
         """`o_<level>`: the block of coordinates of the tile level along its whole rank."""
@@ -464,7 +470,8 @@ class KernelEmitter(ExprEmitter, SegmentEmitter):
             t: ast.expr = T.binop(T.name(pid), "%", g)
             if rank in self.descending:
                 t = T.binop(T.binop(g, "-", T.const(1)), "-", t)
-            head.append(T.assign(f"t_{rank}", T.method(t, "to", T.attr("tl", "int64"))))
+            # tile indices in int32 (fewer registers in every address) unless a tensor is too big
+            head.append(T.assign(f"t_{rank}", T.method(t, "to", T.name(self.need("const", "INDEX_TYPE")))))
             head.append(T.assign(pid, T.binop(T.name(pid), "//", g)))
             head.append(T.assign(f"b_{rank}", T.binop(T.name(f"t_{rank}"), "*", T.const(plan.grid_span[rank]))))
         self.scopes[0].body[:0] = head

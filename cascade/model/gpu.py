@@ -9,7 +9,8 @@ DRAM bandwidth. One kernel per fusion group, as the backend emits them; per kern
   the kernel uses; skipped only when `analysis.absent_step` proves the skip a no-op);
 - a contraction the backend makes `tl.dot` is 2 FLOP per point on the tensor cores; every other
   statement costs per point of its block: one fp32 result per + - * max min, a reduction step, a
-  filter's compare and select; one special-function result and one fp32 multiply per exp, log,
+  filter's compare and select (for bf16 inputs `exp(a - b)` with b broadcast is one multiply-add,
+  as the backend emits it); one special-function result and one fp32 multiply per exp, log,
   sqrt and division;
 - DRAM moves each input once, each output once and each intermediate between kernels twice (L2,
   60 MB, holds what the programs of a kernel re-read: a head's K and V at N = 64K are 16 MB);
@@ -116,6 +117,7 @@ class _Counter:
         self.split_outer = {o: r for r, (o, _i) in self.sem.splits.items()}
         self.split_inner = {i: r for r, (_o, i) in self.sem.splits.items()}
         self.fixed = {p for parts in self.sem.fixed_splits().values() for p in parts}  # on the grid
+        self.fast_exp = False  # the backend's FAST_EXP: low-precision inputs (set by estimate_gpu)
 
     def extent(self, var: str) -> int:
         """Points a kernel runs along a variable: blocks padded to powers of two."""
@@ -174,6 +176,12 @@ class _Counter:
             case ir.BinOp(op=op, left=left, right=right):
                 a, b = self.ops(left), self.ops(right)
                 return a[0] + b[0] + 1, a[1] + b[1] + (1 if op == "/" else 0)
+            case ir.Call(fn="exp", args=(ir.BinOp(op="-", left=a, right=b),)) if self.fast_exp and (
+                    ir.expr_read_vars(b) < ir.expr_read_vars(a)):
+                # bf16/fp16 inputs, b broadcast over a rank of a: the backend's exp2(a log2e - b log2e),
+                # one multiply-add per point (b log2e once per row) and one MUFU op
+                pa, pb = self.ops(a), self.ops(b)
+                return pa[0] + pb[0] + 1, pa[1] + pb[1] + 1
             case ir.Call(fn=fn, args=args):
                 parts = [self.ops(x) for x in args]
                 f, special = _CALL_COST.get(fn, (1, 0))
@@ -267,7 +275,7 @@ def live_fraction(mc: MappedCascade, group_statements: list[int], loop_level: st
             ok = _compare(c, env, mc.shapes)
             best = ok if best is None else best | ok
         live &= best
-    if not skip_is_identity(sem, loop_stmts, filtered, dram, at_init=True):
+    if not skip_is_identity(sem, loop_stmts, filtered, dram, at_init=True, guarded=True):  # as the kernel runs it
         # leading dead tiles run (and a program with no live tile runs every tile), as the kernel does
         seen_later = np.flip(np.logical_or.accumulate(np.flip(live, axis=0), axis=0), axis=0)
         none = ~live.any(axis=0, keepdims=True)
@@ -321,6 +329,7 @@ def estimate_gpu(mc: MappedCascade, tgt: GpuTarget) -> CostReport:
     refuse_variants(mc, "the GPU model")
     sem = mc.semantics
     count = _Counter(mc)
+    count.fast_exp = tgt.input_bytes <= 2
     rates = tgt.rates
     # bf16 inputs: bf16 tensor-core dots; fp32 inputs: the backend's default exact-fp32 dots ("ieee")
     # run on the CUDA cores (configure(fp32_dot="tf32") would use tensor_tf32_flops instead)
