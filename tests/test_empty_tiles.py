@@ -2,8 +2,8 @@
 and a step whose contribution is absent carries the old value, so strictly causal attention
 (query 0 has no key) and a sliding window started at -inf (tiles before the window are empty)
 give no NaN and raise no floating-point warning in 1-pass tiled form, in the reference and in
-the generated executors, at ragged tiles. Independent NumPy here: a masked softmax written
-directly; a query with no key reads 0 (an absent output point)."""
+the generated executors, at ragged tiles. Independent NumPy: a masked softmax written
+directly (oracles.masked_attention); a query with no key reads 0 (an absent output point)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import pytest
 
 import cascade
 from cascade.mapping.mapping_file import parse_mapping
+from oracles import masked_attention
 
 ROOT = Path(__file__).resolve().parent.parent
 ATT = ROOT / "specs" / "attention"
@@ -32,15 +33,6 @@ MAPPINGS = {
     "p_outer": f"partitioning: {{P: [uniform_shape(7)]}}\nloop-order: {{default: [P1, M1]}}\nfusion: [[{ONE}]]",
     "m_outer": f"partitioning: {{P: [uniform_shape(9)]}}\nloop-order: {{default: [M1, P1]}}\nfusion: [[{ONE}]]",
 }
-
-
-def masked_attention(q, k, v, keep):
-    """softmax over the kept keys of k^T q, times v; a query that keeps no key gives 0."""
-    s = np.where(keep, k.T @ q, -np.inf)
-    top = np.max(s, axis=0, initial=-np.inf)
-    w = np.exp(s - np.where(np.isfinite(top), top, 0.0), where=keep, out=np.zeros_like(s))
-    total = w.sum(axis=0)
-    return v @ np.divide(w, total, out=np.zeros_like(w), where=total > 0)
 
 
 @pytest.mark.parametrize("mapping", sorted(MAPPINGS))

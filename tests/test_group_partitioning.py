@@ -14,6 +14,7 @@ import cascade
 from cascade.errors import MappingError
 from cascade.mapping.mapping_file import dump_mapping, parse_mapping
 from cascade.model.target import parse_target
+from oracles import assert_trace_equals_model
 
 ROOT = Path(__file__).resolve().parent.parent
 MHA3 = ROOT / "specs" / "attention" / "mha_3pass.einsum"
@@ -53,10 +54,7 @@ def check_trace(spec, mapping, tgt, seed=3):
     for name, value in spec.run(inputs).items():
         np.testing.assert_allclose(outputs[name], value, rtol=1e-9, atol=1e-12)
     word = tgt.word_bytes
-    for t in set(report.per_tensor) | set(trace["reads"]) | set(trace["writes"]):
-        d = report.per_tensor.get(t, {"read_bytes": 0.0, "write_bytes": 0.0})
-        assert d["read_bytes"] / word == pytest.approx(trace["reads"].get(t, 0), rel=1e-9), t
-        assert d["write_bytes"] / word == pytest.approx(trace["writes"].get(t, 0), rel=1e-9), t
+    assert_trace_equals_model(report, trace, word)
     return report, trace
 
 

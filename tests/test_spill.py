@@ -10,6 +10,7 @@ import pytest
 
 import cascade
 from cascade.model.target import parse_target
+from oracles import assert_trace_equals_model
 
 ROOT = Path(__file__).resolve().parent.parent
 CASES = [  # spec, mapping, target, buffer bytes, shapes (ragged tiles on purpose)
@@ -86,10 +87,7 @@ def test_streamed_tiles_equal_the_trace(spec_name, mapping, target, capacity, sh
     for name, value in spec.run(inputs).items():
         np.testing.assert_allclose(outputs[name], value, rtol=1e-9, atol=1e-12)
     word = tgt.word_bytes
-    for t in set(report.per_tensor) | set(trace["reads"]) | set(trace["writes"]):
-        d = report.per_tensor.get(t, {"read_bytes": 0.0, "write_bytes": 0.0})
-        assert d["read_bytes"] / word == pytest.approx(trace["reads"].get(t, 0), rel=1e-9), t
-        assert d["write_bytes"] / word == pytest.approx(trace["writes"].get(t, 0), rel=1e-9), t
+    assert_trace_equals_model(report, trace, word)
     plain = spec.executor(mapping_path).run_traced(**inputs)[1]
     for t in report.extra["streamed"]:  # a streamed input is read more than once where its readers loop
         assert trace["reads"][t] >= plain["reads"][t]

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 import cascade
+from oracles import masked_attention
 
 torch = pytest.importorskip("torch", reason="the Triton backend needs torch (pip install -e '.[gpu]')")
 pytest.importorskip("triton", reason="the Triton backend needs triton (pip install -e '.[gpu]')")
@@ -171,16 +172,7 @@ def test_a_cascade_no_bundled_pair_covers(tmp_path):
 # Empty tiles (issue 12's absent rule): strictly causal attention (query 0 sees no key) and the
 # sliding window started at -inf (queries whose window has not begun in a live tile) hold absent
 # points across whole rows of a tile. The kernel must give what the NumPy executor gives: no NaN,
-# 0 where a query sees no key; both checked against a masked softmax written here directly.
-def _masked_attention(q, k, v, keep):
-    """softmax over the kept keys of k^T q (scale 1), times v; a query that keeps no key gives 0."""
-    s = np.where(keep, k.T @ q, -np.inf)
-    top = np.max(s, axis=0, initial=-np.inf)
-    w = np.exp(s - np.where(np.isfinite(top), top, 0.0), where=keep, out=np.zeros_like(s))
-    total = w.sum(axis=0)
-    return v @ np.divide(w, total, out=np.zeros_like(w), where=total > 0)
-
-
+# 0 where a query sees no key; both checked against a masked softmax in plain NumPy (oracles.py).
 _ROOT = _root()
 _STRICT = (_ROOT / "specs/attention/mha_1pass_causal.einsum").read_text().replace("m1*M0 + m0 <= p", "m1*M0 + m0 < p")
 _WINDOW = (_ROOT / "specs/attention/sliding_window_1pass.einsum").read_text()
@@ -212,7 +204,7 @@ def test_empty_tiles_follow_the_absent_rule(text, keep, mapping_rel, shapes, dty
     mk, pq = np.arange(shapes["M"])[:, None], np.arange(shapes["P"])[None, :]
     kept = keep(mk, pq, shapes.get("W", 0))
     q, k, v = (x[t].reshape((-1,) + x[t].shape[-2:]) for t in "QKV")  # batch and head ranks first
-    want = np.stack([_masked_attention(q[i], k[i], v[i], kept) for i in range(len(q))]).reshape(got.shape)
+    want = np.stack([masked_attention(q[i], k[i], v[i], kept) for i in range(len(q))]).reshape(got.shape)
     assert np.isfinite(got).all() and np.isfinite(executor).all()
     assert np.abs(executor - want).max() <= 1e-9 * np.abs(want).max()
     tol = 1e-5 if dtype == "float32" else 2e-2
