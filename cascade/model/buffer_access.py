@@ -18,8 +18,9 @@ or a result other groups read back) bypasses the buffer on its way out and is wr
 only when loaded: its DRAM reads, in elements. A listed DRAM-resident result that its Einsum
 accumulates on chip across loops over a reduced rank (`accumulate: on-chip`) keeps its partial
 sums in the buffer: written once per tile step (points / in-tile extent of the reduced
-variables, as above) and read back as often (each later step's read-modify-write; the last
-read sends it to DRAM), as Timeloop counts a buffer-level output's updates and reads. Tensors not listed never touch the buffer: their
+variables, as above) and read back by every step but the first (read-modify-write), as
+Timeloop counts a buffer-level output's updates and reads (reads = updates - the partition
+it holds: first-read elision). Tensors not listed never touch the buffer: their
 operands stream past it or stay in the PEs' registers, as the FuseMax artifact's Timeloop
 mappings keep QK and SLN in FuseMax's PEs.
 
@@ -68,7 +69,7 @@ def buffer_words(mc: MappedCascade, table: Any, ops: list, dram_reads: dict[str,
         elif info.name in listed and on_chip.get(so.statement) == "on-chip":
             steps = so.points / _product(tile(v) for v in info.reduced)
             writes += steps  # each tile step's partial result, into the buffer
-            reads += steps  # read back by the next step; the last read sends it to DRAM
+            reads += steps - so.points / _product(table.size(v.upper()) for v in info.reduced)  # all but the first
     inputs = {d.name for d in mc.semantics.cascade.inputs}
     for tensor in listed:
         if tensor in inputs or (tensor in mc.storage and mc.storage[tensor].dram):
