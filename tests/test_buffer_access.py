@@ -90,6 +90,7 @@ def test_cli_exit_2_and_dump_round_trip(tmp_path, capsys):
 @pytest.mark.parametrize("spec_name, mapping, target", [
     ("mha_3pass", "mha_3pass/flat_bypass.yaml", "flat_cloud"),
     ("mha_1pass", "mha_1pass/fusemax.yaml", "fusemax"),
+    ("mha_3pass", "mha_3pass/flat_offchip.yaml", "flat_cloud"),  # AV's partial sums in the buffer
 ])
 def test_dse_energy_formula_equals_the_estimate(spec_name, mapping, target):
     """`cascade dse` costs a point from the symbolic formulas (`dse.evaluate._energy_formula`): the
@@ -148,3 +149,28 @@ buffer-reads: {Z: [H1], W1: [H1]}
     assert words["read"] == pytest.approx(t * s * d / 64 + t * s * d / 32, rel=1e-12)
     loaded = (report.per_tensor["Z"]["read_bytes"] + report.per_tensor["W1"]["read_bytes"]) / target.word_bytes
     assert words["write"] == pytest.approx(loaded, rel=1e-12)
+
+
+OFFCHIP = ROOT / "mappings" / "mha_3pass" / "flat_offchip.yaml"
+
+
+@pytest.mark.parametrize("m", [256, 2048])
+def test_an_on_chip_accumulator_listed_keeps_its_partial_sums_in_the_buffer(m):
+    """FLAT from 256K (flat_offchip.yaml, `AV: []`): AV accumulates on chip over the key tiles M1
+    that run outside its block of rows, so each key tile writes AV's partial sums into the buffer
+    (B H P F M / 256 words) and every tile but the first reads them back (less AV's size: none
+    when the keys fit one tile); without the entry, none of it."""
+    b, h, e, p = 1, 2, 64, 2048
+    spec = cascade.load(SPEC, dict(B=b, H=h, E=e, F=e, M=m, P=p))
+    target = load_target("flat_cloud")
+    text = OFFCHIP.read_text()
+    assert "SD: [A], AV: []}" in text
+    without = parse_mapping(text.replace("SD: [A], AV: []}", "SD: [A]}"), "no_av.yaml")
+    got, base = (spec.estimate(mp, target).extra["energy_pj"]["buffer"] for mp in (OFFCHIP, without))
+    steps = b * h * p * e * (m // 256)  # AV's words per key tile of 256, times the key tiles
+    buf = target.energy["buffer"]
+    assert got["write"] - base["write"] == pytest.approx(steps / 256 * buf["write"], rel=1e-12)
+    assert got["read"] - base["read"] == pytest.approx((steps - b * h * p * e) / 256 * buf["read"], rel=1e-12, abs=1e-6)
+    dram = parse_mapping(text.replace("accumulate:\n  AV: on-chip", "accumulate:\n  AV: dram"), "dram.yaml")
+    moved = spec.estimate(dram, target).extra["energy_pj"]["buffer"]  # partial sums go to DRAM and back:
+    assert moved["read"] == pytest.approx(base["read"], rel=1e-12)  # none read from the buffer

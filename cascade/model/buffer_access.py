@@ -15,7 +15,12 @@ reading a row's max `GM[p]` per element of SN[m, p] reads it once per tile of m)
 tensor kept on chip is written by the Einsum that produces it once per tile step:
 points / prod(in-tile extent of its reduced variables). A listed DRAM-resident tensor (an input,
 or a result other groups read back) bypasses the buffer on its way out and is written into it
-only when loaded: its DRAM reads, in elements. Tensors not listed never touch the buffer: their
+only when loaded: its DRAM reads, in elements. A listed DRAM-resident result that its Einsum
+accumulates on chip across loops over a reduced rank (`accumulate: on-chip`) keeps its partial
+sums in the buffer: written once per tile step (points / in-tile extent of the reduced
+variables, as above) and read back by every step but the first (read-modify-write), as
+Timeloop counts a buffer-level output's updates and reads (reads = updates - the partition
+it holds: first-read elision). Tensors not listed never touch the buffer: their
 operands stream past it or stay in the PEs' registers, as the FuseMax artifact's Timeloop
 mappings keep QK and SLN in FuseMax's PEs.
 
@@ -45,6 +50,7 @@ def buffer_words(mc: MappedCascade, table: Any, ops: list, dram_reads: dict[str,
         return None
     check_buffer_reads(mc)
     reads, writes = sp.Integer(0), sp.Integer(0)
+    on_chip = mc.accumulators  # statement -> 'on-chip' | 'dram' (cascade.mapping.accumulate)
     for so in ops:
         info = mc.semantics.statements[so.statement]
         axis = arrays.get(so.name, {})
@@ -60,6 +66,10 @@ def buffer_words(mc: MappedCascade, table: Any, ops: list, dram_reads: dict[str,
             reads += so.points / _product(tile(v) for v in info.variables if v not in used)
         if info.name in listed and info.name in mc.storage and not mc.storage[info.name].dram:
             writes += so.points / _product(tile(v) for v in info.reduced)
+        elif info.name in listed and on_chip.get(so.statement) == "on-chip":
+            steps = so.points / _product(tile(v) for v in info.reduced)
+            writes += steps  # each tile step's partial result, into the buffer
+            reads += steps - so.points / _product(table.size(v.upper()) for v in info.reduced)  # all but the first
     inputs = {d.name for d in mc.semantics.cascade.inputs}
     for tensor in listed:
         if tensor in inputs or (tensor in mc.storage and mc.storage[tensor].dram):
