@@ -163,8 +163,15 @@ def flat_config(model: str, length: str) -> dict[str, str]:
     return flat_config.rows.get((model, length), {})
 
 
-FLAT_ON_CHIP = {("offchip", "offchip"): "flat_bypass", ("offchip", "onchip"): "flat_bypass_v",
-                ("onchip", "offchip"): "flat_bypass_q"}  # (Q_loc, V_loc) -> mappings/mha_3pass/<name>.yaml
+FLAT_ON_CHIP = {("offchip", "offchip"): "flat_block", ("offchip", "onchip"): "flat_block_v",
+                ("onchip", "offchip"): "flat_block_q"}  # (Q_loc, V_loc) -> mappings/mha_3pass/<name>.yaml
+
+
+def flat_block_rows(model: str, length: str, rows: int) -> int:
+    """FLAT's block of query rows on a row with QK on chip (flat_validation.csv, as the artifact's
+    Flat reads it): the whole head (`rows`) at `head` granularity, else its P1."""
+    config = flat_config(model, length)
+    return rows if config.get("fusion_granularity", "head") == "head" else int(config["P1"])
 
 
 def flat_mapping(model: str, length: str) -> str:
@@ -172,7 +179,7 @@ def flat_mapping(model: str, length: str) -> str:
     (flat_validation.csv, read per row by the artifact's Flat.__bypass_l3): streamed past the
     buffer, or kept on chip (flat_bypass_q.yaml, flat_bypass_v.yaml)."""
     config = flat_config(model, length)
-    return FLAT_ON_CHIP.get((config.get("Q_loc", "offchip"), config.get("V_loc", "offchip")), "flat_bypass")
+    return FLAT_ON_CHIP.get((config.get("Q_loc", "offchip"), config.get("V_loc", "offchip")), "flat_block")
 
 
 def with_outer_rows(path: Path, rows: int):
@@ -240,8 +247,9 @@ def ours(design: str, model: str, length: str, specs, targets) -> dict:
             report = specs["three"].with_shapes(**shapes).estimate(row_block_mapping("flat_offchip", rows, "1024"),
                                                                     targets["flat_cloud"])
         elif design == "attn-flat":
-            report, _ = fitting_estimate(specs["three"].with_shapes(**shapes), flat_mapping(model, length),
-                                         targets["flat_cloud"])
+            report = specs["three"].with_shapes(**shapes).estimate(
+                row_block_mapping(flat_mapping(model, length), flat_block_rows(model, length, n), "4096"),
+                targets["flat_cloud"])
         elif design == "attn-unfused":
             from artifact_tiling import softmax_rows, unfused_kernels
 
