@@ -322,10 +322,6 @@ class _Binder:
             info = self.sem.statements[k]
             mine = self.mapped_ranks(info)
             given = self.m.loop_order.get(info.name) if not info.is_init else None
-            if given is not None and self.departs(info, given, default, loop_ranks):
-                self.own_order[k] = [r for r in given if r in loop_ranks]
-                first_seen.extend(r for r in self.own_order[k] if r not in first_seen)
-                continue
             explicit = given is not None or default is not None
             if given is not None:
                 missing = [r for r in mine if r not in given]
@@ -338,6 +334,10 @@ class _Binder:
                         parts.append(f"lists {', '.join(extra)}, which {info.name} does not iterate")
                     self.fail(f"loop-order.{info.name}", f"[{', '.join(given)}] {' and '.join(parts)}; "
                                                          f"{info.name} iterates {', '.join(mine)}")
+                if self.departs(info, given, default, loop_ranks):
+                    self.own_order[k] = [r for r in given if r in loop_ranks]
+                    first_seen.extend(r for r in self.own_order[k] if r not in first_seen)
+                    continue
                 order = list(given)
             else:
                 order = self.complete_order([r for r in (default or ()) if r in mine],
