@@ -8,10 +8,11 @@ metric. Designs and what we run for them:
   attn-binding   FuseMax: mha_1pass, mappings/mha_1pass/fusemax.yaml, target fusemax
   attn-cascade   FuseMax's cascade on the baseline arrays: fusemax_on_flat.yaml, cascade_on_flat
   attn-arch      + FuseMax's arrays, before the binding: fusemax_arch.yaml (phases), fusemax
-  attn-flat      FLAT: mha_3pass, mappings/mha_3pass/flat_bypass.yaml (Q, K, V bypass the
-                 buffer, as the artifact's Timeloop runs mark them), flat_cloud (FLAT's row rule);
-                 Q or V kept on chip where FLAT's configuration (flat_validation.csv) puts them
-                 there (flat_bypass_q.yaml, flat_bypass_v.yaml);
+  attn-flat      FLAT: mha_3pass, mappings/mha_3pass/flat_block.yaml (Q, K, V bypass the
+                 buffer, as the artifact's Timeloop runs mark them), flat_cloud, with FLAT's own
+                 block of rows (flat_validation.csv: the head, or P1) in passes of 256 rows;
+                 Q or V kept on chip where FLAT's configuration puts them there
+                 (flat_block_q.yaml, flat_block_v.yaml);
                  where FLAT's configuration (flat_validation.csv) puts QK in DRAM (256K on),
                  flat_offchip.yaml with the configuration's row block P1
   attn-unfused   unfused: mha_3pass, mappings/mha_3pass/unfused_kernels.yaml, flat_cloud: QK and AV
@@ -42,7 +43,6 @@ from fusemax_table import (
     LENGTHS,
     MODELS,
     ROOT,
-    fitting_estimate,
     fusemax_outer_rows,
     row_block_mapping,
 )
@@ -66,33 +66,36 @@ NOTES = {
         "behind SLNV and a stall of LM's 2D latency x PE_dim; fusemax_arch.yaml's `pipeline` "
         "phases and {drain: LM} (LM's max along a row of 256 PEs) give the same sum."),
     "attn-flat": (
-        "traffic: flat_bypass.yaml streams Q, K and V past the buffer as the artifact's Timeloop "
+        "traffic: flat_block.yaml streams Q, K and V past the buffer as the artifact's Timeloop "
         "runs do (src/accel/flat.py with yamls/baselines/flat-mappings: Q, K, V `offchip`, one "
         "256 x 256 tile of scores per array pass): Q x M/256 + (K + V) x P/256 + AV, exact at 1K. "
-        "From 4K to 64K the artifact adds FLAT's own proportion_spilled (flat_validation.csv, 1/129 for "
-        "E = 64) of 7 score-sized buffer accesses (Cascade.collect_mem_traffic; StableSoftmax.check_llb "
+        "Its block of query rows is FLAT's own (flat_validation.csv, read per row by flat_block_rows: "
+        "the whole head at `head` granularity, else P1), passed through the array 256 rows at a "
+        "time: QK takes every key tile for every pass of the block (M1 outside P1), so the block's "
+        "scores are held; AV's own loop order (P1 outside M1) runs its passes after the block's "
+        "softmax, as FLAT does (an Einsum whose loop-order departs from the default runs its own "
+        "nest). From 4K to 64K the artifact adds FLAT's own proportion_spilled (1/129 for E = 64) "
+        "of 7 score-sized buffer accesses (Cascade.collect_mem_traffic; StableSoftmax.check_llb "
         "leaves SD's read of SN out). That fraction is X / (S + X) for S FLAT's block of scores (held "
         "once, in place) and X exactly twice its other tiles on every spilling cloud row: FLAT "
         "double-buffers its operand tiles (BERT 4K-64K: 2 x (Q, K, V, AV tiles of 256 x E); XLM 4K: "
         "2 x (V + three 256 x E tiles); XLM 16K-64K: 2 x (a P1 x E block of Q + three tiles)). "
-        "flat_bypass*.yaml say so (`multiple-buffering: 2`: the footprint counts every loaded tile "
-        "twice) and flat_cloud's `buffer: {in_place: true}` lets SN and A overwrite QK's tile: at 64K, "
-        "where FLAT's block is 256 rows as ours, the spill is 1/128 of 8 accesses: 1.00 (XLM 0.995). "
-        "At 4K and 16K FLAT's block is a whole head (4K) or P1 = 1024 rows (16K) and spills; ours is "
-        "the cheapest block costed (fusemax_table.fitting_estimate: 256 rows, which fits): 0.93 "
-        "(XLM 0.67, 0.84). A block of P1 rows passed through the array 256 rows at a time needs the "
-        "block's softmax loops outside its passes, which one fused group's single loop order does "
-        "not express (not done). "
-        "From 256K the artifact writes QK and A to DRAM (QK_loc, "
+        "flat_block*.yaml say so (`multiple-buffering: 2`: the footprint counts every loaded tile "
+        "twice) and flat_cloud's `buffer: {in_place: true}` lets SN and A overwrite QK's tile. The "
+        "model's one spill rule (cascade/model/spill.py) spills (F - B) / I of 8 score accesses: "
+        "s = 0.0073 (4K), 0.0070 (16K), 0.0069 (64K) against FLAT's 0.0078: 1.005, 1.002, 1.001. "
+                "From 256K the artifact writes QK and A to DRAM (QK_loc, "
         "A_loc offchip, weight-stationary blocks of P1 = 1024 rows; flat.py __update_qk keeps QK "
         "at the DRAM level, __update_av A), as flat_offchip.yaml does; its softmax "
         "(StableSoftmax) reads a row of scores from DRAM once (check_dram: the max einsum) and keeps "
         "it for the exponent (a row fits: prop_spilled 0), as `keep: QK: [M1]` does, and Flat.eval "
         "takes one max(DRAM, 2D, 1D) over its three kernels, as `overlap` does: traffic, latency "
         "and utilisation exact. XLM: FLAT keeps V on chip up to 4K and Q from 16K "
-        "(flat_validation.csv; flat_bypass_v.yaml, flat_bypass_q.yaml, picked per row by "
-        "flat_mapping): 1K exact; 4K and 16K as above (FLAT's spill fraction 0.069 and 0.027; ours "
-        "plus 7 x s x the scores: 0.98, 0.99). Energy: see the closing energy note."),
+        "(flat_validation.csv; flat_block_v.yaml, flat_block_q.yaml, picked per row by "
+        "flat_mapping): 1K exact; 16K 1.004 (s = 0.0255 against FLAT's 0.0266); 4K 1.043: the "
+        "whole head's V (4K x 128) kept beside the head's scores makes s large (ours 0.0727 of 8 "
+        "accesses, FLAT's 0.0691 of 7), where the two counts differ most. Energy: see the closing "
+        "energy note."),
     "attn-unfused": (
         "energy: see the closing energy note. mappings/mha_3pass/unfused_kernels.yaml: QK and AV tiled each on its "
         "own by the artifact's constraints (src/accel/unfused.py; unfused-constraints/qk.yaml, av.yaml; "
@@ -178,8 +181,15 @@ def flat_config(model: str, length: str) -> dict[str, str]:
     return flat_config.rows.get((model, length), {})
 
 
-FLAT_ON_CHIP = {("offchip", "offchip"): "flat_bypass", ("offchip", "onchip"): "flat_bypass_v",
-                ("onchip", "offchip"): "flat_bypass_q"}  # (Q_loc, V_loc) -> mappings/mha_3pass/<name>.yaml
+FLAT_ON_CHIP = {("offchip", "offchip"): "flat_block", ("offchip", "onchip"): "flat_block_v",
+                ("onchip", "offchip"): "flat_block_q"}  # (Q_loc, V_loc) -> mappings/mha_3pass/<name>.yaml
+
+
+def flat_block_rows(model: str, length: str, rows: int) -> int:
+    """FLAT's block of query rows on a row with QK on chip (flat_validation.csv, as the artifact's
+    Flat reads it): the whole head (`rows`) at `head` granularity, else its P1."""
+    config = flat_config(model, length)
+    return rows if config.get("fusion_granularity", "head") == "head" else int(config["P1"])
 
 
 def flat_mapping(model: str, length: str) -> str:
@@ -187,7 +197,7 @@ def flat_mapping(model: str, length: str) -> str:
     (flat_validation.csv, read per row by the artifact's Flat.__bypass_l3): streamed past the
     buffer, or kept on chip (flat_bypass_q.yaml, flat_bypass_v.yaml)."""
     config = flat_config(model, length)
-    return FLAT_ON_CHIP.get((config.get("Q_loc", "offchip"), config.get("V_loc", "offchip")), "flat_bypass")
+    return FLAT_ON_CHIP.get((config.get("Q_loc", "offchip"), config.get("V_loc", "offchip")), "flat_block")
 
 
 def with_outer_rows(path: Path, rows: int):
@@ -255,8 +265,9 @@ def ours(design: str, model: str, length: str, specs, targets) -> dict:
             report = specs["three"].with_shapes(**shapes).estimate(row_block_mapping("flat_offchip", rows, "1024"),
                                                                     targets["flat_cloud"])
         elif design == "attn-flat":
-            report, _ = fitting_estimate(specs["three"].with_shapes(**shapes), flat_mapping(model, length),
-                                         targets["flat_cloud"])
+            report = specs["three"].with_shapes(**shapes).estimate(
+                row_block_mapping(flat_mapping(model, length), flat_block_rows(model, length, n), "4096"),
+                targets["flat_cloud"])
         elif design == "attn-unfused":
             from artifact_tiling import softmax_rows, unfused_kernels
 

@@ -11,6 +11,9 @@ group's loops, and builds its loop tree:
 - statements are placed in group order; a statement joins the open loop of a rank unless it
   reads something that loop has not finished (a reduction over the rank, or a fixed-coordinate
   read such as `RNV[M1, f, p]`): then the loop closes and a new one opens (the pass boundary);
+  an Einsum whose own `loop-order` entry puts two loops the other way round from the default
+  runs its own nest, after the group's loops it does not share (FLAT's AV pass by pass after
+  its block's softmax);
 - every tensor gets a storage form: `dram` (inputs, outputs, and intermediates read by
   another group), or on chip: per axis `tile` (the current tile of that rank), `full` (the whole
   rank, kept across loop instances), `point` (one coordinate of a loop rank) or `ring` (the
@@ -154,6 +157,7 @@ def bind_mapping(sem: Semantics, mapping: Mapping, shapes: dict[str, int]) -> Ma
 class _Binder:
     def __init__(self, sem: Semantics, mapping: Mapping, shapes: dict[str, int]):
         self.sem, self.m, self.shapes = sem, mapping, dict(shapes)
+        self.own_order: dict[int, list[str]] = {}  # statement -> its own loop order (`departs`)
         self.where = mapping.file
         self.names = {s.name for s in sem.statements if not s.is_init}
         self.var_ranks = {v.upper() for s in sem.statements for v in s.variables}
@@ -330,6 +334,10 @@ class _Binder:
                         parts.append(f"lists {', '.join(extra)}, which {info.name} does not iterate")
                     self.fail(f"loop-order.{info.name}", f"[{', '.join(given)}] {' and '.join(parts)}; "
                                                          f"{info.name} iterates {', '.join(mine)}")
+                if self.departs(info, given, default, loop_ranks):
+                    self.own_order[k] = [r for r in given if r in loop_ranks]
+                    first_seen.extend(r for r in self.own_order[k] if r not in first_seen)
+                    continue
                 order = list(given)
             else:
                 order = self.complete_order([r for r in (default or ()) if r in mine],
@@ -352,6 +360,25 @@ class _Binder:
             result.append(ready[0])
             pending.remove(ready[0])
         return result
+
+    def departs(self, info: StatementInfo, given: tuple[str, ...], default, loop_ranks: set[str]) -> bool:
+        """Does an Einsum's own loop order put two loops the other way round from the default
+        order? Then it runs its own nest: it shares the group's open loops only as far as its
+        order agrees with them and opens the rest after them, so everything it reads from the
+        group is complete (and held on chip over those loops, as the footprint counts) when it
+        starts. A recurrence's iterative rank is never split that way."""
+        if default is None:
+            return False
+        loops = [r for r in given if r in loop_ranks and r in default]
+        if not any(default.index(a) > default.index(b) for a, b in zip(loops, loops[1:])):
+            return False
+        iterative = {t.iterative for t in self.sem.tensors.values() if t.iterative}
+        clash = [r for r in loops if r in iterative]
+        if clash:
+            self.fail(f"loop-order.{info.name}", f"[{', '.join(given)}] orders its loops unlike loop-order.default, "
+                                                 f"but {', '.join(clash)} is a recurrence's iterative rank, which "
+                                                 f"one nest must run: order {info.name}'s loops as the default does")
+        return True
 
     def split_families(self) -> list[tuple[str, ...]]:
         """The levels of every split, outermost first: mapping partitions and the cascade's own splits."""
@@ -379,9 +406,13 @@ class _Binder:
         return order
 
     # ---------------------------------------------------------------- loop trees
-    def statement_loops(self, info: StatementInfo, order: list[str]) -> list[str]:
+    def statement_loops(self, info: StatementInfo, order: list[str], k: int | None = None) -> list[str]:
         """The group's loops a statement runs inside: exactly those it iterates, in group order
-        (a statement is never repeated by a loop it does not iterate)."""
+        (a statement is never repeated by a loop it does not iterate), or in its own order where
+        that departs from the default (`departs`)."""
+        own = self.own_order.get(k)
+        if own is not None:
+            return list(own)
         mine = set(self.mapped_ranks(info))
         return [r for r in order if r in mine]
 
@@ -411,7 +442,7 @@ class _Binder:
         written_in: dict[str, tuple[int, ...]] = {}
         for k in ks:
             info = self.sem.statements[k]
-            wanted = self.statement_loops(info, order)
+            wanted = self.statement_loops(info, order, k)
             depth = 0
             while (depth < len(stack) and depth < len(wanted) and stack[depth].rank == wanted[depth]
                    and not self.barrier(info, stack[depth], written_in)):
