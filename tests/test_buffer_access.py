@@ -91,6 +91,7 @@ def test_cli_exit_2_and_dump_round_trip(tmp_path, capsys):
     ("mha_3pass", "mha_3pass/flat_bypass.yaml", "flat_cloud"),
     ("mha_1pass", "mha_1pass/fusemax.yaml", "fusemax"),
     ("mha_3pass", "mha_3pass/flat_offchip.yaml", "flat_cloud"),  # AV's partial sums in the buffer
+    ("mha_3pass", "mha_3pass/unfused_kernels.yaml", "flat_cloud"),  # A past the buffer, AV's sums in it
 ])
 def test_dse_energy_formula_equals_the_estimate(spec_name, mapping, target):
     """`cascade dse` costs a point from the symbolic formulas (`dse.evaluate._energy_formula`): the
@@ -174,3 +175,24 @@ def test_an_on_chip_accumulator_listed_keeps_its_partial_sums_in_the_buffer(m):
     dram = parse_mapping(text.replace("accumulate:\n  AV: on-chip", "accumulate:\n  AV: dram"), "dram.yaml")
     moved = spec.estimate(dram, target).extra["energy_pj"]["buffer"]  # partial sums go to DRAM and back:
     assert moved["read"] == pytest.approx(base["read"], rel=1e-12)  # none read from the buffer
+
+
+def test_unfused_kernels_buffer_words_equal_the_closed_form():
+    """The unfused baseline (unfused_kernels.yaml): A streams from DRAM past the buffer into AV
+    (each PE holds its A across F), AV's partial sums stay in the buffer across the key tiles."""
+    b, h, e, n = 1, 2, 64, 1024
+    spec = cascade.load(SPEC, dict(B=b, H=h, E=e, F=e, M=n, P=n))
+    target = load_target("flat_cloud")
+    report = spec.estimate(ROOT / "mappings" / "mha_3pass" / "unfused_kernels.yaml", target)
+    s = b * h * n * n
+    row = s / 256  # GM and SD: one word per 256-key tile of a row
+    acc = s * e / 256  # AV's partial sums: one per key tile of 256
+    # reads: Q, K by QK and V by AV once per tile of the other rank; QK by GM and SN, SN by A, GM by
+    # SN and SD by A per key tile; AV's partial sums by every key tile but the first
+    reads = 3 * s * e / 256 + 3 * s + 2 * row + acc - b * h * n * e
+    # writes: Q, K, V and the scores loaded from DRAM once, SN once, GM and SD per key tile, AV per key tile
+    writes = 3 * b * h * n * e + 2 * s + 2 * row + acc
+    buf = target.energy["buffer"]
+    got = report.extra["energy_pj"]["buffer"]
+    assert got["read"] == pytest.approx(reads / 256 * buf["read"], rel=1e-12)
+    assert got["write"] == pytest.approx(writes / 256 * buf["write"], rel=1e-12)
