@@ -111,7 +111,7 @@ NOTES = {
         "is used by F only, so each PE's register (av.yaml keeps A there) holds it across F and A "
         "streams from DRAM past L3 at no extra traffic, while AV's partial sums stay in L3 across "
         "the key tiles (read all but the first): V 0.25 + 0.0625, AV 0.1875 + 0.25 words. Reading A "
-        "through the buffer instead (1 word in, 1 out: +155 pJ) was the 1.046. Ours 3228.0 against "
+        "through the buffer (1 word in, 1 out: +199 pJ) without AV's sums (-44) was the 1.046. Ours 3228.0 against "
         "the artifact's 3235.3; FLAT's StableSoftmax costs SN 2 adds (+8.3 pJ, ours 1)."),
     "end2end-flat": (
         "the artifact (src/accel/matmul.py) costs Q, Z, FFN1, FFN2 with Timeloop's mapper (K = V = "
