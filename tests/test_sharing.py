@@ -14,6 +14,7 @@ from cascade.errors import TargetError
 from cascade.model.sharing import storage_classes
 from cascade.model.spill import group_footprints
 from cascade.model.target import parse_target
+from oracles import assert_trace_equals_model
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEC = ROOT / "specs" / "attention" / "mha_3pass.einsum"
@@ -102,10 +103,7 @@ def test_sharing_spills_less_and_trace_equals_model(mapping, shapes, between, be
     for name, value in spec.run(inputs).items():
         np.testing.assert_allclose(outputs[name], value, rtol=1e-9, atol=1e-12)
     word = shared_tgt.word_bytes
-    for t in set(shared.per_tensor) | set(trace["reads"]) | set(trace["writes"]):
-        d = shared.per_tensor.get(t, {"read_bytes": 0.0, "write_bytes": 0.0})
-        assert d["read_bytes"] / word == pytest.approx(trace["reads"].get(t, 0), rel=1e-9), t
-        assert d["write_bytes"] / word == pytest.approx(trace["writes"].get(t, 0), rel=1e-9), t
+    assert_trace_equals_model(shared, trace, word)
 
 
 def test_in_place_must_be_a_flag():
