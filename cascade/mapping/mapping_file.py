@@ -324,25 +324,32 @@ def _strip_qualifier(rank: Any) -> Any:
 def dump_mapping(mapping: Mapping, comment: str = "") -> str:
     """A mapping as YAML in the file format `load_mapping` reads (comment lines first)."""
     lines = [f"# {line}" for line in comment.splitlines()]
-    if mapping.partitioning or mapping.einsum_partitioning:
-        lines.append("partitioning:")
-        for rank, tiles in mapping.partitioning.items():
-            lines.append(f"  {rank}: [{', '.join(f'uniform_shape({t})' for t in tiles)}]")
-        for einsum, entry in mapping.einsum_partitioning.items():
-            inner = ", ".join(f"{rank}: [{', '.join(f'uniform_shape({t})' for t in tiles)}]"
-                              for rank, tiles in entry.items())
-            lines.append(f"  {einsum}: {{{inner}}}")
-    for key, table in (("loop-order", mapping.loop_order), ("rank-order", mapping.rank_order)):
+
+    def shapes(tiles: tuple[int, ...]) -> str:
+        return f"[{', '.join(f'uniform_shape({t})' for t in tiles)}]"
+
+    def named_lists(key: str, table: dict[str, tuple[str, ...]]) -> None:  # `key:` then `name: [a, b]` rows
         if table:
             lines.append(f"{key}:")
-            lines.extend(f"  {name}: [{', '.join(ranks)}]" for name, ranks in table.items())
+            lines.extend(f"  {name}: [{', '.join(items)}]" for name, items in table.items())
+
+    def groups(key: str, sets: tuple[tuple[str, ...], ...]) -> None:  # `key:` then `- [a, b]` rows
+        if sets:
+            lines.append(f"{key}:")
+            lines.extend(f"  - [{', '.join(group)}]" for group in sets)
+
+    if mapping.partitioning or mapping.einsum_partitioning:
+        lines.append("partitioning:")
+        lines.extend(f"  {rank}: {shapes(tiles)}" for rank, tiles in mapping.partitioning.items())
+        lines.extend(f"  {einsum}: {{{', '.join(f'{rank}: {shapes(tiles)}' for rank, tiles in entry.items())}}}"
+                     for einsum, entry in mapping.einsum_partitioning.items())
+    named_lists("loop-order", mapping.loop_order)
+    named_lists("rank-order", mapping.rank_order)
     if mapping.spacetime:
         lines.append("spacetime:")
         for name, st in mapping.spacetime.items():
             lines.append(f"  {name}: {{space: [{', '.join(st.space)}], time: [{', '.join(st.time)}]}}")
-    if mapping.fusion:
-        lines.append("fusion:")
-        lines.extend(f"  - [{', '.join(group)}]" for group in mapping.fusion)
+    groups("fusion", mapping.fusion)
     if mapping.binding:
         lines.append("binding:")
         lines.extend(f"  {name}: {unit}" for name, unit in mapping.binding.items())
@@ -353,18 +360,10 @@ def dump_mapping(mapping: Mapping, comment: str = "") -> str:
         lines.append("pipeline:")
         lines.extend(f"  - {{drain: {p.drain}}}" if p.drain else f"  - [{', '.join(p.einsums)}]"
                      for p in mapping.pipeline)
-    if mapping.reload:
-        lines.append("reload:")
-        lines.extend(f"  {tensor}: [{', '.join(loops)}]" for tensor, loops in mapping.reload.items())
-    if mapping.overlap:
-        lines.append("overlap:")
-        lines.extend(f"  - [{', '.join(group)}]" for group in mapping.overlap)
-    if mapping.keep:
-        lines.append("keep:")
-        lines.extend(f"  {tensor}: [{', '.join(loops)}]" for tensor, loops in mapping.keep.items())
-    if mapping.buffer_reads:
-        lines.append("buffer-reads:")
-        lines.extend(f"  {tensor}: [{', '.join(names)}]" for tensor, names in mapping.buffer_reads.items())
+    named_lists("reload", mapping.reload)
+    groups("overlap", mapping.overlap)
+    named_lists("keep", mapping.keep)
+    named_lists("buffer-reads", mapping.buffer_reads)
     if mapping.multiple_buffering != 1:
         lines.append(f"multiple-buffering: {mapping.multiple_buffering}")
     return "\n".join(lines) + "\n"
