@@ -1,5 +1,6 @@
-"""What several test files check against: an independent masked attention in plain NumPy, and the
-cost model's DRAM traffic against an executor's trace, tensor by tensor."""
+"""What several test files check against: an independent masked attention in plain NumPy, a
+generated executor's outputs against the reference evaluator, and the cost model's DRAM traffic
+against that executor's trace, tensor by tensor."""
 
 from __future__ import annotations
 
@@ -22,3 +23,13 @@ def assert_trace_equals_model(report, trace, word: int) -> None:
         d = report.per_tensor.get(t, {"read_bytes": 0.0, "write_bytes": 0.0})
         assert d["read_bytes"] / word == pytest.approx(trace["reads"].get(t, 0), rel=1e-9), t
         assert d["write_bytes"] / word == pytest.approx(trace["writes"].get(t, 0), rel=1e-9), t
+
+
+def traced_run_matches_reference(spec, mapping, target, seed: int):
+    """Run `mapping`'s executor for `target` traced on seeded random inputs; every output equals
+    the reference evaluator's. Returns (inputs, trace)."""
+    inputs = spec.random_inputs(seed=seed)
+    outputs, trace = spec.executor(mapping, target).run_traced(**inputs)
+    for name, value in spec.run(inputs).items():
+        np.testing.assert_allclose(outputs[name], value, rtol=1e-9, atol=1e-12)
+    return inputs, trace

@@ -9,11 +9,11 @@ import csv
 from math import ceil
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 import cascade
 from cascade.mapping.mapping_file import parse_mapping
+from oracles import traced_run_matches_reference
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEC = ROOT / "specs" / "attention" / "mha_3pass.einsum"
@@ -38,10 +38,7 @@ def test_traffic_closed_form_and_trace():
     assert report.dram_bytes == 2 * closed_form(1, 2, 8, 8, 600, 2100)
     assert report.per_tensor["QK"]["read_bytes"] == 2 * 2 * 600 * 2100
     assert report.on_chip_bytes >= 2 * 600  # a whole row of scores (M = 600) on chip at once
-    inputs = spec.random_inputs(seed=6)
-    outputs, trace = spec.executor(MAPPING, "flat_cloud").run_traced(**inputs)
-    for name, value in spec.run(inputs).items():
-        np.testing.assert_allclose(outputs[name], value, rtol=1e-9, atol=1e-12)
+    _, trace = traced_run_matches_reference(spec, MAPPING, "flat_cloud", 6)
     for t, d in report.per_tensor.items():
         assert d["read_bytes"] / 2 == trace["reads"].get(t, 0), t
         assert d["write_bytes"] / 2 == trace["writes"].get(t, 0), t
@@ -155,10 +152,7 @@ def test_flat_placements_closed_form_and_trace(name, reads):
     size = 2 * 2 * e * n  # bytes of Q (= K = V = AV) at B = 1, H = 2
     assert [report.per_tensor[t]["read_bytes"] for t in "QKV"] == [q * size, k * size, v * size]
     assert report.per_tensor["AV"]["write_bytes"] == size
-    inputs = spec.random_inputs(seed=7)
-    outputs, trace = spec.executor(path, "flat_cloud").run_traced(**inputs)
-    for out, value in spec.run(inputs).items():
-        np.testing.assert_allclose(outputs[out], value, rtol=1e-9, atol=1e-12)
+    _, trace = traced_run_matches_reference(spec, path, "flat_cloud", 7)
     for t, d in report.per_tensor.items():
         assert d["read_bytes"] / 2 == trace["reads"].get(t, 0), t
         assert d["write_bytes"] / 2 == trace["writes"].get(t, 0), t

@@ -7,14 +7,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 import cascade
 from cascade.errors import MappingError
 from cascade.mapping.mapping_file import dump_mapping, parse_mapping
 from cascade.model.target import parse_target
-from oracles import assert_trace_equals_model
+from oracles import assert_trace_equals_model, traced_run_matches_reference
 
 ROOT = Path(__file__).resolve().parent.parent
 MHA3 = ROOT / "specs" / "attention" / "mha_3pass.einsum"
@@ -49,12 +48,8 @@ def target(capacity: int):
 
 def check_trace(spec, mapping, tgt, seed=3):
     report = spec.estimate(mapping, tgt)
-    inputs = spec.random_inputs(seed=seed)
-    outputs, trace = spec.executor(mapping, tgt).run_traced(**inputs)
-    for name, value in spec.run(inputs).items():
-        np.testing.assert_allclose(outputs[name], value, rtol=1e-9, atol=1e-12)
-    word = tgt.word_bytes
-    assert_trace_equals_model(report, trace, word)
+    _, trace = traced_run_matches_reference(spec, mapping, tgt, seed)
+    assert_trace_equals_model(report, trace, tgt.word_bytes)
     return report, trace
 
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 import cascade
 from cascade.model.target import parse_target
-from oracles import assert_trace_equals_model
+from oracles import assert_trace_equals_model, traced_run_matches_reference
 
 ROOT = Path(__file__).resolve().parent.parent
 CASES = [  # spec, mapping, target, buffer bytes, shapes (ragged tiles on purpose)
@@ -36,17 +35,8 @@ def test_spill_traffic_equals_the_trace(spec_name, mapping, target, capacity, sh
     mapping_path = ROOT / "mappings" / mapping
     report = spec.estimate(mapping_path, tgt)
     assert report.extra.get("spills"), "the case must spill"
-    inputs = spec.random_inputs(seed=3)
-    outputs, trace = spec.executor(mapping_path, tgt).run_traced(**inputs)
-    expected = spec.run(inputs)
-    for name, value in expected.items():
-        np.testing.assert_allclose(outputs[name], value, rtol=1e-9, atol=1e-12)
-    word = tgt.word_bytes
-    tensors = set(report.per_tensor) | set(trace["reads"]) | set(trace["writes"])
-    for t in tensors:
-        d = report.per_tensor.get(t, {"read_bytes": 0.0, "write_bytes": 0.0})
-        assert d["read_bytes"] / word == pytest.approx(trace["reads"].get(t, 0), rel=1e-9), t
-        assert d["write_bytes"] / word == pytest.approx(trace["writes"].get(t, 0), rel=1e-9), t
+    inputs, trace = traced_run_matches_reference(spec, mapping_path, tgt, 3)
+    assert_trace_equals_model(report, trace, tgt.word_bytes)
     # an unspilled executor counts only the compulsory traffic: the difference is the spill
     plain = spec.executor(mapping_path).run_traced(**inputs)[1]
     spilled = sum(trace["reads"].values()) + sum(trace["writes"].values())
@@ -82,10 +72,7 @@ def test_streamed_tiles_equal_the_trace(spec_name, mapping, target, capacity, sh
     report = spec.estimate(mapping_path, tgt)
     assert report.extra.get("streamed"), "the case must stream"
     assert any("stream from DRAM, re-read at each use" in line for line in report.extra["spills"])
-    inputs = spec.random_inputs(seed=4)
-    outputs, trace = spec.executor(mapping_path, tgt).run_traced(**inputs)
-    for name, value in spec.run(inputs).items():
-        np.testing.assert_allclose(outputs[name], value, rtol=1e-9, atol=1e-12)
+    inputs, trace = traced_run_matches_reference(spec, mapping_path, tgt, 4)
     word = tgt.word_bytes
     assert_trace_equals_model(report, trace, word)
     plain = spec.executor(mapping_path).run_traced(**inputs)[1]
