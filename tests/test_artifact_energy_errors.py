@@ -4,27 +4,16 @@ against NumPy's own wrapping uint64 product and against closed forms per row."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from benchmark_module import benchmark_module
 
 
 @pytest.fixture(scope="module")
 def bench():
-    path = ROOT / "benchmarks" / "fusemax_artifact.py"
-    sys.path.insert(0, str(path.parent))
-    try:
-        spec = importlib.util.spec_from_file_location("fusemax_artifact_under_test", path)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(path.parent))
-    return module
+    with benchmark_module("fusemax_artifact", "fusemax_artifact_under_test") as module:
+        return module
 
 
 @pytest.mark.parametrize("full, tile", [(3 * 2**44, 2**21), (3 * 2**40, 2**21), (2**46, 2**18),

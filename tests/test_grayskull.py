@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import importlib.util
 import json
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from cascade.errors import MappingError, TargetError
 from cascade.mapping.mapping_file import load_mapping
 from cascade.model.grayskull import estimate_grid
 from cascade.model.target import load_target, parse_target
+from benchmark_module import benchmark_module
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEC = ROOT / "specs" / "attention" / "scores_softmax.einsum"
@@ -144,11 +144,8 @@ def test_table1_within_1_5x(target):
 
 
 def _benchmark():
-    path = ROOT / "benchmarks" / "grayskull_table.py"
-    spec = importlib.util.spec_from_file_location("grayskull_table", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    with benchmark_module("grayskull_table") as module:
+        return module
 
 
 def test_constants_come_from_the_single_calibration_point(target):

@@ -131,18 +131,10 @@ def test_search_errors(capsys):
 def test_search_vs_artifact_benchmark_at_1k(capsys):
     """benchmarks/search_vs_artifact.py at BERT 1K: the searched mapping's traffic is at most the
     FuseMax artifact's and at the compulsory floor, and the whole space was scored."""
-    import importlib.util
-    import sys
+    from benchmark_module import benchmark_module
 
-    path = ROOT / "benchmarks" / "search_vs_artifact.py"
-    sys.path.insert(0, str(path.parent))
-    try:
-        spec = importlib.util.spec_from_file_location("search_vs_artifact", path)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
+    with benchmark_module("search_vs_artifact") as module:
         rows = module.part1(["1K"], budget=120)
-    finally:
-        sys.path.remove(str(path.parent))
     (row,) = rows
     assert row["traffic"] <= row["artifact_traffic"] and row["traffic"] == row["compulsory"]
     assert row["compulsory"] == 4 * 64 * 12 * 1024 * 64 * 2
