@@ -17,12 +17,15 @@ def masked_attention(q, k, v, keep):
     return v @ np.divide(w, total, out=np.zeros_like(w), where=total > 0)
 
 
-def assert_trace_equals_model(report, trace, word: int) -> None:
-    """Every tensor's DRAM reads and writes in the report (bytes) equal the trace's (elements)."""
+def assert_trace_equals_model(report, trace, word: int, exact: bool = False) -> None:
+    """Every tensor's DRAM reads and writes in the report (bytes) equal the trace's (elements), to
+    1e-9 relative, or `exact`ly (integer counts of a model without fractional spills)."""
     for t in set(report.per_tensor) | set(trace["reads"]) | set(trace["writes"]):
         d = report.per_tensor.get(t, {"read_bytes": 0.0, "write_bytes": 0.0})
-        assert d["read_bytes"] / word == pytest.approx(trace["reads"].get(t, 0), rel=1e-9), t
-        assert d["write_bytes"] / word == pytest.approx(trace["writes"].get(t, 0), rel=1e-9), t
+        for direction in ("read", "write"):
+            counted = trace[f"{direction}s"].get(t, 0)
+            want = counted if exact else pytest.approx(counted, rel=1e-9)
+            assert d[f"{direction}_bytes"] / word == want, (t, direction)
 
 
 def traced_run_matches_reference(spec, mapping, target, seed: int):

@@ -13,7 +13,7 @@ import pytest
 
 import cascade
 from cascade.mapping.mapping_file import parse_mapping
-from oracles import traced_run_matches_reference
+from oracles import assert_trace_equals_model, traced_run_matches_reference
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEC = ROOT / "specs" / "attention" / "mha_3pass.einsum"
@@ -39,9 +39,7 @@ def test_traffic_closed_form_and_trace():
     assert report.per_tensor["QK"]["read_bytes"] == 2 * 2 * 600 * 2100
     assert report.on_chip_bytes >= 2 * 600  # a whole row of scores (M = 600) on chip at once
     _, trace = traced_run_matches_reference(spec, MAPPING, "flat_cloud", 6)
-    for t, d in report.per_tensor.items():
-        assert d["read_bytes"] / 2 == trace["reads"].get(t, 0), t
-        assert d["write_bytes"] / 2 == trace["writes"].get(t, 0), t
+    assert_trace_equals_model(report, trace, 2, exact=True)  # 2-byte words
 
 
 def test_without_keep_the_softmax_reads_the_scores_per_pass():
@@ -153,9 +151,7 @@ def test_flat_placements_closed_form_and_trace(name, reads):
     assert [report.per_tensor[t]["read_bytes"] for t in "QKV"] == [q * size, k * size, v * size]
     assert report.per_tensor["AV"]["write_bytes"] == size
     _, trace = traced_run_matches_reference(spec, path, "flat_cloud", 7)
-    for t, d in report.per_tensor.items():
-        assert d["read_bytes"] / 2 == trace["reads"].get(t, 0), t
-        assert d["write_bytes"] / 2 == trace["writes"].get(t, 0), t
+    assert_trace_equals_model(report, trace, 2, exact=True)  # 2-byte words
 
 
 @pytest.mark.skipif(not ARTIFACT.is_dir(), reason="the FuseMax artifact's results are in ../shared")
