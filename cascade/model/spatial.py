@@ -167,6 +167,10 @@ def estimate_spatial(mc: MappedCascade, target: Target, symbolic: bool = False) 
     own_ops: list = []
     words: tuple[float, float] | None = None  # buffer words read and written, where the mapping lists them
     words_formula: tuple[Any, Any] | None = None
+    import sympy
+
+    from .symbols import SymbolTable, variant_symbols
+
     # each fusion group is costed from the binding that runs it (one, unless groups partition
     # ranks their own way: cascade.mapping.variants); between groups everything is in DRAM
     for bound, owned in mc.bindings():
@@ -176,8 +180,6 @@ def estimate_spatial(mc: MappedCascade, target: Target, symbolic: bool = False) 
         spills += part
         on_chip = max(on_chip, most)
         traffic = with_spills(dram_traffic(bound), bound, part)
-        from .symbols import SymbolTable
-
         table = SymbolTable(bound)
         table.symbols.update(traffic.symbols)
         table.values.update(traffic.values)
@@ -213,23 +215,21 @@ def estimate_spatial(mc: MappedCascade, target: Target, symbolic: bool = False) 
             entry = per_tensor.setdefault(tensor, {"read_bytes": 0.0, "write_bytes": 0.0})
             entry[f"{direction}_bytes"] += n
         own_words = group_buffer_words(bound, table, ops, owned, traffic.by_group, target, axes_of)
+        # with per-group partitions, formulas are in each group's own tile symbols, renamed once
+        # every symbol of this binding exists (symbols.variant_symbols)
+        rename = variant_symbols(mc, bound, table, owned)[0] if symbolic and mc.variants else {}
         if own_words is not None:  # the mapping's `buffer-reads` (buffer_access.py)
-            import sympy
-
-            from .symbols import variant_symbols
-
             numbers = tuple(float(sympy.sympify(w).subs(table.substitutions())) for w in own_words)  # its new sizes too
             words = numbers if words is None else tuple(a + b for a, b in zip(words, numbers))
             if symbolic:
-                rename = variant_symbols(mc, bound, table, owned)[0] if mc.variants else {}
                 own_formula = tuple(sympy.sympify(w).xreplace(rename) for w in own_words)
                 words_formula = own_formula if words_formula is None else tuple(
                     a + b for a, b in zip(words_formula, own_formula))
         if mc.mapping.pipeline:
             piped_by.update({gi: pipelined_cycles(bound, target, bound.groups[gi], einsum_cycles[gi], axes_of)
                              for gi in owned})
-        if symbolic and mc.variants:  # formulas in each group's own tile symbols (symbolic.variant_symbols)
-            _own_formulas(mc, bound, owned, table, traffic, ops, group_of, own_traffic, own_ops)
+        if symbolic and mc.variants:
+            _own_formulas(rename, owned, traffic, ops, group_of, own_traffic, own_ops)
     order = [g.name for g in mc.groups]
     spills.sort(key=lambda sp: order.index(sp.group))
     placement.sort(key=lambda row: [s.name for s in mc.semantics.statements if not s.is_init].index(row["einsum"]))
@@ -299,17 +299,14 @@ def estimate_spatial(mc: MappedCascade, target: Target, symbolic: bool = False) 
                       on_chip, total_joules(breakdown) if breakdown else None, extra, placement=placement)
 
 
-def _own_formulas(mc: MappedCascade, bound: MappedCascade, owned: tuple[int, ...], table: Any, traffic: Any,
-                  ops: list, group_of: dict[int, int], own_traffic: dict[str, list], own_ops: list) -> None:
-    """Add the formulas of the groups `bound` runs, its own tile symbols renamed, to the per-tensor
-    traffic and the statements' operations of a mapping with per-group partitions."""
+def _own_formulas(rename: dict, owned: tuple[int, ...], traffic: Any, ops: list, group_of: dict[int, int],
+                  own_traffic: dict[str, list], own_ops: list) -> None:
+    """Add the formulas of the groups `owned` (their binding's `traffic` and `ops`), their own tile
+    symbols renamed by `rename`, to the per-tensor traffic and the statements' operations of a
+    mapping with per-group partitions."""
     from dataclasses import replace
 
     import sympy as sp
-
-    from .symbols import variant_symbols
-
-    rename, _ = variant_symbols(mc, bound, table, owned)
 
     def own(x: Any) -> Any:
         return sp.sympify(x).xreplace(rename)
